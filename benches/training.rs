@@ -1,0 +1,48 @@
+//! Training-step benchmarks per backend: `cargo bench --features flex,wgpu --bench training`.
+//!
+//! Each benchmark trains the seed workload for a fixed number of steps; the run ends with a
+//! device sync, so GPU work is inside the timed region.
+
+use burnfit::{Backend, BackendKind, Trainer, TrainingConfig};
+
+fn main() {
+    divan::main();
+}
+
+const STEPS: u64 = 100;
+
+fn bench_backend(bencher: divan::Bencher, kind: BackendKind, batch: usize) {
+    let Ok(backend) = Backend::open(kind) else {
+        eprintln!("skipping {kind}: not available here");
+        return;
+    };
+    let config = TrainingConfig {
+        batch,
+        steps: STEPS,
+        log_every: STEPS,
+        ..Default::default()
+    };
+    // Warm up once (kernel compilation, autotune) outside the measurement.
+    Trainer::new(config.clone(), backend.clone())
+        .unwrap()
+        .run(STEPS, &mut ())
+        .unwrap();
+    bencher
+        .with_inputs(|| Trainer::new(config.clone(), backend.clone()).unwrap())
+        .bench_local_values(|mut trainer| trainer.run(STEPS, &mut ()).unwrap());
+}
+
+#[divan::bench(args = [64, 4096, 65536])]
+fn ndarray_100_steps(bencher: divan::Bencher, batch: usize) {
+    bench_backend(bencher, BackendKind::Ndarray, batch);
+}
+
+#[divan::bench(args = [64, 4096, 65536])]
+fn flex_100_steps(bencher: divan::Bencher, batch: usize) {
+    bench_backend(bencher, BackendKind::Flex, batch);
+}
+
+#[divan::bench(args = [64, 4096, 65536])]
+fn wgpu_100_steps(bencher: divan::Bencher, batch: usize) {
+    bench_backend(bencher, BackendKind::Wgpu, batch);
+}

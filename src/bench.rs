@@ -1,0 +1,358 @@
+//! `burnfit bench`: the training loop timed on every backend, side by side with the autograd
+//! crate, for a sweep of batch sizes.
+//!
+//! Per (system, batch): a warm-up run (its first step — kernel compilation, autotune, first
+//! allocations — is reported as `warmup_ms`), then `repeat` timed runs of `steps` steps. A run's
+//! time ends with a device sync, and the loss is read back only at its last step.
+
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::backend::{Backend, BackendKind};
+use crate::config::TrainingConfig;
+use crate::error::Result;
+use crate::train::Trainer;
+
+/// The burn version burnfit is pinned to (Cargo.toml pins `=0.22.1`; a test keeps them equal).
+pub const BURN_VERSION: &str = "0.22.1";
+
+/// What to measure.
+#[derive(Clone, Debug)]
+pub struct BenchOptions {
+    /// burn backends to time (each must be compiled in).
+    pub backends: Vec<BackendKind>,
+    /// Batch sizes of the sweep.
+    pub batches: Vec<usize>,
+    /// Steps per timed run.
+    pub steps: u64,
+    /// Timed runs per (system, batch).
+    pub repeat: usize,
+    /// Skip a measurement whose estimated duration exceeds this.
+    pub budget: Duration,
+    /// Also time the autograd crate (needs the `autograd-ref` feature).
+    pub autograd: bool,
+}
+
+impl Default for BenchOptions {
+    fn default() -> Self {
+        Self {
+            backends: BackendKind::compiled(),
+            batches: vec![64, 4096, 65_536, 1_048_576],
+            steps: 1000,
+            repeat: 3,
+            budget: Duration::from_secs(120),
+            autograd: cfg!(feature = "autograd-ref"),
+        }
+    }
+}
+
+/// One line of the results table.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct BenchRow {
+    /// `burnfit/<backend>` or `autograd`.
+    pub system: String,
+    /// The device: `cpu` or the wgpu adapter's name and type.
+    pub device: String,
+    /// Samples per step.
+    pub batch: usize,
+    /// Steps per timed run.
+    pub steps: u64,
+    /// First step of the warm-up run, in ms.
+    pub warmup_ms: f64,
+    /// Median of the timed runs, in ms.
+    pub median_ms: f64,
+    /// Fastest timed run, in ms.
+    pub min_ms: f64,
+    /// Slowest timed run, in ms.
+    pub max_ms: f64,
+    /// median_ms / steps, in µs.
+    pub us_per_step: f64,
+    /// batch · steps / median seconds.
+    pub samples_per_s: f64,
+    /// The autograd crate's median over this row's median at the same batch: above 1 means
+    /// faster than autograd. Absent when autograd was not measured at this batch.
+    pub speedup_vs_autograd: Option<f64>,
+    /// Why the row has no timings, when it was skipped.
+    pub note: Option<String>,
+}
+
+/// The machine a benchmark ran on.
+#[derive(Clone, Debug, Serialize)]
+pub struct MachineInfo {
+    /// CPU model from /proc/cpuinfo.
+    pub cpu_model: String,
+    /// Logical cores.
+    pub cores: usize,
+    /// The wgpu adapter, when wgpu was measured.
+    pub adapter: Option<String>,
+    /// burnfit's version.
+    pub burnfit_version: String,
+    /// burn's version.
+    pub burn_version: String,
+}
+
+/// The whole benchmark.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// Where it ran.
+    pub machine: MachineInfo,
+    /// One row per (system, batch), in the order measured.
+    pub rows: Vec<BenchRow>,
+}
+
+/// Runs the benchmark; `on_row` sees each row as soon as it is measured.
+pub fn run(options: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchReport> {
+    let mut rows = Vec::new();
+    let mut adapter = None;
+    let mut autograd_ms: Vec<(usize, f64)> = Vec::new();
+    for &batch in &options.batches {
+        let config = workload(options, batch);
+        if options.autograd {
+            let row = measure_autograd(&config, options)?;
+            if row.note.is_none() {
+                autograd_ms.push((batch, row.median_ms));
+            }
+            on_row(&row);
+            rows.push(row);
+        }
+        for &kind in &options.backends {
+            let backend = Backend::open(kind)?;
+            if let Some(a) = &backend.adapter {
+                adapter = Some(format!("{} ({}, {})", a.name, a.device_type, a.api));
+            }
+            let mut row = measure_burn(&backend, &config, options)?;
+            row.speedup_vs_autograd = autograd_ms
+                .iter()
+                .find(|(b, _)| *b == batch)
+                .filter(|_| row.note.is_none())
+                .map(|(_, ms)| ms / row.median_ms);
+            on_row(&row);
+            rows.push(row);
+        }
+    }
+    Ok(BenchReport {
+        machine: MachineInfo {
+            cpu_model: cpu_model(),
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            adapter,
+            burnfit_version: env!("CARGO_PKG_VERSION").to_string(),
+            burn_version: BURN_VERSION.to_string(),
+        },
+        rows,
+    })
+}
+
+fn workload(options: &BenchOptions, batch: usize) -> TrainingConfig {
+    TrainingConfig {
+        batch,
+        steps: options.steps,
+        log_every: options.steps,
+        ..Default::default()
+    }
+}
+
+/// Steps of the warm-up run; its per-step time also estimates whether the row fits the budget.
+const WARMUP_STEPS: u64 = 5;
+
+fn measure_burn(
+    backend: &Backend,
+    config: &TrainingConfig,
+    options: &BenchOptions,
+) -> Result<BenchRow> {
+    let mut trainer = Trainer::new(config.clone(), backend.clone())?;
+    let warm = trainer.run(WARMUP_STEPS, &mut ())?;
+    let mut row = empty_row(
+        format!("burnfit/{}", backend.kind),
+        device_name(backend),
+        config,
+        warm.first_step,
+    );
+    let per_step = (warm.total - warm.first_step) / (WARMUP_STEPS - 1) as u32;
+    if let Some(note) = over_budget(per_step, options) {
+        row.note = Some(note);
+        return Ok(row);
+    }
+    let mut times = Vec::with_capacity(options.repeat);
+    for _ in 0..options.repeat {
+        times.push(trainer.run(options.steps, &mut ())?.total);
+    }
+    fill_timings(&mut row, &mut times);
+    Ok(row)
+}
+
+#[cfg(feature = "autograd-ref")]
+fn measure_autograd(config: &TrainingConfig, options: &BenchOptions) -> Result<BenchRow> {
+    use crate::autograd_reference::train_autograd;
+    let warm = train_autograd(
+        &TrainingConfig {
+            steps: WARMUP_STEPS,
+            ..config.clone()
+        },
+        0.0,
+    );
+    let mut row = empty_row("autograd".into(), "cpu".into(), config, warm.first_step);
+    let per_step = (warm.total - warm.first_step) / (WARMUP_STEPS - 1) as u32;
+    if let Some(note) = over_budget(per_step, options) {
+        row.note = Some(note);
+        return Ok(row);
+    }
+    let mut times: Vec<Duration> = (0..options.repeat)
+        .map(|_| train_autograd(config, 0.0).total)
+        .collect();
+    fill_timings(&mut row, &mut times);
+    Ok(row)
+}
+
+#[cfg(not(feature = "autograd-ref"))]
+fn measure_autograd(_: &TrainingConfig, _: &BenchOptions) -> Result<BenchRow> {
+    Err(crate::error::Error::BackendNotCompiled {
+        backend: "autograd",
+        feature: "autograd-ref",
+    })
+}
+
+fn over_budget(per_step: Duration, options: &BenchOptions) -> Option<String> {
+    let estimate = per_step * options.steps as u32 * options.repeat as u32;
+    (estimate > options.budget).then(|| {
+        format!(
+            "skipped: estimated {:.0} s ({:.1} ms/step) exceeds the {} s budget",
+            estimate.as_secs_f64(),
+            per_step.as_secs_f64() * 1e3,
+            options.budget.as_secs()
+        )
+    })
+}
+
+fn empty_row(
+    system: String,
+    device: String,
+    config: &TrainingConfig,
+    warmup: Duration,
+) -> BenchRow {
+    BenchRow {
+        system,
+        device,
+        batch: config.batch,
+        steps: config.steps,
+        warmup_ms: warmup.as_secs_f64() * 1e3,
+        median_ms: f64::NAN,
+        min_ms: f64::NAN,
+        max_ms: f64::NAN,
+        us_per_step: f64::NAN,
+        samples_per_s: f64::NAN,
+        speedup_vs_autograd: None,
+        note: None,
+    }
+}
+
+fn fill_timings(row: &mut BenchRow, times: &mut [Duration]) {
+    times.sort();
+    let ms = |d: Duration| d.as_secs_f64() * 1e3;
+    row.median_ms = ms(times[times.len() / 2]);
+    row.min_ms = ms(times[0]);
+    row.max_ms = ms(times[times.len() - 1]);
+    row.us_per_step = row.median_ms * 1e3 / row.steps as f64;
+    row.samples_per_s = (row.batch as f64 * row.steps as f64) / (row.median_ms / 1e3);
+}
+
+fn device_name(backend: &Backend) -> String {
+    match &backend.adapter {
+        Some(a) => format!("{} ({})", a.name, a.device_type),
+        None => "cpu".into(),
+    }
+}
+
+fn cpu_model() -> String {
+    std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find(|l| l.starts_with("model name"))
+                .and_then(|l| l.split(':').nth(1))
+                .map(|s| s.trim().to_string())
+        })
+        .unwrap_or_else(|| std::env::consts::ARCH.to_string())
+}
+
+/// The table `burnfit bench` prints: a header and one line per row.
+pub fn format_table(rows: &[BenchRow]) -> String {
+    let mut out = format!(
+        "{:<16} {:<28} {:>9} {:>6} {:>10} {:>24} {:>10} {:>13} {:>10}\n",
+        "system",
+        "device",
+        "batch",
+        "steps",
+        "warmup ms",
+        "median ms (min-max)",
+        "us/step",
+        "samples/s",
+        "vs autograd"
+    );
+    for r in rows {
+        let device: String = r.device.chars().take(28).collect();
+        if let Some(note) = &r.note {
+            out += &format!(
+                "{:<16} {:<28} {:>9} {:>6} {:>10.1} {}\n",
+                r.system, device, r.batch, r.steps, r.warmup_ms, note
+            );
+            continue;
+        }
+        let speedup = r
+            .speedup_vs_autograd
+            .map_or("-".to_string(), |s| format!("{s:.2}x"));
+        out += &format!(
+            "{:<16} {:<28} {:>9} {:>6} {:>10.1} {:>24} {:>10.1} {:>13.3e} {:>10}\n",
+            r.system,
+            device,
+            r.batch,
+            r.steps,
+            r.warmup_ms,
+            format!("{:.1} ({:.1}-{:.1})", r.median_ms, r.min_ms, r.max_ms),
+            r.us_per_step,
+            r.samples_per_s,
+            speedup
+        );
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn burn_version_matches_the_cargo_pin() {
+        let manifest = include_str!("../Cargo.toml");
+        assert!(manifest.contains(&format!("burn = {{ version = \"={BURN_VERSION}\"")));
+    }
+
+    #[test]
+    fn timings_are_summarised_from_the_measured_runs() {
+        let config = TrainingConfig {
+            batch: 100,
+            steps: 10,
+            ..Default::default()
+        };
+        let mut row = empty_row("x".into(), "cpu".into(), &config, Duration::from_millis(5));
+        let mut times = [30, 10, 20].map(Duration::from_millis);
+        fill_timings(&mut row, &mut times);
+        assert_eq!((row.min_ms, row.median_ms, row.max_ms), (10.0, 20.0, 30.0));
+        assert_eq!(row.us_per_step, 2000.0);
+        assert_eq!(row.samples_per_s, 100.0 * 10.0 / 0.02);
+        assert_eq!(row.warmup_ms, 5.0);
+    }
+
+    #[test]
+    fn rows_over_budget_are_skipped_with_a_note() {
+        let options = BenchOptions {
+            steps: 1000,
+            repeat: 3,
+            budget: Duration::from_secs(1),
+            ..Default::default()
+        };
+        assert!(over_budget(Duration::from_micros(100), &options).is_none());
+        let note = over_budget(Duration::from_millis(1), &options).unwrap();
+        assert!(note.contains("estimated 3 s"), "{note}");
+    }
+}

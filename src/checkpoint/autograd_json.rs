@@ -1,0 +1,330 @@
+//! The autograd crate's `results.json` (what its `VariableEnvironment::save` writes), plus
+//! burnfit's metadata under one extra top-level key that the crate's loader ignores.
+//!
+//! `array_list[id]` holds variable `id` as ndarray's serde form `{"v":1,"dim":[..],"data":[..]}`;
+//! `name_to_id` maps `"<namespace>\u{1}<name>"` to the id. The model's `w` and `b` live in the
+//! default (empty) namespace; Adam's state lives in [`ADAM_NAMESPACE`] as `"{id}m"`, `"{id}v"`
+//! and `"{id}t"`, where `{id}` is the parameter's variable id and `t` = updates + 1.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    AdamSnapshot, Checkpoint, check_moments, check_param, parse_metadata, parse_t,
+};
+use crate::host::HostTensor;
+use crate::model::PARAM_NAMES;
+
+/// The namespace the autograd seed program gives its Adam optimizer.
+pub const ADAM_NAMESPACE: &str = "linear_reg_adam";
+
+/// The separator between namespace and name in `name_to_id` keys.
+const SEPARATOR: char = '\u{1}';
+
+#[derive(Serialize, Deserialize)]
+struct File {
+    array_list: Vec<Array>,
+    name_to_id: BTreeMap<String, usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    burnfit: Option<serde_json::Value>,
+}
+
+/// ndarray's serde form of an array.
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Array {
+    v: u8,
+    dim: Vec<usize>,
+    data: Vec<f32>,
+}
+
+/// A variable of an autograd file, as `inspect` shows it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Variable {
+    /// The namespace (empty for the default one).
+    pub namespace: String,
+    /// The name inside the namespace.
+    pub name: String,
+    /// Its id (position in `array_list`).
+    pub id: usize,
+    /// Its value.
+    pub value: HostTensor,
+}
+
+fn key(namespace: &str, name: &str) -> String {
+    format!("{namespace}{SEPARATOR}{name}")
+}
+
+/// How a variable is shown to users: `name` in the default namespace, else `namespace/name`.
+pub fn display_name(namespace: &str, name: &str) -> String {
+    if namespace.is_empty() {
+        name.to_owned()
+    } else {
+        format!("{namespace}/{name}")
+    }
+}
+
+/// Display names of the variables that belong to the model or to its Adam state.
+pub fn model_variable_names(variables: &[Variable]) -> Vec<String> {
+    let mut names = Vec::new();
+    for param in PARAM_NAMES {
+        if let Some(var) = variables
+            .iter()
+            .find(|v| v.namespace.is_empty() && v.name == param)
+        {
+            names.push(param.to_owned());
+            for suffix in ["m", "v", "t"] {
+                names.push(display_name(ADAM_NAMESPACE, &format!("{}{suffix}", var.id)));
+            }
+        }
+    }
+    names
+}
+
+/// Serialises a checkpoint: w, b, then each parameter's m, v, t, as the autograd seed program
+/// orders them; then the metadata.
+pub fn to_bytes(checkpoint: &Checkpoint) -> Vec<u8> {
+    let mut array_list = Vec::new();
+    let mut name_to_id = BTreeMap::new();
+    let mut push = |name: String, tensor: &HostTensor| {
+        name_to_id.insert(name, array_list.len());
+        array_list.push(Array {
+            v: 1,
+            dim: tensor.shape.clone(),
+            data: tensor.data.clone(),
+        });
+    };
+    for (name, tensor) in PARAM_NAMES.iter().zip(&checkpoint.params) {
+        push(key("", name), tensor);
+    }
+    if let Some(adam) = &checkpoint.adam {
+        let t = HostTensor::scalar((adam.updates + 1) as f32);
+        for (id, (m, v)) in adam.moments.iter().enumerate() {
+            push(key(ADAM_NAMESPACE, &format!("{id}m")), m);
+            push(key(ADAM_NAMESPACE, &format!("{id}v")), v);
+            push(key(ADAM_NAMESPACE, &format!("{id}t")), &t);
+        }
+    }
+    let file = File {
+        array_list,
+        name_to_id,
+        burnfit: checkpoint
+            .meta
+            .as_ref()
+            .map(|m| serde_json::to_value(m).expect("metadata always serialises")),
+    };
+    serde_json::to_vec(&file).expect("checkpoint always serialises")
+}
+
+/// Every variable of an autograd file, validated: ids in range, `v` = 1, `dim` matching `data`.
+pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<serde_json::Value>), String> {
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err("file is empty".into());
+    }
+    let file: File = serde_json::from_slice(bytes).map_err(|e| {
+        if e.is_eof() {
+            format!("truncated JSON ({e})")
+        } else if e.is_syntax() {
+            format!("not valid JSON ({e})")
+        } else {
+            format!("not an autograd results.json ({e})")
+        }
+    })?;
+    let mut variables = Vec::with_capacity(file.name_to_id.len());
+    for (full_name, &id) in &file.name_to_id {
+        let (namespace, name) = full_name.split_once(SEPARATOR).ok_or_else(|| {
+            format!("name_to_id key {full_name:?} has no namespace separator U+0001")
+        })?;
+        let array = file.array_list.get(id).ok_or_else(|| {
+            format!(
+                "variable {full_name:?} has id {id}, but array_list has {} entries",
+                file.array_list.len()
+            )
+        })?;
+        let shown = display_name(namespace, name);
+        if array.v != 1 {
+            return Err(format!(
+                "variable {shown:?}: array format version v = {}, expected 1",
+                array.v
+            ));
+        }
+        let expected: usize = array.dim.iter().product();
+        if expected != array.data.len() {
+            return Err(format!(
+                "variable {shown:?}: dim {:?} needs {expected} values, data has {}",
+                array.dim,
+                array.data.len()
+            ));
+        }
+        variables.push(Variable {
+            namespace: namespace.to_owned(),
+            name: name.to_owned(),
+            id,
+            value: HostTensor::new(array.dim.clone(), array.data.clone()),
+        });
+    }
+    variables.sort_by_key(|v| v.id);
+    Ok((variables, file.burnfit))
+}
+
+/// Reads a checkpoint from an autograd file. Variables that are not the model's or its Adam's
+/// are left out (see [`variables`] to list them).
+pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
+    let (variables, metadata) = variables(bytes)?;
+    let find = |namespace: &str, name: &str| {
+        variables
+            .iter()
+            .find(|v| v.namespace == namespace && v.name == name)
+    };
+    let mut params = Vec::new();
+    let mut ids = Vec::new();
+    for name in PARAM_NAMES {
+        let var = find("", name)
+            .ok_or_else(|| format!("no variable `{name}` in the default namespace"))?;
+        check_param(name, &var.value)?;
+        params.push(var.value.clone());
+        ids.push(var.id);
+    }
+    let adam = adam_state(&ids, &params, &find)?;
+    let meta = metadata.map(parse_metadata).transpose()?;
+    let [w, b]: [HostTensor; 2] = params.try_into().expect("two parameters");
+    Ok(Checkpoint {
+        params: [w, b],
+        adam,
+        meta,
+    })
+}
+
+/// Adam's state for the parameters with variable ids `ids`: all of it, or none at all.
+fn adam_state<'a>(
+    ids: &[usize],
+    params: &[HostTensor],
+    find: &dyn Fn(&str, &str) -> Option<&'a Variable>,
+) -> Result<Option<AdamSnapshot>, String> {
+    let mut moments = Vec::new();
+    let mut times = Vec::new();
+    let mut missing = Vec::new();
+    for ((id, param), pname) in ids.iter().zip(params).zip(PARAM_NAMES) {
+        let get = |suffix: &str| find(ADAM_NAMESPACE, &format!("{id}{suffix}"));
+        match (get("m"), get("v"), get("t")) {
+            (Some(m), Some(v), Some(t)) => {
+                check_moments(pname, &m.value, &v.value, param)?;
+                let t = parse_t(&format!("t of `{pname}`"), &t.value.data)?;
+                moments.push((m.value.clone(), v.value.clone()));
+                times.push(t);
+            }
+            (None, None, None) => missing.push(pname),
+            _ => {
+                return Err(format!(
+                    "Adam state of `{pname}` is incomplete (needs {id}m, {id}v and {id}t)"
+                ));
+            }
+        }
+    }
+    if moments.is_empty() {
+        return Ok(None);
+    }
+    if !missing.is_empty() {
+        return Err(format!(
+            "Adam state covers only some parameters (missing for {})",
+            missing.join(", ")
+        ));
+    }
+    if times.windows(2).any(|w| w[0] != w[1]) {
+        return Err(format!("Adam step counters disagree: {times:?}"));
+    }
+    let [w, b]: [(HostTensor, HostTensor); 2] = moments.try_into().expect("two parameters");
+    Ok(Some(AdamSnapshot {
+        updates: times[0] - 1,
+        moments: [w, b],
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::checkpoint::{FORMAT_VERSION, Metadata};
+    use crate::config::TrainingConfig;
+
+    fn one(v: f32) -> HostTensor {
+        HostTensor::new(vec![1, 1], vec![v])
+    }
+
+    fn sample() -> Checkpoint {
+        Checkpoint {
+            params: [one(2.5), one(-1.0)],
+            adam: Some(AdamSnapshot {
+                updates: 1000,
+                moments: [(one(0.1), one(2.0)), (one(-0.2), one(0.5))],
+            }),
+            meta: Some(Metadata {
+                format_version: FORMAT_VERSION,
+                crate_version: "0.1.0".into(),
+                backend: "ndarray".into(),
+                step: 1000,
+                seed: 42,
+                final_loss: Some(0.25),
+                config: TrainingConfig::default(),
+            }),
+        }
+    }
+
+    #[test]
+    fn round_trips_and_writes_t_as_updates_plus_one() {
+        let bytes = to_bytes(&sample());
+        assert_eq!(from_bytes(&bytes).unwrap(), sample());
+        let text = String::from_utf8(bytes).unwrap();
+        assert!(
+            text.contains(r#"{"v":1,"dim":[],"data":[1001.0]}"#),
+            "{text}"
+        );
+        assert!(text.contains(r#""\u0001w":0"#), "{text}");
+        assert!(text.contains(r#""linear_reg_adam\u00011v":6"#), "{text}");
+    }
+
+    #[test]
+    fn reads_the_autograd_crates_own_file() {
+        let text = r#"{"array_list":[{"v":1,"dim":[1,1],"data":[2.4951487]},{"v":1,"dim":[1,1],"data":[-1.0430901]},{"v":1,"dim":[1,1],"data":[-0.00042377392]},{"v":1,"dim":[1,1],"data":[682.0972]},{"v":1,"dim":[],"data":[1001.0]},{"v":1,"dim":[1,1],"data":[-0.000022241335]},{"v":1,"dim":[1,1],"data":[0.42355323]},{"v":1,"dim":[],"data":[1001.0]}],"name_to_id":{"\u0001b":1,"linear_reg_adam\u00011m":5,"linear_reg_adam\u00011v":6,"linear_reg_adam\u00010v":3,"linear_reg_adam\u00010m":2,"linear_reg_adam\u00011t":7,"linear_reg_adam\u00010t":4,"\u0001w":0}}"#;
+        let c = from_bytes(text.as_bytes()).unwrap();
+        assert_eq!(c.params, [one(2.4951487), one(-1.0430901)]);
+        let adam = c.adam.unwrap();
+        assert_eq!(adam.updates, 1000);
+        assert_eq!(adam.moments[0].1, one(682.0972));
+        assert!(c.meta.is_none());
+    }
+
+    #[test]
+    fn bad_files_are_named_precisely() {
+        let cases: [(&str, &str); 7] = [
+            ("", "empty"),
+            (r#"{"array_list":[{"v":1,"#, "truncated"),
+            ("hello", "not valid JSON"),
+            (r#"{"a":1}"#, "not an autograd results.json"),
+            (
+                r#"{"array_list":[{"v":2,"dim":[1,1],"data":[1.0]}],"name_to_id":{"\u0001w":0}}"#,
+                "v = 2",
+            ),
+            (
+                r#"{"array_list":[{"v":1,"dim":[1,2],"data":[1.0]}],"name_to_id":{"\u0001w":0}}"#,
+                "needs 2 values",
+            ),
+            (
+                r#"{"array_list":[{"v":1,"dim":[1,1],"data":[1.0]}],"name_to_id":{"\u0001w":0}}"#,
+                "no variable `b`",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = from_bytes(text.as_bytes()).unwrap_err();
+            assert!(err.contains(expected), "{text:?}: {err}");
+        }
+    }
+
+    #[test]
+    fn newer_metadata_is_refused() {
+        let mut value: serde_json::Value = serde_json::from_slice(&to_bytes(&sample())).unwrap();
+        value["burnfit"]["format_version"] = serde_json::json!(FORMAT_VERSION + 1);
+        let err = from_bytes(&serde_json::to_vec(&value).unwrap()).unwrap_err();
+        assert!(err.contains("newer"), "{err}");
+    }
+}

@@ -1,0 +1,518 @@
+//! Checkpoints: the trained parameters, Adam's state and burnfit's metadata, independent of the
+//! backend they came from, and the files they are kept in.
+//!
+//! Formats, chosen by file extension (or explicitly):
+//! - `.json`: the autograd crate's results.json ([`autograd_json`]), with Adam's state;
+//! - `.safetensors`: SafeTensors ([`safetensors_file`]), the model only;
+//! - `.bpk`: burn's burnpack ([`burnpack_file`]), the model and Adam's state.
+
+mod atomic;
+pub mod autograd_json;
+pub mod burnpack_file;
+pub mod safetensors_file;
+
+use std::fmt;
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+pub use atomic::write_atomically;
+
+use crate::config::TrainingConfig;
+use crate::error::{Error, Result};
+use crate::host::HostTensor;
+use crate::model::PARAM_NAMES;
+
+/// The version of burnfit's metadata this build writes; files with a newer one are refused.
+pub const FORMAT_VERSION: u32 = 1;
+
+/// The key burnfit's [`Metadata`] is kept under, in every format.
+pub const METADATA_KEY: &str = "burnfit";
+
+/// A model's state on the host: what a checkpoint file holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Checkpoint {
+    /// `[w, b]`, in [`PARAM_NAMES`] order.
+    pub params: [HostTensor; 2],
+    /// Adam's state, when the file has it.
+    pub adam: Option<AdamSnapshot>,
+    /// burnfit's own metadata; absent in files written by the autograd crate.
+    pub meta: Option<Metadata>,
+}
+
+/// Adam's state on the host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AdamSnapshot {
+    /// Updates applied so far (the autograd crate stores this plus one as `t`).
+    pub updates: u64,
+    /// `(m, v)` for each parameter, in [`PARAM_NAMES`] order.
+    pub moments: [(HostTensor, HostTensor); 2],
+}
+
+/// burnfit's metadata, kept under the key `"burnfit"` of every format.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metadata {
+    /// [`FORMAT_VERSION`] of the writer.
+    pub format_version: u32,
+    /// The burnfit version that wrote the file.
+    pub crate_version: String,
+    /// The backend the model was trained on.
+    pub backend: String,
+    /// Optimizer steps taken in total, across resumes.
+    pub step: u64,
+    /// The data stream's seed (also inside `config`).
+    pub seed: u64,
+    /// The loss at the last step whose loss was read back.
+    pub final_loss: Option<f32>,
+    /// The resolved training config.
+    pub config: TrainingConfig,
+}
+
+/// A checkpoint file format.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// The autograd crate's results.json (`.json`).
+    Json,
+    /// SafeTensors (`.safetensors`); holds no optimizer state.
+    Safetensors,
+    /// burn's burnpack (`.bpk`).
+    Bpk,
+}
+
+impl Format {
+    /// The format a file name's extension names.
+    pub fn from_path(path: &Path) -> Result<Format> {
+        match path.extension().and_then(|e| e.to_str()) {
+            Some("json") => Ok(Format::Json),
+            Some("safetensors") => Ok(Format::Safetensors),
+            Some("bpk") => Ok(Format::Bpk),
+            _ => Err(Error::CheckpointFormat {
+                path: path.to_owned(),
+            }),
+        }
+    }
+
+    /// Whether files of this format keep Adam's state.
+    pub fn keeps_optimizer(self) -> bool {
+        !matches!(self, Format::Safetensors)
+    }
+}
+
+impl fmt::Display for Format {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Format::Json => "autograd results.json",
+            Format::Safetensors => "SafeTensors",
+            Format::Bpk => "burnpack",
+        })
+    }
+}
+
+/// A tensor of a SafeTensors or burnpack file, by name.
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    /// Its name in the file (`w`, `b`, `adam.w.m`, ...).
+    pub name: String,
+    /// Its value.
+    pub value: HostTensor,
+}
+
+/// What a SafeTensors or burnpack file holds, before it is read as a checkpoint.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Contents {
+    /// Every tensor, sorted by name.
+    pub tensors: Vec<NamedTensor>,
+    /// The metadata JSON under [`METADATA_KEY`], if any.
+    pub metadata: Option<String>,
+}
+
+/// Names of Adam's tensors in SafeTensors and burnpack files: `adam.<param>.m` / `.v`, and
+/// `adam.t` ([1], = updates + 1 as in the autograd crate).
+fn adam_name(param: &str, moment: &str) -> String {
+    format!("adam.{param}.{moment}")
+}
+const ADAM_T: &str = "adam.t";
+
+impl Checkpoint {
+    /// The value of a 1×1 parameter by name (`"w"` or `"b"`), for display.
+    pub fn scalar_param(&self, name: &str) -> Option<f32> {
+        let index = PARAM_NAMES.iter().position(|n| *n == name)?;
+        self.params[index].data.first().copied()
+    }
+
+    /// Every tensor under the name SafeTensors and burnpack files give it.
+    pub fn named_tensors(&self) -> Vec<NamedTensor> {
+        let mut all: Vec<NamedTensor> = PARAM_NAMES
+            .iter()
+            .zip(&self.params)
+            .map(|(name, value)| NamedTensor {
+                name: name.to_string(),
+                value: value.clone(),
+            })
+            .collect();
+        if let Some(adam) = &self.adam {
+            for (name, (m, v)) in PARAM_NAMES.iter().zip(&adam.moments) {
+                for (moment, value) in [("m", m), ("v", v)] {
+                    all.push(NamedTensor {
+                        name: adam_name(name, moment),
+                        value: value.clone(),
+                    });
+                }
+            }
+            all.push(NamedTensor {
+                name: ADAM_T.into(),
+                value: HostTensor::new(vec![1], vec![(adam.updates + 1) as f32]),
+            });
+        }
+        all
+    }
+
+    /// Reads a checkpoint out of the tensors of a SafeTensors or burnpack file. Tensors that are
+    /// neither the model's nor its Adam's are ignored ([`inspect`] lists them).
+    pub fn from_contents(contents: &Contents) -> Result<Checkpoint, String> {
+        let find = |name: &str| {
+            contents
+                .tensors
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| &t.value)
+        };
+        let mut params = Vec::new();
+        for name in PARAM_NAMES {
+            let value = find(name).ok_or_else(|| format!("no tensor `{name}`"))?;
+            check_param(name, value)?;
+            params.push(value.clone());
+        }
+        let params: [HostTensor; 2] = params.try_into().expect("two parameters");
+        let moments: Vec<Option<(HostTensor, HostTensor)>> = PARAM_NAMES
+            .iter()
+            .map(|p| {
+                Some((
+                    find(&adam_name(p, "m"))?.clone(),
+                    find(&adam_name(p, "v"))?.clone(),
+                ))
+            })
+            .collect();
+        let t = find(ADAM_T);
+        let adam = match (moments.iter().all(Option::is_some), moments.iter().any(Option::is_some), t) {
+            (true, _, Some(t)) => {
+                let moments: Vec<(HostTensor, HostTensor)> = moments.into_iter().flatten().collect();
+                let moments: [(HostTensor, HostTensor); 2] = moments.try_into().expect("two parameters");
+                for ((name, (m, v)), param) in PARAM_NAMES.iter().zip(&moments).zip(&params) {
+                    check_moments(name, m, v, param)?;
+                }
+                Some(AdamSnapshot {
+                    updates: parse_t(ADAM_T, &t.data)? - 1,
+                    moments,
+                })
+            }
+            (false, false, None) => None,
+            _ => return Err("Adam state is incomplete (needs adam.w.m, adam.w.v, adam.b.m, adam.b.v and adam.t)".into()),
+        };
+        let meta = contents
+            .metadata
+            .as_deref()
+            .map(|text| {
+                serde_json::from_str(text)
+                    .map_err(|e| format!("`{METADATA_KEY}` metadata is not JSON ({e})"))
+                    .and_then(parse_metadata)
+            })
+            .transpose()?;
+        Ok(Checkpoint { params, adam, meta })
+    }
+
+    /// Refuses NaN and infinities: JSON cannot hold them and no loader reads them back.
+    pub fn check_finite(&self) -> Result<()> {
+        for tensor in self.named_tensors() {
+            if let Some(value) = tensor.value.first_non_finite() {
+                let name = match tensor
+                    .name
+                    .strip_prefix("adam.")
+                    .and_then(|n| n.split_once('.'))
+                {
+                    Some((param, moment)) => format!("Adam {moment} of {param}"),
+                    None => tensor.name,
+                };
+                return Err(Error::NonFinite { name, value });
+            }
+        }
+        Ok(())
+    }
+
+    /// The bytes of this checkpoint in `format`. A format that cannot keep Adam's state refuses a
+    /// checkpoint that has it (drop it first: see [`Checkpoint::without_optimizer`]).
+    pub fn to_bytes(&self, format: Format) -> Result<Vec<u8>, String> {
+        if self.adam.is_some() && !format.keeps_optimizer() {
+            return Err(format!("{format} cannot hold the optimizer state"));
+        }
+        let metadata = self
+            .meta
+            .as_ref()
+            .map(|m| serde_json::to_string(m).expect("metadata serialises"));
+        match format {
+            Format::Json => Ok(autograd_json::to_bytes(self)),
+            Format::Safetensors => safetensors_file::to_bytes(&self.named_tensors(), metadata),
+            Format::Bpk => burnpack_file::to_bytes(&self.named_tensors(), metadata),
+        }
+    }
+
+    /// The same checkpoint without Adam's state.
+    pub fn without_optimizer(mut self) -> Checkpoint {
+        self.adam = None;
+        self
+    }
+
+    /// Writes the checkpoint to `path` in `format`, atomically: the file is either the complete
+    /// new checkpoint or, on any error, exactly what it was before.
+    pub fn save_as(&self, path: &Path, format: Format) -> Result<()> {
+        self.check_finite()?;
+        let bytes = self
+            .to_bytes(format)
+            .map_err(|message| Error::CheckpointWrite {
+                path: path.to_owned(),
+                message,
+            })?;
+        write_atomically(path, &bytes)
+    }
+
+    /// Writes the checkpoint to `path` in the format its extension names.
+    pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_as(path, Format::from_path(path)?)
+    }
+
+    /// Reads a checkpoint written by burnfit (any format) or by the autograd crate.
+    pub fn load(path: &Path) -> Result<Checkpoint> {
+        let (format, bytes) = read_file(path)?;
+        Checkpoint::from_bytes(&bytes, format).map_err(|message| read_error(path, message))
+    }
+
+    /// Reads a checkpoint from the bytes of a file in `format`; the error says what is wrong.
+    pub fn from_bytes(bytes: &[u8], format: Format) -> Result<Checkpoint, String> {
+        match format {
+            Format::Json => autograd_json::from_bytes(bytes),
+            Format::Safetensors => {
+                safetensors_file::read(bytes).and_then(|c| Checkpoint::from_contents(&c))
+            }
+            Format::Bpk => burnpack_file::read(bytes).and_then(|c| Checkpoint::from_contents(&c)),
+        }
+    }
+}
+
+/// Fails early, before any work, when `path` cannot receive a file: a directory, or a file in a
+/// directory that does not exist.
+pub fn check_destination(path: &Path) -> Result<()> {
+    atomic::check_destination(path).map(|_| ())
+}
+
+fn read_error(path: &Path, message: String) -> Error {
+    Error::CheckpointRead {
+        path: path.to_owned(),
+        message,
+    }
+}
+
+/// The format (by extension) and bytes of a checkpoint file, with the common problems named.
+fn read_file(path: &Path) -> Result<(Format, Vec<u8>)> {
+    let format = Format::from_path(path)?;
+    if path.is_dir() {
+        return Err(read_error(path, "is a directory, not a file".into()));
+    }
+    let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
+    if bytes.iter().all(u8::is_ascii_whitespace) {
+        return Err(read_error(path, "file is empty".into()));
+    }
+    Ok((format, bytes))
+}
+
+/// A model parameter must be [1, 1] and finite.
+pub(crate) fn check_param(name: &str, value: &HostTensor) -> Result<(), String> {
+    if value.shape != [1, 1] {
+        return Err(format!(
+            "`{name}` has shape {:?}, the model needs [1, 1]",
+            value.shape
+        ));
+    }
+    if let Some(bad) = value.first_non_finite() {
+        return Err(format!("`{name}` holds a non-finite value ({bad})"));
+    }
+    Ok(())
+}
+
+/// Adam's moments must be shaped like their parameter, finite, and v non-negative.
+pub(crate) fn check_moments(
+    name: &str,
+    m: &HostTensor,
+    v: &HostTensor,
+    param: &HostTensor,
+) -> Result<(), String> {
+    for (what, value) in [("m", m), ("v", v)] {
+        if value.shape != param.shape {
+            return Err(format!(
+                "Adam {what} of `{name}` has shape {:?}, `{name}` has {:?}",
+                value.shape, param.shape
+            ));
+        }
+        if let Some(bad) = value.first_non_finite() {
+            return Err(format!(
+                "Adam {what} of `{name}` holds a non-finite value ({bad})"
+            ));
+        }
+    }
+    if v.data.iter().any(|x| *x < 0.0) {
+        return Err(format!("Adam v of `{name}` is negative"));
+    }
+    Ok(())
+}
+
+/// Adam's t (updates + 1): one whole number ≥ 1 that f32 holds exactly.
+pub(crate) fn parse_t(name: &str, data: &[f32]) -> Result<u64, String> {
+    match data {
+        [t] if t.is_finite() && *t >= 1.0 && t.fract() == 0.0 && *t <= 16_777_216.0 => {
+            Ok(*t as u64)
+        }
+        other => Err(format!(
+            "Adam {name} is {other:?}, expected one whole number ≥ 1"
+        )),
+    }
+}
+
+/// burnfit's metadata, version-checked and validated.
+pub(crate) fn parse_metadata(value: serde_json::Value) -> Result<Metadata, String> {
+    let version = value
+        .get("format_version")
+        .and_then(serde_json::Value::as_u64);
+    match version {
+        Some(v) if v > u64::from(FORMAT_VERSION) => {
+            return Err(format!(
+                "burnfit format version {v} is newer than this build reads ({FORMAT_VERSION}); upgrade burnfit"
+            ));
+        }
+        None => {
+            return Err(format!(
+                "`{METADATA_KEY}` metadata has no numeric format_version"
+            ));
+        }
+        _ => {}
+    }
+    let meta: Metadata =
+        serde_json::from_value(value).map_err(|e| format!("`{METADATA_KEY}` metadata: {e}"))?;
+    meta.config
+        .validate()
+        .map_err(|e| format!("`{METADATA_KEY}` metadata holds an invalid config: {e}"))?;
+    Ok(meta)
+}
+
+/// What `burnfit inspect` shows of a checkpoint file.
+#[derive(Clone, Debug, Serialize)]
+pub struct Inspection {
+    /// The file's format.
+    pub format: String,
+    /// Namespaces (autograd files) — empty for other formats.
+    pub namespaces: Vec<String>,
+    /// Every variable: name, shape and first values.
+    pub variables: Vec<VariableSummary>,
+    /// The model found in the file: `[w, b]`.
+    pub model: Option<[f32; 2]>,
+    /// Why the file does not load as a model, when it does not.
+    pub model_error: Option<String>,
+    /// Adam's state found: its update count, when present.
+    pub optimizer_updates: Option<u64>,
+    /// Variables that are neither the model's nor its optimizer's.
+    pub others: Vec<String>,
+    /// burnfit's metadata, when present.
+    pub metadata: Option<serde_json::Value>,
+}
+
+/// One variable of an [`Inspection`].
+#[derive(Clone, Debug, Serialize)]
+pub struct VariableSummary {
+    /// Its full name (`namespace/name` for autograd files).
+    pub name: String,
+    /// Its shape.
+    pub shape: Vec<usize>,
+    /// Up to its first 4 values.
+    pub first_values: Vec<f32>,
+}
+
+/// Looks inside a checkpoint file without requiring it to be a loadable model.
+pub fn inspect(path: &Path) -> Result<Inspection> {
+    let (format, bytes) = read_file(path)?;
+    let fail = |message| read_error(path, message);
+    let (variables, metadata, namespaces, known): (
+        Vec<(String, HostTensor)>,
+        Option<serde_json::Value>,
+        Vec<String>,
+        Vec<String>,
+    ) = match format {
+        Format::Json => {
+            let (vars, meta) = autograd_json::variables(&bytes).map_err(fail)?;
+            let mut namespaces: Vec<String> = vars.iter().map(|v| v.namespace.clone()).collect();
+            namespaces.sort();
+            namespaces.dedup();
+            let known = autograd_json::model_variable_names(&vars);
+            let vars = vars
+                .into_iter()
+                .map(|v| (autograd_json::display_name(&v.namespace, &v.name), v.value))
+                .collect();
+            (vars, meta, namespaces, known)
+        }
+        Format::Safetensors | Format::Bpk => {
+            let contents = if format == Format::Bpk {
+                burnpack_file::read(&bytes)
+            } else {
+                safetensors_file::read(&bytes)
+            }
+            .map_err(fail)?;
+            let meta = contents
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok());
+            let mut known: Vec<String> = PARAM_NAMES.iter().map(|n| n.to_string()).collect();
+            for p in PARAM_NAMES {
+                known.push(adam_name(p, "m"));
+                known.push(adam_name(p, "v"));
+            }
+            known.push(ADAM_T.into());
+            (
+                contents
+                    .tensors
+                    .into_iter()
+                    .map(|t| (t.name, t.value))
+                    .collect(),
+                meta,
+                vec![],
+                known,
+            )
+        }
+    };
+    let checkpoint = Checkpoint::from_bytes(&bytes, format);
+    Ok(Inspection {
+        format: format.to_string(),
+        namespaces,
+        others: variables
+            .iter()
+            .map(|(n, _)| n.clone())
+            .filter(|n| !known.contains(n))
+            .collect(),
+        variables: variables
+            .into_iter()
+            .map(|(name, value)| VariableSummary {
+                name,
+                shape: value.shape,
+                first_values: value.data.into_iter().take(4).collect(),
+            })
+            .collect(),
+        model: checkpoint
+            .as_ref()
+            .ok()
+            .map(|c| [c.params[0].data[0], c.params[1].data[0]]),
+        model_error: checkpoint.as_ref().err().cloned(),
+        optimizer_updates: checkpoint
+            .as_ref()
+            .ok()
+            .and_then(|c| c.adam.as_ref())
+            .map(|a| a.updates),
+        metadata,
+    })
+}

@@ -1,0 +1,584 @@
+//! The command line: argument definitions and what each subcommand prints.
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use burn::tensor::Tensor;
+use clap::{Args, Parser, Subcommand};
+
+use crate::backend::{Backend, BackendChoice, BackendKind, probe_all};
+use crate::bench::{self, BenchOptions};
+use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
+use crate::config::TrainingConfig;
+use crate::error::{Error, Result};
+use crate::host::HostTensor;
+use crate::model::LinearRegression;
+use crate::train::{Flow, LossPoint, Observer, Trainer};
+
+/// Train a one-neuron linear regression with burn on ndarray, flex or wgpu, save checkpoints the
+/// autograd crate, Python and burn programs can load, and benchmark the backends.
+#[derive(Debug, Parser)]
+#[command(name = "burnfit", version, about, long_about = None)]
+pub struct Cli {
+    /// What to do.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// The subcommands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Train the model on a fresh noisy-line batch per step and save a checkpoint.
+    Train(TrainArgs),
+    /// Print the model's prediction for each input.
+    Predict(PredictArgs),
+    /// Show what a checkpoint file holds.
+    Inspect(InspectArgs),
+    /// Convert a checkpoint between formats (chosen by extension).
+    Convert(ConvertArgs),
+    /// List the compiled-in backends, whether each has a working device, and wgpu's adapter.
+    Backends(BackendsArgs),
+    /// Time the training loop on every backend, side by side with the autograd crate.
+    Bench(BenchArgs),
+}
+
+fn default_is(text: &str, value: impl std::fmt::Display) -> String {
+    format!("{text} [default: {value}]")
+}
+
+/// `burnfit train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Backend to train on: `auto` takes a real GPU through wgpu when compiled in and present,
+    /// otherwise flex, otherwise ndarray.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+    /// JSON file with any of the settings below (keys: steps, batch, lr, beta1, beta2, epsilon,
+    /// seed, true_w, true_b, noise, x_low, x_high, log_every); flags given here override it.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Continue from a checkpoint (any format): its weights, Adam state, step count and config.
+    /// With --resume, --steps counts the steps to add; without it, training runs on to the
+    /// checkpoint's own target.
+    #[arg(long, value_name = "CKPT")]
+    pub resume: Option<PathBuf>,
+    /// Optimizer steps, one fresh batch each.
+    #[arg(long, value_name = "N", help = default_is("Optimizer steps, one fresh batch each", TrainingConfig::default().steps))]
+    pub steps: Option<u64>,
+    /// Samples per batch.
+    #[arg(long, value_name = "N", help = default_is("Samples per batch", TrainingConfig::default().batch))]
+    pub batch: Option<usize>,
+    /// Adam learning rate.
+    #[arg(long, value_name = "X", help = default_is("Adam learning rate", TrainingConfig::default().lr))]
+    pub lr: Option<f32>,
+    /// Seed of the data stream and the initial weight.
+    #[arg(long, value_name = "N", help = default_is("Seed of the data stream and the initial weight", TrainingConfig::default().seed))]
+    pub seed: Option<u64>,
+    /// Slope of the line the data is drawn from.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Slope of the line the data is drawn from", TrainingConfig::default().true_w))]
+    pub true_w: Option<f32>,
+    /// Intercept of the line the data is drawn from.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Intercept of the line the data is drawn from", TrainingConfig::default().true_b))]
+    pub true_b: Option<f32>,
+    /// Standard deviation of the Gaussian noise on y.
+    #[arg(long, value_name = "X", help = default_is("Standard deviation of the Gaussian noise on y", TrainingConfig::default().noise))]
+    pub noise: Option<f32>,
+    /// Read back and print the loss every N steps.
+    #[arg(long, value_name = "N", help = default_is("Read back and print the loss every N steps", TrainingConfig::default().log_every))]
+    pub log_every: Option<u64>,
+    /// Where to write the checkpoint, atomically; the extension picks the format: .json (the
+    /// autograd crate's results.json), .safetensors (weights only) or .bpk (burnpack).
+    #[arg(long, value_name = "PATH", default_value = "results.json")]
+    pub out: PathBuf,
+    /// Write --out in this format whatever its extension.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Also write the checkpoint every K steps, so a killed run can resume from the last save.
+    #[arg(long, value_name = "K")]
+    pub save_every: Option<u64>,
+}
+
+impl TrainArgs {
+    /// `base`, then the config file, then the flags.
+    pub fn resolve_config(&self, base: TrainingConfig) -> Result<TrainingConfig> {
+        let mut config = match &self.config {
+            Some(path) => base.overlay_file(path)?,
+            None => base,
+        };
+        macro_rules! apply {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { config.$field = v; } )* };
+        }
+        apply!(batch, lr, seed, true_w, true_b, noise, log_every);
+        if self.resume.is_none()
+            && let Some(steps) = self.steps
+        {
+            config.steps = steps;
+        }
+        config.validate()?;
+        Ok(config)
+    }
+}
+
+/// `burnfit predict`.
+#[derive(Debug, Args)]
+pub struct PredictArgs {
+    /// The checkpoint whose model predicts (any format).
+    #[arg(long, value_name = "CKPT")]
+    pub checkpoint: PathBuf,
+    /// Inputs, comma-separated (`--x 1,2.5,-3`), or `-` to read one number per line from stdin.
+    #[arg(long, value_name = "X,..", allow_hyphen_values = true)]
+    pub x: String,
+    /// Backend to run on.
+    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
+    pub backend: BackendChoice,
+}
+
+/// `burnfit inspect`.
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The checkpoint file.
+    pub checkpoint: PathBuf,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `burnfit convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint to read (.json, .safetensors or .bpk).
+    pub input: PathBuf,
+    /// The file to write; its extension picks the format.
+    pub output: PathBuf,
+    /// Write OUTPUT in this format whatever its extension.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Allow writing a format that cannot keep the optimizer state (SafeTensors), dropping it.
+    #[arg(long)]
+    pub drop_optimizer: bool,
+}
+
+/// `burnfit backends`.
+#[derive(Debug, Args)]
+pub struct BackendsArgs {
+    /// Print JSON instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `burnfit bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Backends to time, comma-separated [default: every compiled-in backend]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub backends: Option<Vec<BackendKind>>,
+    /// Batch sizes to sweep.
+    #[arg(long, value_delimiter = ',', value_name = "N,..", help = default_is("Batch sizes to sweep", format!("{:?}", BenchOptions::default().batches)))]
+    pub batches: Option<Vec<usize>>,
+    /// Steps per timed run.
+    #[arg(long, value_name = "N", help = default_is("Steps per timed run", BenchOptions::default().steps))]
+    pub steps: Option<u64>,
+    /// Timed runs per row (median, min and max are reported).
+    #[arg(long, value_name = "R", help = default_is("Timed runs per row (median, min and max are reported)", BenchOptions::default().repeat))]
+    pub repeat: Option<usize>,
+    /// Skip a row whose estimated time exceeds S seconds.
+    #[arg(long, value_name = "S", help = default_is("Skip a row whose estimated time exceeds S seconds", BenchOptions::default().budget.as_secs()))]
+    pub budget_s: Option<u64>,
+    /// Leave out the autograd crate's row (it is included when built with `--features autograd-ref`)
+    #[arg(long)]
+    pub no_autograd: bool,
+    /// Also write the rows and machine info as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+}
+
+impl BenchArgs {
+    /// The defaults with the flags applied.
+    pub fn options(&self) -> Result<BenchOptions> {
+        let mut options = BenchOptions::default();
+        if let Some(backends) = &self.backends {
+            options.backends = backends.clone();
+        }
+        if let Some(batches) = &self.batches {
+            options.batches = batches.clone();
+        }
+        options.steps = self.steps.unwrap_or(options.steps);
+        options.repeat = self.repeat.unwrap_or(options.repeat);
+        if let Some(seconds) = self.budget_s {
+            options.budget = Duration::from_secs(seconds);
+        }
+        options.autograd &= !self.no_autograd;
+        if options.steps < 2 {
+            return Err(invalid("--steps", options.steps, "must be at least 2"));
+        }
+        if options.repeat == 0 {
+            return Err(invalid("--repeat", options.repeat, "must be at least 1"));
+        }
+        if options.batches.is_empty() || options.batches.contains(&0) {
+            return Err(invalid(
+                "--batches",
+                format!("{:?}", options.batches),
+                "must be sizes of at least 1",
+            ));
+        }
+        Ok(options)
+    }
+}
+
+fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> Error {
+    Error::InvalidSetting {
+        name,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+/// Runs a parsed command line, printing to stdout.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Train(args) => run_train(&args),
+        Command::Predict(args) => run_predict(&args),
+        Command::Inspect(args) => run_inspect(&args),
+        Command::Convert(args) => run_convert(&args),
+        Command::Backends(args) => {
+            run_backends(&args);
+            Ok(())
+        }
+        Command::Bench(args) => run_bench(&args),
+    }
+}
+
+/// Prints losses, saves every K steps, and stops on Ctrl-C.
+struct TrainObserver<'a> {
+    out: &'a Path,
+    format: Format,
+    save_every: Option<u64>,
+    interrupted: Arc<AtomicBool>,
+}
+
+impl TrainObserver<'_> {
+    fn save(&self, trainer: &Trainer) -> Result<()> {
+        let mut checkpoint = trainer.checkpoint()?;
+        if !self.format.keeps_optimizer() {
+            checkpoint = checkpoint.without_optimizer();
+        }
+        checkpoint.save_as(self.out, self.format)
+    }
+}
+
+impl Observer for TrainObserver<'_> {
+    fn on_loss(&mut self, p: LossPoint) {
+        println!("step {:>6}  loss {:.6}", p.step, p.loss);
+    }
+
+    fn after_step(&mut self, trainer: &Trainer) -> Result<Flow> {
+        if self.interrupted.load(Ordering::SeqCst) {
+            return Ok(Flow::Stop);
+        }
+        if let Some(k) = self.save_every
+            && trainer.step() % k == 0
+        {
+            self.save(trainer)?;
+            println!("saved {} at step {}", self.out.display(), trainer.step());
+        }
+        Ok(Flow::Continue)
+    }
+}
+
+fn run_train(args: &TrainArgs) -> Result<()> {
+    let format = match args.format {
+        Some(format) => format,
+        None => Format::from_path(&args.out)?,
+    };
+    if args.save_every == Some(0) {
+        return Err(invalid("--save-every", 0, "must be at least 1"));
+    }
+    checkpoint::check_destination(&args.out)?;
+    let resumed = args.resume.as_deref().map(Checkpoint::load).transpose()?;
+    let base = match resumed.as_ref().map(|c| c.meta.as_ref()) {
+        Some(Some(meta)) => meta.config.clone(),
+        Some(None) => {
+            println!(
+                "note: {} has no burnfit metadata (an autograd file?); using the seed workload's config",
+                args.resume
+                    .as_ref()
+                    .map_or(String::new(), |p| p.display().to_string())
+            );
+            TrainingConfig::default()
+        }
+        None => TrainingConfig::default(),
+    };
+    let mut config = args.resolve_config(base)?;
+    let backend = Backend::choose(args.backend)?;
+    let mut trainer = match &resumed {
+        None => Trainer::new(config, backend)?,
+        Some(checkpoint) => {
+            let done = checkpoint.adam.as_ref().map_or(0, |a| a.updates);
+            let more = match args.steps {
+                Some(more) => more,
+                None if config.steps > done => config.steps - done,
+                None => {
+                    return Err(invalid(
+                        "--steps",
+                        "(none)",
+                        "the checkpoint has reached its target step count; pass --steps N to train N more",
+                    ));
+                }
+            };
+            if more == 0 {
+                return Err(invalid("--steps", 0, "must be at least 1"));
+            }
+            config.steps = done + more;
+            Trainer::resume(config, backend, checkpoint)?
+        }
+    };
+    let target = trainer.config().steps;
+    println!(
+        "training on {}: steps {}..{}, batch {}, lr {}, seed {}",
+        trainer.backend().describe(),
+        trainer.step() + 1,
+        target,
+        trainer.config().batch,
+        trainer.config().lr,
+        trainer.config().seed
+    );
+    let interrupted = Arc::new(AtomicBool::new(false));
+    let flag = Arc::clone(&interrupted);
+    // A second Ctrl-C still kills the process: only the first is turned into a clean stop.
+    let _ = ctrlc::set_handler(move || {
+        if flag.swap(true, Ordering::SeqCst) {
+            std::process::exit(130);
+        }
+    });
+    let mut observer = TrainObserver {
+        out: &args.out,
+        format,
+        save_every: args.save_every,
+        interrupted,
+    };
+    let remaining = target - trainer.step();
+    let run = trainer.run(remaining, &mut observer)?;
+    if run.stopped {
+        observer.save(&trainer)?;
+        return Err(Error::Interrupted {
+            step: trainer.step(),
+            saved: Some(args.out.clone()),
+        });
+    }
+    let checkpoint = trainer.checkpoint()?;
+    println!(
+        "final w = {:.6}  b = {:.6}",
+        checkpoint.params[0].data[0], checkpoint.params[1].data[0]
+    );
+    println!(
+        "{} steps in {:.3} s (first step {:.1} ms)",
+        run.steps,
+        run.total.as_secs_f64(),
+        run.first_step.as_secs_f64() * 1e3
+    );
+    observer.save(&trainer)?;
+    if !format.keeps_optimizer() {
+        println!("note: {format} keeps no optimizer state; resuming from it restarts Adam");
+    }
+    println!("saved {} ({format})", args.out.display());
+    Ok(())
+}
+
+fn run_predict(args: &PredictArgs) -> Result<()> {
+    let inputs = parse_inputs(&args.x)?;
+    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let backend = Backend::choose(args.backend)?;
+    let model = LinearRegression::from_host(&checkpoint.params, &backend.device);
+    let x = HostTensor::new(vec![inputs.len(), 1], inputs).to_tensor::<2>(&backend.device);
+    let z: Tensor<2> = model.forward(x);
+    for value in HostTensor::from_tensor(z)?.data {
+        println!("{value}");
+    }
+    Ok(())
+}
+
+/// `1,2,3` or `-` (stdin, one number per line; blank lines skipped).
+fn parse_inputs(spec: &str) -> Result<Vec<f32>> {
+    let parse = |what: String, text: &str| -> Result<f32> {
+        match text.trim().parse::<f32>() {
+            Ok(v) if v.is_finite() => Ok(v),
+            Ok(v) => Err(Error::InvalidInput {
+                what,
+                message: format!("{v} is not a finite number"),
+            }),
+            Err(_) => Err(Error::InvalidInput {
+                what,
+                message: format!("{:?} is not a number", text.trim()),
+            }),
+        }
+    };
+    let values = if spec == "-" {
+        let mut values = Vec::new();
+        for (i, line) in std::io::stdin().lock().lines().enumerate() {
+            let line = line.map_err(|e| Error::InvalidInput {
+                what: "stdin".into(),
+                message: e.to_string(),
+            })?;
+            if !line.trim().is_empty() {
+                values.push(parse(format!("on stdin line {}", i + 1), &line)?);
+            }
+        }
+        values
+    } else {
+        spec.split(',')
+            .map(|item| parse(format!("in --x {spec:?}"), item))
+            .collect::<Result<_>>()?
+    };
+    if values.is_empty() {
+        return Err(Error::InvalidInput {
+            what: "--x".into(),
+            message: "no numbers given".into(),
+        });
+    }
+    Ok(values)
+}
+
+fn run_inspect(args: &InspectArgs) -> Result<()> {
+    let inspection = checkpoint::inspect(&args.checkpoint)?;
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&inspection).expect("inspection serialises")
+        );
+        return Ok(());
+    }
+    println!("file: {}", args.checkpoint.display());
+    println!("format: {}", inspection.format);
+    if !inspection.namespaces.is_empty() {
+        let names: Vec<&str> = inspection
+            .namespaces
+            .iter()
+            .map(|n| {
+                if n.is_empty() {
+                    "(default)"
+                } else {
+                    n.as_str()
+                }
+            })
+            .collect();
+        println!("namespaces: {}", names.join(", "));
+    }
+    println!("variables:");
+    for v in &inspection.variables {
+        println!(
+            "  {:<24} {:<10} {:?}",
+            v.name,
+            format!("{:?}", v.shape),
+            v.first_values
+        );
+    }
+    match (&inspection.model, &inspection.model_error) {
+        (Some([w, b]), _) => println!("model: w = {w}, b = {b}"),
+        (None, Some(problem)) => println!("model: not loadable: {problem}"),
+        (None, None) => println!("model: not found"),
+    }
+    match inspection.optimizer_updates {
+        Some(updates) => println!("optimizer: Adam, {updates} updates (t = {})", updates + 1),
+        None => println!("optimizer: none"),
+    }
+    if !inspection.others.is_empty() {
+        println!("not part of the model: {}", inspection.others.join(", "));
+    }
+    match &inspection.metadata {
+        Some(meta) => println!(
+            "burnfit metadata: {}",
+            serde_json::to_string(meta).expect("json")
+        ),
+        None => println!("burnfit metadata: none"),
+    }
+    Ok(())
+}
+
+fn run_convert(args: &ConvertArgs) -> Result<()> {
+    let format = match args.format {
+        Some(format) => format,
+        None => Format::from_path(&args.output)?,
+    };
+    checkpoint::check_destination(&args.output)?;
+    let mut checkpoint = Checkpoint::load(&args.input)?;
+    if checkpoint.adam.is_some() && !format.keeps_optimizer() {
+        if !args.drop_optimizer {
+            return Err(Error::LossyConversion {
+                from: args.input.clone(),
+                to: format.to_string(),
+            });
+        }
+        checkpoint = checkpoint.without_optimizer();
+    }
+    checkpoint.save_as(&args.output, format)?;
+    println!("wrote {} ({format})", args.output.display());
+    Ok(())
+}
+
+fn run_backends(args: &BackendsArgs) {
+    let statuses = probe_all();
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&statuses).expect("statuses serialise")
+        );
+        return;
+    }
+    for status in statuses {
+        let state = if status.working {
+            "working"
+        } else {
+            "NOT working"
+        };
+        let detail = match (&status.adapter, &status.problem) {
+            (Some(a), _) => format!("adapter: {} ({}, {})", a.name, a.device_type, a.api),
+            (None, Some(problem)) => problem.clone(),
+            (None, None) => "cpu".to_string(),
+        };
+        println!("{:<8} {:<12} {}", status.kind.name(), state, detail);
+    }
+}
+
+fn run_bench(args: &BenchArgs) -> Result<()> {
+    let options = args.options()?;
+    if let Some(path) = &args.json {
+        checkpoint::check_destination(path)?;
+    }
+    for kind in &options.backends {
+        Backend::open(*kind)?;
+    }
+    let mut printed_header = false;
+    let report = bench::run(&options, &mut |row| {
+        let table = bench::format_table(std::slice::from_ref(row));
+        let mut lines = table.lines();
+        let header = lines.next().unwrap_or_default();
+        if !printed_header {
+            println!("{header}");
+            printed_header = true;
+        }
+        for line in lines {
+            println!("{line}");
+        }
+    })?;
+    println!(
+        "machine: {} ({} cores){}; burnfit {}, burn {}",
+        report.machine.cpu_model,
+        report.machine.cores,
+        report
+            .machine
+            .adapter
+            .as_ref()
+            .map_or(String::new(), |a| format!(", wgpu adapter {a}")),
+        report.machine.burnfit_version,
+        report.machine.burn_version
+    );
+    if let Some(path) = &args.json {
+        let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
+        write_atomically(path, &bytes)?;
+        println!("wrote {}", path.display());
+    }
+    Ok(())
+}

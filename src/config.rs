@@ -1,0 +1,212 @@
+//! The training configuration: every setting of a run, with its default, in one place.
+//!
+//! The CLI and the `--config FILE` JSON override these defaults; the resolved config is saved
+//! inside every checkpoint.
+
+use std::path::Path;
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// Every setting of a training run. `Default` is the seed workload: a noisy line
+/// y = 2.5·x − 1 + N(0, 0.5²), one neuron, Adam, batch 64, 1000 steps.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct TrainingConfig {
+    /// Number of optimizer steps (one fresh batch each).
+    pub steps: u64,
+    /// Samples per batch.
+    pub batch: usize,
+    /// Adam learning rate.
+    pub lr: f32,
+    /// Adam's first-moment decay.
+    pub beta1: f32,
+    /// Adam's second-moment decay.
+    pub beta2: f32,
+    /// Adam's epsilon (burn's own default is 1e-5; PyTorch and the autograd crate use 1e-8).
+    pub epsilon: f32,
+    /// Seed of the data stream and of the initial weight.
+    pub seed: u64,
+    /// Slope of the line the data is drawn from.
+    pub true_w: f32,
+    /// Intercept of the line the data is drawn from.
+    pub true_b: f32,
+    /// Standard deviation of the Gaussian noise added to y.
+    pub noise: f32,
+    /// x is drawn uniformly from [x_low, x_high).
+    pub x_low: f32,
+    /// Upper end of the x range (exclusive).
+    pub x_high: f32,
+    /// Read the loss back and log it every this many steps (a read-back syncs the device).
+    pub log_every: u64,
+}
+
+impl Default for TrainingConfig {
+    fn default() -> Self {
+        Self {
+            steps: 1000,
+            batch: 64,
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+            seed: 42,
+            true_w: 2.5,
+            true_b: -1.0,
+            noise: 0.5,
+            x_low: -10.0,
+            x_high: 10.0,
+            log_every: 100,
+        }
+    }
+}
+
+impl TrainingConfig {
+    /// Reads a JSON config file over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self> {
+        Self::default().overlay_file(path)
+    }
+
+    /// This config with the keys of a JSON config file laid over it. Keys the file does not
+    /// name keep their value here; unknown keys are an error (a typo must not silently train
+    /// with a default).
+    pub fn overlay_file(self, path: &Path) -> Result<Self> {
+        let parse_error = |message: String| Error::ConfigParse {
+            path: path.to_owned(),
+            message,
+        };
+        if path.is_dir() {
+            return Err(parse_error("is a directory, not a JSON file".into()));
+        }
+        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
+            path: path.to_owned(),
+            source,
+        })?;
+        let overrides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+            .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?;
+        let mut merged = match serde_json::to_value(self).expect("config serialises") {
+            serde_json::Value::Object(map) => map,
+            _ => unreachable!("a struct serialises to an object"),
+        };
+        merged.extend(overrides);
+        serde_json::from_value(serde_json::Value::Object(merged))
+            .map_err(|e| parse_error(e.to_string()))
+    }
+
+    /// Checks every setting, naming the first one that is out of range.
+    pub fn validate(&self) -> Result<()> {
+        fn bad(name: &'static str, value: impl ToString, expected: &'static str) -> Result<()> {
+            Err(Error::InvalidSetting {
+                name,
+                value: value.to_string(),
+                expected,
+            })
+        }
+        if self.steps == 0 {
+            return bad("--steps", self.steps, "must be at least 1");
+        }
+        if self.batch == 0 {
+            return bad("--batch", self.batch, "must be at least 1");
+        }
+        if !(self.lr.is_finite() && self.lr > 0.0) {
+            return bad("--lr", self.lr, "must be a finite number above 0");
+        }
+        if !(0.0..1.0).contains(&self.beta1) {
+            return bad("beta1", self.beta1, "must be in [0, 1)");
+        }
+        if !(0.0..1.0).contains(&self.beta2) {
+            return bad("beta2", self.beta2, "must be in [0, 1)");
+        }
+        if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
+            return bad("epsilon", self.epsilon, "must be a finite number above 0");
+        }
+        if !self.true_w.is_finite() {
+            return bad("--true-w", self.true_w, "must be a finite number");
+        }
+        if !self.true_b.is_finite() {
+            return bad("--true-b", self.true_b, "must be a finite number");
+        }
+        if !(self.noise.is_finite() && self.noise >= 0.0) {
+            return bad("--noise", self.noise, "must be a finite number, 0 or more");
+        }
+        if !(self.x_low.is_finite() && self.x_high.is_finite() && self.x_low < self.x_high) {
+            return bad(
+                "x_low/x_high",
+                format!("{}..{}", self.x_low, self.x_high),
+                "must be finite with x_low < x_high",
+            );
+        }
+        if self.log_every == 0 {
+            return bad("--log-every", self.log_every, "must be at least 1");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_the_seed_workload() {
+        let c = TrainingConfig::default();
+        assert_eq!((c.steps, c.batch, c.log_every), (1000, 64, 100));
+        assert_eq!(
+            (c.lr, c.epsilon, c.beta1, c.beta2),
+            (0.01, 1e-8, 0.9, 0.999)
+        );
+        assert_eq!((c.true_w, c.true_b, c.noise), (2.5, -1.0, 0.5));
+        c.validate().unwrap();
+    }
+
+    #[test]
+    fn partial_json_keeps_defaults_and_unknown_keys_are_refused() {
+        let c: TrainingConfig = serde_json::from_str(r#"{"steps": 7, "lr": 0.5}"#).unwrap();
+        assert_eq!((c.steps, c.lr, c.batch), (7, 0.5, 64));
+        let err = serde_json::from_str::<TrainingConfig>(r#"{"stepz": 7}"#).unwrap_err();
+        assert!(err.to_string().contains("stepz"), "{err}");
+    }
+
+    #[test]
+    fn a_file_overlays_only_the_keys_it_names() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, r#"{"lr": 0.5}"#).unwrap();
+        let base = TrainingConfig {
+            seed: 9,
+            ..Default::default()
+        };
+        let c = base.overlay_file(&path).unwrap();
+        assert_eq!((c.lr, c.seed, c.steps), (0.5, 9, 1000));
+        std::fs::write(&path, r#"{"lrr": 0.5}"#).unwrap();
+        let err = TrainingConfig::from_file(&path).unwrap_err().to_string();
+        assert!(err.contains("lrr") && err.contains("c.json"), "{err}");
+        std::fs::write(&path, "[1, 2]").unwrap();
+        assert!(
+            TrainingConfig::from_file(&path)
+                .unwrap_err()
+                .to_string()
+                .contains("not a JSON object")
+        );
+    }
+
+    #[test]
+    fn validation_names_the_setting() {
+        let c = TrainingConfig {
+            lr: -1.0,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("--lr"));
+        let c = TrainingConfig {
+            batch: 0,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("--batch"));
+        let c = TrainingConfig {
+            noise: f32::NAN,
+            ..Default::default()
+        };
+        assert!(c.validate().unwrap_err().to_string().contains("--noise"));
+    }
+}

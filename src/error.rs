@@ -1,0 +1,153 @@
+//! The one error type of the library. Every message names the flag, file or value at fault.
+
+use std::path::PathBuf;
+
+/// Everything that can go wrong in burnfit, with messages meant to be shown to a user as is.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// A backend was asked for that this build does not contain.
+    #[error(
+        "backend `{backend}` is not compiled into this build; rebuild with `--features {feature}`"
+    )]
+    BackendNotCompiled {
+        /// The backend's name as given on the command line.
+        backend: &'static str,
+        /// The cargo feature that compiles it in.
+        feature: &'static str,
+    },
+
+    /// wgpu is compiled in but no adapter could be opened.
+    #[error(
+        "backend `wgpu`: no usable adapter ({0}); install a Vulkan driver (e.g. Debian's mesa-vulkan-drivers) or pick `--backend ndarray`"
+    )]
+    NoWgpuAdapter(String),
+
+    /// A training setting is out of range.
+    #[error("invalid {name} = {value}: {expected}")]
+    InvalidSetting {
+        /// The flag / config key, e.g. `--lr`.
+        name: &'static str,
+        /// The offending value, formatted.
+        value: String,
+        /// What a valid value looks like.
+        expected: &'static str,
+    },
+
+    /// The config file could not be read.
+    #[error("config file {}: {source}", path.display())]
+    ConfigRead {
+        /// The file given to `--config`.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+
+    /// The config file is not a valid burnfit config.
+    #[error("config file {}: {message}", path.display())]
+    ConfigParse {
+        /// The file given to `--config`.
+        path: PathBuf,
+        /// What is wrong, from the JSON parser.
+        message: String,
+    },
+
+    /// A checkpoint could not be read or is not a valid checkpoint.
+    #[error("checkpoint {}: {message}", path.display())]
+    CheckpointRead {
+        /// The checkpoint file.
+        path: PathBuf,
+        /// What is wrong with it.
+        message: String,
+    },
+
+    /// A checkpoint path whose extension names no known format.
+    #[error("checkpoint {}: unknown format; use a .json, .safetensors or .bpk file name (or --format)", path.display())]
+    CheckpointFormat {
+        /// The path.
+        path: PathBuf,
+    },
+
+    /// A conversion would lose the optimizer state.
+    #[error("{} holds Adam's state, which {to} cannot keep; pass --drop-optimizer to convert without it", from.display())]
+    LossyConversion {
+        /// The source checkpoint.
+        from: PathBuf,
+        /// The destination format.
+        to: String,
+    },
+
+    /// Bad input to `predict`.
+    #[error("invalid input {what}: {message}")]
+    InvalidInput {
+        /// Where the input came from (`--x`, `stdin line 3`).
+        what: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// Training was interrupted (Ctrl-C).
+    #[error("interrupted at step {step}{}", saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
+    Interrupted {
+        /// The last completed step.
+        step: u64,
+        /// Where the final checkpoint was saved.
+        saved: Option<PathBuf>,
+    },
+
+    /// A checkpoint could not be written; any existing file at the path is untouched.
+    #[error("cannot write checkpoint {}: {message}", path.display())]
+    CheckpointWrite {
+        /// The destination.
+        path: PathBuf,
+        /// Why.
+        message: String,
+    },
+
+    /// A value about to be saved is NaN or infinite; nothing was written.
+    #[error("refusing to save {name}: it holds a non-finite value ({value})")]
+    NonFinite {
+        /// Which variable.
+        name: String,
+        /// The value.
+        value: f32,
+    },
+
+    /// The loss became NaN or infinite.
+    #[error("training diverged at step {step}: loss is {loss} (try a smaller --lr)")]
+    Diverged {
+        /// The step at which the loss was seen to be non-finite.
+        step: u64,
+        /// The loss value.
+        loss: f32,
+    },
+
+    /// The device failed while running or reading back a computation.
+    #[error("device error on backend `{backend}`: {message}")]
+    Device {
+        /// The backend in use.
+        backend: &'static str,
+        /// The message from burn.
+        message: String,
+    },
+}
+
+impl Error {
+    /// The process exit code for this error: 2 for a usage problem (a flag, a config value, a
+    /// backend missing from the build), 1 for everything that went wrong while running.
+    pub fn exit_code(&self) -> i32 {
+        match self {
+            Error::BackendNotCompiled { .. }
+            | Error::InvalidSetting { .. }
+            | Error::ConfigRead { .. }
+            | Error::ConfigParse { .. }
+            | Error::CheckpointFormat { .. }
+            | Error::LossyConversion { .. }
+            | Error::InvalidInput { .. } => 2,
+            Error::Interrupted { .. } => 130,
+            _ => 1,
+        }
+    }
+}
+
+/// Shorthand for results of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,33 @@
+//! burnfit trains a one-neuron linear regression (z = x·w + b) with Adam on burn's ndarray,
+//! flex or wgpu backend, and saves a `results.json` the autograd crate can load.
+//!
+//! ```
+//! use burnfit::{Backend, BackendKind, TrainingConfig, train};
+//!
+//! let config = TrainingConfig { steps: 300, ..Default::default() };
+//! let backend = Backend::open(BackendKind::compiled()[0])?;
+//! let report = train(&config, backend, |_| {})?;
+//! assert!((report.final_w() - 2.5).abs() < 0.2);
+//! # Ok::<(), burnfit::Error>(())
+//! ```
+#![warn(missing_docs)]
+
+#[cfg(feature = "autograd-ref")]
+pub mod autograd_reference;
+pub mod backend;
+pub mod bench;
+pub mod checkpoint;
+pub mod cli;
+pub mod config;
+pub mod data;
+pub mod error;
+pub mod host;
+pub mod model;
+pub mod optim;
+pub mod train;
+
+pub use backend::{Backend, BackendChoice, BackendKind};
+pub use checkpoint::Checkpoint;
+pub use config::TrainingConfig;
+pub use error::{Error, Result};
+pub use train::{LossPoint, Trainer, TrainingReport, train};

@@ -1,0 +1,329 @@
+//! The training loop: fresh batch, forward, MSE, backward, Adam; the loss is read back from the
+//! device only on logging steps, because every read-back waits for the device.
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Tensor};
+
+use crate::backend::Backend;
+use crate::checkpoint::{AdamSnapshot, Checkpoint, FORMAT_VERSION, Metadata};
+use crate::config::TrainingConfig;
+use crate::data::LineData;
+use crate::error::{Error, Result};
+use crate::host::HostTensor;
+use crate::model::{LinearRegression, LinearRegressionConfig, mse};
+use crate::optim::{Adam, Moments};
+
+/// The loss read back at one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossPoint {
+    /// 1-based step number, counted from the start of training (across resumes).
+    pub step: u64,
+    /// Mean squared error of that step's batch, before the update.
+    pub loss: f32,
+}
+
+/// Whether the training loop goes on after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Take the next step.
+    Continue,
+    /// Stop now (e.g. on Ctrl-C); the trainer holds the state after the last completed step.
+    Stop,
+}
+
+/// Sees the training loop as it runs: losses as they are read back, and the trainer after every
+/// step (to save checkpoints or to stop). A closure `FnMut(LossPoint)` is an observer that only
+/// watches losses.
+pub trait Observer {
+    /// A loss was read back from the device.
+    fn on_loss(&mut self, _point: LossPoint) {}
+
+    /// Called after every step; an error stops training with that error.
+    fn after_step(&mut self, _trainer: &Trainer) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+}
+
+impl<F: FnMut(LossPoint)> Observer for F {
+    fn on_loss(&mut self, point: LossPoint) {
+        self(point)
+    }
+}
+
+/// The observer that watches nothing.
+impl Observer for () {}
+
+/// What a call to [`Trainer::run`] did.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Every loss read back: each `log_every`-th step, and the last step.
+    pub losses: Vec<LossPoint>,
+    /// Wall time of the first step of this run, including kernel compilation and autotune.
+    pub first_step: Duration,
+    /// Wall time of the whole run, the device synchronised at the end.
+    pub total: Duration,
+    /// Steps taken by this run.
+    pub steps: u64,
+    /// Whether an observer stopped the run before all its steps.
+    pub stopped: bool,
+}
+
+impl RunReport {
+    /// The last loss read back.
+    pub fn final_loss(&self) -> Option<f32> {
+        self.losses.last().map(|p| p.loss)
+    }
+}
+
+/// A model, its optimizer state and its place in the data stream, on one backend.
+pub struct Trainer {
+    config: TrainingConfig,
+    backend: Backend,
+    device: Device,
+    model: LinearRegression,
+    moments: [Moments; 2],
+    adam: Adam,
+    data: LineData,
+    step: u64,
+    last_loss: Option<f32>,
+}
+
+impl Trainer {
+    /// A fresh model for `config` on `backend`.
+    pub fn new(config: TrainingConfig, backend: Backend) -> Result<Self> {
+        config.validate()?;
+        let device = backend.device.clone().autodiff();
+        let model = LinearRegressionConfig::new().init(config.seed, &device);
+        let moments = [
+            Moments::zeros_like(&model.w.val().inner()),
+            Moments::zeros_like(&model.b.val().inner()),
+        ];
+        Ok(Self::assemble(config, backend, device, model, moments, 0))
+    }
+
+    /// Continues from a checkpoint: its parameters, Adam state and step count. `config` decides
+    /// everything else, including the data stream.
+    pub fn resume(
+        config: TrainingConfig,
+        backend: Backend,
+        checkpoint: &Checkpoint,
+    ) -> Result<Self> {
+        config.validate()?;
+        let device = backend.device.clone().autodiff();
+        let model = LinearRegression::from_host(&checkpoint.params, &device);
+        let inner = backend.device.clone();
+        let (moments, step) = match &checkpoint.adam {
+            Some(adam) => (
+                adam.moments.clone().map(|(m, v)| Moments {
+                    m: m.to_tensor(&inner),
+                    v: v.to_tensor(&inner),
+                }),
+                adam.updates,
+            ),
+            None => (
+                [
+                    Moments::zeros_like(&model.w.val().inner()),
+                    Moments::zeros_like(&model.b.val().inner()),
+                ],
+                checkpoint.meta.as_ref().map_or(0, |m| m.step),
+            ),
+        };
+        let mut trainer = Self::assemble(config, backend, device, model, moments, step);
+        trainer.last_loss = checkpoint.meta.as_ref().and_then(|m| m.final_loss);
+        Ok(trainer)
+    }
+
+    fn assemble(
+        config: TrainingConfig,
+        backend: Backend,
+        device: Device,
+        model: LinearRegression,
+        moments: [Moments; 2],
+        step: u64,
+    ) -> Self {
+        Self {
+            adam: Adam::new(&config),
+            data: LineData::new(&config),
+            config,
+            backend,
+            device,
+            model,
+            moments,
+            step,
+            last_loss: None,
+        }
+    }
+
+    /// Steps taken so far, across resumes.
+    pub fn step(&self) -> u64 {
+        self.step
+    }
+
+    /// The backend this trainer runs on.
+    pub fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    /// The resolved config.
+    pub fn config(&self) -> &TrainingConfig {
+        &self.config
+    }
+
+    /// The model as it stands.
+    pub fn model(&self) -> &LinearRegression {
+        &self.model
+    }
+
+    /// Runs `steps` more steps. The observer sees each loss as it is read back (every
+    /// `log_every`-th step and the last one) and the trainer after every step.
+    /// Stops with [`Error::Diverged`] when a loss read back is NaN or infinite.
+    pub fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
+        let start = Instant::now();
+        let mut first_step = Duration::ZERO;
+        let mut losses = Vec::new();
+        let first = self.step + 1;
+        let last = self.step + steps;
+        let mut stopped = false;
+        while self.step < last {
+            let step = self.step + 1;
+            let loss = self.train_step(step);
+            self.step = step;
+            if step == first {
+                self.sync()?;
+                first_step = start.elapsed();
+            }
+            if step % self.config.log_every == 0 || step == last {
+                let loss = self.read_loss(loss)?;
+                let point = LossPoint { step, loss };
+                observer.on_loss(point);
+                losses.push(point);
+                self.last_loss = Some(loss);
+                if !loss.is_finite() {
+                    return Err(Error::Diverged { step, loss });
+                }
+            }
+            if observer.after_step(self)? == Flow::Stop {
+                stopped = true;
+                break;
+            }
+        }
+        self.sync()?;
+        Ok(RunReport {
+            losses,
+            first_step,
+            total: start.elapsed(),
+            steps: self.step + 1 - first,
+            stopped,
+        })
+    }
+
+    /// One step; returns the batch's loss, still on the device.
+    fn train_step(&mut self, step: u64) -> Tensor<1> {
+        let (x, y) = self.data.batch(step, &self.device);
+        let loss = mse(self.model.forward(x), y);
+        let loss_value = loss.clone().inner();
+        let grads = loss.backward();
+        let [mw, mb] = self.moments.clone();
+        let (w, mw) = self.update(&self.model.w.val(), &grads, mw, step);
+        let (b, mb) = self.update(&self.model.b.val(), &grads, mb, step);
+        self.model.w = self.model.w.clone().map(|_| w);
+        self.model.b = self.model.b.clone().map(|_| b);
+        self.moments = [mw, mb];
+        loss_value
+    }
+
+    fn update(
+        &self,
+        param: &Tensor<2>,
+        grads: &burn::tensor::Gradients,
+        moments: Moments,
+        t: u64,
+    ) -> (Tensor<2>, Moments) {
+        let grad = param
+            .grad(grads)
+            .expect("every parameter takes part in the loss");
+        let (updated, moments) = self.adam.update(param.clone().inner(), grad, moments, t);
+        (Tensor::from_inner(updated).require_grad(), moments)
+    }
+
+    fn read_loss(&self, loss: Tensor<1>) -> Result<f32> {
+        loss.try_into_scalar::<f32>()
+            .map_err(|e| self.device_error(format!("{e:?}")))
+    }
+
+    fn sync(&self) -> Result<()> {
+        self.device
+            .sync()
+            .map_err(|e| self.device_error(format!("{e:?}")))
+    }
+
+    fn device_error(&self, message: String) -> Error {
+        Error::Device {
+            backend: self.backend.kind.name(),
+            message,
+        }
+    }
+
+    /// The full state on the host, ready to be saved. Reads the device back.
+    pub fn checkpoint(&self) -> Result<Checkpoint> {
+        let moments = self
+            .moments
+            .clone()
+            .map(|m| -> Result<(HostTensor, HostTensor)> {
+                Ok((HostTensor::from_tensor(m.m)?, HostTensor::from_tensor(m.v)?))
+            });
+        let [mw, mb] = moments;
+        Ok(Checkpoint {
+            params: self.model.to_host()?,
+            adam: Some(AdamSnapshot {
+                updates: self.step,
+                moments: [mw?, mb?],
+            }),
+            meta: Some(Metadata {
+                format_version: FORMAT_VERSION,
+                crate_version: env!("CARGO_PKG_VERSION").to_string(),
+                backend: self.backend.kind.name().to_string(),
+                step: self.step,
+                seed: self.config.seed,
+                final_loss: self.last_loss,
+                config: self.config.clone(),
+            }),
+        })
+    }
+}
+
+/// The result of [`train`]: the run and the final state.
+#[derive(Clone, Debug)]
+pub struct TrainingReport {
+    /// Losses and timings.
+    pub run: RunReport,
+    /// The final parameters, Adam state and metadata.
+    pub checkpoint: Checkpoint,
+}
+
+impl TrainingReport {
+    /// The final w (the model is one neuron).
+    pub fn final_w(&self) -> f32 {
+        self.checkpoint.params[0].data[0]
+    }
+
+    /// The final b.
+    pub fn final_b(&self) -> f32 {
+        self.checkpoint.params[1].data[0]
+    }
+}
+
+/// Trains a fresh model for `config.steps` steps on `backend`; `on_loss` sees each loss read back.
+pub fn train(
+    config: &TrainingConfig,
+    backend: Backend,
+    mut on_loss: impl FnMut(LossPoint),
+) -> Result<TrainingReport> {
+    let mut trainer = Trainer::new(config.clone(), backend)?;
+    let run = trainer.run(config.steps, &mut on_loss)?;
+    Ok(TrainingReport {
+        run,
+        checkpoint: trainer.checkpoint()?,
+    })
+}

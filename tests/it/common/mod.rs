@@ -1,0 +1,64 @@
+//! Helpers shared by the integration tests.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::sync::{Mutex, MutexGuard, OnceLock};
+
+use burnfit::{Backend, BackendKind};
+
+/// Set to 1 (CI does) to make a missing wgpu adapter a failure instead of a skip.
+pub const REQUIRE_WGPU: &str = "BURNFIT_REQUIRE_WGPU";
+
+/// The autograd crate's own results.json, written by the original program.
+pub fn autograd_fixture() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/autograd_results.json")
+}
+
+/// Training runs share the backends' process-wide RNG state and the wgpu device: one at a time.
+pub fn serial() -> MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// Every compiled-in backend that can run here. wgpu without an adapter is skipped, loudly, unless
+/// BURNFIT_REQUIRE_WGPU=1, which makes it a failure.
+pub fn backends() -> Vec<Backend> {
+    BackendKind::compiled()
+        .into_iter()
+        .filter_map(|kind| match Backend::open(kind) {
+            Ok(backend) => Some(backend),
+            Err(e) if kind == BackendKind::Wgpu && !wgpu_required() => {
+                note_skip(&e.to_string());
+                None
+            }
+            Err(e) => panic!("backend {kind} is compiled in but cannot open: {e}"),
+        })
+        .collect()
+}
+
+/// Whether the wgpu backend is compiled in and has an adapter (skips are reported once).
+pub fn wgpu_available() -> bool {
+    backends().iter().any(|b| b.kind == BackendKind::Wgpu)
+}
+
+fn wgpu_required() -> bool {
+    std::env::var(REQUIRE_WGPU).is_ok_and(|v| v == "1")
+}
+
+fn note_skip(why: &str) {
+    static ONCE: OnceLock<()> = OnceLock::new();
+    ONCE.get_or_init(|| {
+        // Written past the test harness's output capture so that it shows in every run.
+        let _ = writeln!(
+            std::io::stderr(),
+            "\nSKIPPING the wgpu tests: {why}\n(set {REQUIRE_WGPU}=1 to make this a failure)\n"
+        );
+    });
+}
+
+/// The burnfit binary of this build.
+pub fn burnfit() -> assert_cmd::Command {
+    let mut cmd = assert_cmd::Command::cargo_bin("burnfit").expect("binary is built");
+    cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
+    cmd
+}

@@ -1,0 +1,12 @@
+//! burnfit's integration tests, one binary (each test binary links all of burn).
+//! Run with `cargo test --release --features flex,wgpu`.
+
+mod autograd_compat;
+mod bad_input;
+mod checkpoint_files;
+mod cli;
+mod common;
+mod formats;
+mod fuzz;
+mod resume;
+mod training;

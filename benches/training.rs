@@ -1,4 +1,4 @@
-//! Training-step benchmarks per backend: `cargo bench --features flex,wgpu --bench training`.
+//! Training-step benchmarks per backend: `cargo bench --features flex,wgpu,autograd-ref --bench training`.
 //!
 //! Each benchmark trains the seed workload for a fixed number of steps; the run ends with a
 //! device sync, so GPU work is inside the timed region.

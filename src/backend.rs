@@ -61,7 +61,7 @@ impl BackendKind {
         match self {
             BackendKind::Ndarray => cfg!(feature = "ndarray"),
             BackendKind::Flex => cfg!(feature = "flex"),
-            BackendKind::Wgpu => cfg!(feature = "wgpu"),
+            BackendKind::Wgpu => cfg!(feature = "wgpu-backend"),
         }
     }
 
@@ -193,7 +193,7 @@ fn cpu_device(kind: BackendKind) -> Device {
 }
 
 /// The wgpu runtime can be initialised once per process; the outcome is kept and shared.
-#[cfg(feature = "wgpu")]
+#[cfg(feature = "wgpu-backend")]
 fn wgpu_device() -> Result<(Device, AdapterInfo)> {
     use std::sync::OnceLock;
     static WGPU: OnceLock<std::result::Result<(Device, AdapterInfo), String>> = OnceLock::new();
@@ -219,7 +219,7 @@ fn wgpu_device() -> Result<(Device, AdapterInfo)> {
     opened.clone().map_err(Error::NoWgpuAdapter)
 }
 
-#[cfg(not(feature = "wgpu"))]
+#[cfg(not(feature = "wgpu-backend"))]
 fn wgpu_device() -> Result<(Device, AdapterInfo)> {
     Err(Error::BackendNotCompiled {
         backend: "wgpu",

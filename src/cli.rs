@@ -66,16 +66,16 @@ pub struct TrainArgs {
     #[arg(long, value_name = "CKPT")]
     pub resume: Option<PathBuf>,
     /// Optimizer steps, one fresh batch each.
-    #[arg(long, value_name = "N", help = default_is("Optimizer steps, one fresh batch each", TrainingConfig::default().steps))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Optimizer steps, one fresh batch each", TrainingConfig::default().steps))]
     pub steps: Option<u64>,
     /// Samples per batch.
-    #[arg(long, value_name = "N", help = default_is("Samples per batch", TrainingConfig::default().batch))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Samples per batch", TrainingConfig::default().batch))]
     pub batch: Option<usize>,
     /// Adam learning rate.
-    #[arg(long, value_name = "X", help = default_is("Adam learning rate", TrainingConfig::default().lr))]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Adam learning rate", TrainingConfig::default().lr))]
     pub lr: Option<f32>,
     /// Seed of the data stream and the initial weight.
-    #[arg(long, value_name = "N", help = default_is("Seed of the data stream and the initial weight", TrainingConfig::default().seed))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Seed of the data stream and the initial weight", TrainingConfig::default().seed))]
     pub seed: Option<u64>,
     /// Slope of the line the data is drawn from.
     #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Slope of the line the data is drawn from", TrainingConfig::default().true_w))]
@@ -84,10 +84,10 @@ pub struct TrainArgs {
     #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Intercept of the line the data is drawn from", TrainingConfig::default().true_b))]
     pub true_b: Option<f32>,
     /// Standard deviation of the Gaussian noise on y.
-    #[arg(long, value_name = "X", help = default_is("Standard deviation of the Gaussian noise on y", TrainingConfig::default().noise))]
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Standard deviation of the Gaussian noise on y", TrainingConfig::default().noise))]
     pub noise: Option<f32>,
     /// Read back and print the loss every N steps.
-    #[arg(long, value_name = "N", help = default_is("Read back and print the loss every N steps", TrainingConfig::default().log_every))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Read back and print the loss every N steps", TrainingConfig::default().log_every))]
     pub log_every: Option<u64>,
     /// Where to write the checkpoint, atomically; the extension picks the format: .json (the
     /// autograd crate's results.json), .safetensors (weights only) or .bpk (burnpack).
@@ -179,7 +179,7 @@ pub struct BenchArgs {
     #[arg(long, value_delimiter = ',', value_name = "N,..", help = default_is("Batch sizes to sweep", format!("{:?}", BenchOptions::default().batches)))]
     pub batches: Option<Vec<usize>>,
     /// Steps per timed run.
-    #[arg(long, value_name = "N", help = default_is("Steps per timed run", BenchOptions::default().steps))]
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Steps per timed run", BenchOptions::default().steps))]
     pub steps: Option<u64>,
     /// Timed runs per row (median, min and max are reported).
     #[arg(long, value_name = "R", help = default_is("Timed runs per row (median, min and max are reported)", BenchOptions::default().repeat))]
@@ -289,6 +289,7 @@ impl Observer for TrainObserver<'_> {
 }
 
 fn run_train(args: &TrainArgs) -> Result<()> {
+    checkpoint::check_destination(&args.out)?;
     let format = match args.format {
         Some(format) => format,
         None => Format::from_path(&args.out)?,
@@ -296,7 +297,6 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     if args.save_every == Some(0) {
         return Err(invalid("--save-every", 0, "must be at least 1"));
     }
-    checkpoint::check_destination(&args.out)?;
     let resumed = args.resume.as_deref().map(Checkpoint::load).transpose()?;
     let base = match resumed.as_ref().map(|c| c.meta.as_ref()) {
         Some(Some(meta)) => meta.config.clone(),
@@ -316,7 +316,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let mut trainer = match &resumed {
         None => Trainer::new(config, backend)?,
         Some(checkpoint) => {
-            let done = checkpoint.adam.as_ref().map_or(0, |a| a.updates);
+            let done = checkpoint.step();
             let more = match args.steps {
                 Some(more) => more,
                 None if config.steps > done => config.steps - done,
@@ -498,11 +498,11 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
 }
 
 fn run_convert(args: &ConvertArgs) -> Result<()> {
+    checkpoint::check_destination(&args.output)?;
     let format = match args.format {
         Some(format) => format,
         None => Format::from_path(&args.output)?,
     };
-    checkpoint::check_destination(&args.output)?;
     let mut checkpoint = Checkpoint::load(&args.input)?;
     if checkpoint.adam.is_some() && !format.keeps_optimizer() {
         if !args.drop_optimizer {

@@ -85,13 +85,27 @@ impl TrainingConfig {
         })?;
         let overrides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
             .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?;
-        let mut merged = match serde_json::to_value(self).expect("config serialises") {
+        let base = match serde_json::to_value(self).expect("config serialises") {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a struct serialises to an object"),
         };
-        merged.extend(overrides);
-        serde_json::from_value(serde_json::Value::Object(merged))
-            .map_err(|e| parse_error(e.to_string()))
+        let with = |pairs: &mut dyn Iterator<Item = (&String, &serde_json::Value)>| {
+            let mut merged = base.clone();
+            merged.extend(pairs.map(|(k, v)| (k.clone(), v.clone())));
+            serde_json::from_value::<Self>(serde_json::Value::Object(merged))
+        };
+        with(&mut overrides.iter()).map_err(|error| {
+            // serde does not say which key a bad value belongs to: find it.
+            let culprit = overrides
+                .iter()
+                .find(|pair| with(&mut std::iter::once(*pair)).is_err());
+            match culprit {
+                Some((key, _)) if base.contains_key(key) => {
+                    parse_error(format!("key `{key}`: {error}"))
+                }
+                _ => parse_error(error.to_string()),
+            }
+        })
     }
 
     /// Checks every setting, naming the first one that is out of range.

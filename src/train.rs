@@ -86,6 +86,7 @@ pub struct Trainer {
     adam: Adam,
     data: LineData,
     step: u64,
+    updates: u64,
     last_loss: Option<f32>,
 }
 
@@ -113,7 +114,8 @@ impl Trainer {
         let device = backend.device.clone().autodiff();
         let model = LinearRegression::from_host(&checkpoint.params, &device);
         let inner = backend.device.clone();
-        let (moments, step) = match &checkpoint.adam {
+        // Without Adam's state (a SafeTensors file) Adam restarts: zero moments, t from 1.
+        let (moments, updates) = match &checkpoint.adam {
             Some(adam) => (
                 adam.moments.clone().map(|(m, v)| Moments {
                     m: m.to_tensor(&inner),
@@ -126,10 +128,12 @@ impl Trainer {
                     Moments::zeros_like(&model.w.val().inner()),
                     Moments::zeros_like(&model.b.val().inner()),
                 ],
-                checkpoint.meta.as_ref().map_or(0, |m| m.step),
+                0,
             ),
         };
+        let step = checkpoint.step();
         let mut trainer = Self::assemble(config, backend, device, model, moments, step);
+        trainer.updates = updates;
         trainer.last_loss = checkpoint.meta.as_ref().and_then(|m| m.final_loss);
         Ok(trainer)
     }
@@ -151,6 +155,7 @@ impl Trainer {
             model,
             moments,
             step,
+            updates: step,
             last_loss: None,
         }
     }
@@ -225,8 +230,9 @@ impl Trainer {
         let loss_value = loss.clone().inner();
         let grads = loss.backward();
         let [mw, mb] = self.moments.clone();
-        let (w, mw) = self.update(&self.model.w.val(), &grads, mw, step);
-        let (b, mb) = self.update(&self.model.b.val(), &grads, mb, step);
+        self.updates += 1;
+        let (w, mw) = self.update(&self.model.w.val(), &grads, mw, self.updates);
+        let (b, mb) = self.update(&self.model.b.val(), &grads, mb, self.updates);
         self.model.w = self.model.w.clone().map(|_| w);
         self.model.b = self.model.b.clone().map(|_| b);
         self.moments = [mw, mb];
@@ -277,7 +283,7 @@ impl Trainer {
         Ok(Checkpoint {
             params: self.model.to_host()?,
             adam: Some(AdamSnapshot {
-                updates: self.step,
+                updates: self.updates,
                 moments: [mw?, mb?],
             }),
             meta: Some(Metadata {

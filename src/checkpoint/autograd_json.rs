@@ -10,9 +10,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{
-    AdamSnapshot, Checkpoint, check_moments, check_param, parse_metadata, parse_t,
-};
+use super::{AdamSnapshot, Checkpoint, check_moments, check_param, parse_metadata, parse_t};
 use crate::host::HostTensor;
 use crate::model::PARAM_NAMES;
 

@@ -135,6 +135,16 @@ fn adam_name(param: &str, moment: &str) -> String {
 const ADAM_T: &str = "adam.t";
 
 impl Checkpoint {
+    /// Training steps taken before this checkpoint: burnfit's metadata says; an autograd file's
+    /// count is its Adam's updates.
+    pub fn step(&self) -> u64 {
+        match (&self.meta, &self.adam) {
+            (Some(meta), _) => meta.step,
+            (None, Some(adam)) => adam.updates,
+            (None, None) => 0,
+        }
+    }
+
     /// The value of a 1×1 parameter by name (`"w"` or `"b"`), for display.
     pub fn scalar_param(&self, name: &str) -> Option<f32> {
         let index = PARAM_NAMES.iter().position(|n| *n == name)?;
@@ -278,6 +288,7 @@ impl Checkpoint {
 
     /// Writes the checkpoint to `path` in the format its extension names.
     pub fn save(&self, path: &Path) -> Result<()> {
+        check_destination(path)?;
         self.save_as(path, Format::from_path(path)?)
     }
 
@@ -314,10 +325,10 @@ fn read_error(path: &Path, message: String) -> Error {
 
 /// The format (by extension) and bytes of a checkpoint file, with the common problems named.
 fn read_file(path: &Path) -> Result<(Format, Vec<u8>)> {
-    let format = Format::from_path(path)?;
     if path.is_dir() {
         return Err(read_error(path, "is a directory, not a file".into()));
     }
+    let format = Format::from_path(path)?;
     let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(read_error(path, "file is empty".into()));

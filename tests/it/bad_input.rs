@@ -3,17 +3,29 @@
 
 use std::path::Path;
 
+use burnfit::Checkpoint;
+use burnfit::checkpoint::Format;
+
 use crate::common::{autograd_fixture, burnfit};
+
+/// A checkpoint file whose w is NaN (SafeTensors and burnpack can hold one; JSON cannot).
+fn non_finite(format: Format) -> Vec<u8> {
+    let mut checkpoint = Checkpoint::load(&autograd_fixture())
+        .unwrap()
+        .without_optimizer();
+    checkpoint.params[0].data[0] = f32::NAN;
+    checkpoint.to_bytes(format).unwrap()
+}
 
 fn fixture_text() -> String {
     std::fs::read_to_string(autograd_fixture()).unwrap()
 }
 
 /// (file name, contents or None for "do not create", expected message part)
-fn bad_checkpoints() -> Vec<(&'static str, Option<String>, &'static str)> {
+fn bad_checkpoints() -> Vec<(&'static str, Option<Vec<u8>>, &'static str)> {
     let fixture = fixture_text();
     let with_meta = |meta: &str| fixture.replacen('{', &format!("{{\"burnfit\":{meta},"), 1);
-    vec![
+    let text_cases: Vec<(&'static str, Option<String>, &'static str)> = vec![
         ("missing.json", None, "No such file"),
         ("empty.json", Some(String::new()), "file is empty"),
         (
@@ -45,7 +57,7 @@ fn bad_checkpoints() -> Vec<(&'static str, Option<String>, &'static str)> {
         (
             "infinite.json",
             Some(fixture.replacen("[2.4951487]", "[1e39]", 1)),
-            "non-finite",
+            "out of range",
         ),
         (
             "nan.json",
@@ -87,7 +99,18 @@ fn bad_checkpoints() -> Vec<(&'static str, Option<String>, &'static str)> {
             "SafeTensors",
         ),
         ("model.txt", Some(fixture.clone()), "unknown format"),
-    ]
+    ];
+    let mut cases: Vec<(&'static str, Option<Vec<u8>>, &'static str)> = text_cases
+        .into_iter()
+        .map(|(name, text, expected)| (name, text.map(String::into_bytes), expected))
+        .collect();
+    cases.push(("nan.bpk", Some(non_finite(Format::Bpk)), "non-finite"));
+    cases.push((
+        "nan.safetensors",
+        Some(non_finite(Format::Safetensors)),
+        "non-finite",
+    ));
+    cases
 }
 
 fn assert_one_line_error(output: &std::process::Output, name: &str, expected: &str) {
@@ -156,7 +179,7 @@ fn bad_checkpoints_are_refused_and_nothing_is_touched() {
         );
         if let Some(text) = &contents {
             assert_eq!(
-                std::fs::read_to_string(&path).unwrap(),
+                std::fs::read(&path).unwrap(),
                 *text,
                 "{name}: input changed"
             );

@@ -236,7 +236,9 @@ fn wgpu_without_any_vulkan_driver_is_a_clear_error_not_a_panic() {
         .arg(dir.path().join("r.json"))
         .env("VK_ICD_FILENAMES", "/nonexistent/icd.json")
         .env("VK_DRIVER_FILES", "/nonexistent/icd.json")
-        .env("WGPU_BACKEND", "vulkan")
+        // No EGL vendor either, or wgpu falls back to OpenGL on Mesa's llvmpipe.
+        .env("__EGL_VENDOR_LIBRARY_FILENAMES", "/nonexistent/egl.json")
+        .env("__EGL_VENDOR_LIBRARY_DIRS", "/nonexistent")
         .assert()
         .code(1);
     let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
@@ -531,4 +533,35 @@ fn ctrl_c_saves_a_final_checkpoint_and_exits_non_zero() {
         "{stderr}"
     );
     assert_eq!(saved.adam.unwrap().updates, step);
+}
+
+#[test]
+fn reruns_write_identical_files_on_cpu_backends() {
+    // wgpu is left out: autotune times kernels in each process and may pick another reduction
+    // order, which changes the last bits (measured on an H200; on lavapipe the bits matched).
+    let dir = tempfile::tempdir().unwrap();
+    for backend in burnfit::BackendKind::compiled() {
+        if backend == burnfit::BackendKind::Wgpu {
+            continue;
+        }
+        let files: Vec<Vec<u8>> = (0..2)
+            .map(|i| {
+                let out = dir.path().join(format!("{backend}-{i}.json"));
+                burnfit()
+                    .args([
+                        "train",
+                        "--steps",
+                        "300",
+                        "--backend",
+                        backend.name(),
+                        "--out",
+                    ])
+                    .arg(&out)
+                    .assert()
+                    .success();
+                std::fs::read(&out).unwrap()
+            })
+            .collect();
+        assert_eq!(files[0], files[1], "{backend}: reruns differ");
+    }
 }

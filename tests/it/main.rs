@@ -1,5 +1,5 @@
 //! burnfit's integration tests, one binary (each test binary links all of burn).
-//! Run with `cargo test --release --features flex,wgpu`.
+//! Run with `cargo test --release --features flex,wgpu,autograd-ref`.
 
 mod autograd_compat;
 mod bad_input;

@@ -113,3 +113,14 @@ fn the_autograd_programs_file_resumes_with_its_adam_state() {
     );
     assert_eq!(adam.updates, 1001);
 }
+
+#[test]
+fn resuming_weights_only_restarts_adam_but_continues_the_data_stream() {
+    let _guard = serial();
+    let config = TrainingConfig::default();
+    let backend = backends().remove(0);
+    let weights = run(&config, &backend, None, 300).without_optimizer();
+    let resumed = run(&config, &backend, Some(&weights), 100);
+    assert_eq!(resumed.meta.as_ref().unwrap().step, 400);
+    assert_eq!(resumed.adam.as_ref().unwrap().updates, 100);
+}

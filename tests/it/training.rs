@@ -42,7 +42,9 @@ fn the_seed_workload_converges_on_every_backend() {
 }
 
 #[test]
-fn same_seed_same_backend_gives_the_same_bits() {
+/// In one process every backend repeats itself bit for bit (wgpu reuses the kernels autotune
+/// picked). Across processes only the CPU backends do: see `cli::reruns_write_identical_files`.
+fn same_seed_same_backend_gives_the_same_bits_in_one_process() {
     let _guard = serial();
     let config = TrainingConfig {
         steps: 200,

@@ -32,17 +32,17 @@ fn bench_backend(bencher: divan::Bencher, kind: BackendKind, batch: usize) {
         .bench_local_values(|mut trainer| trainer.run(STEPS, &mut ()).unwrap());
 }
 
-#[divan::bench(args = [64, 4096, 65536])]
+#[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
 fn ndarray_100_steps(bencher: divan::Bencher, batch: usize) {
     bench_backend(bencher, BackendKind::Ndarray, batch);
 }
 
-#[divan::bench(args = [64, 4096, 65536])]
+#[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
 fn flex_100_steps(bencher: divan::Bencher, batch: usize) {
     bench_backend(bencher, BackendKind::Flex, batch);
 }
 
-#[divan::bench(args = [64, 4096, 65536])]
+#[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
 fn wgpu_100_steps(bencher: divan::Bencher, batch: usize) {
     bench_backend(bencher, BackendKind::Wgpu, batch);
 }

@@ -3,6 +3,7 @@
 
 mod autograd_compat;
 mod bad_input;
+mod bench;
 mod checkpoint_files;
 mod cli;
 mod common;

@@ -1,0 +1,121 @@
+//! `burnfit bench` at tiny sizes: one row per system and batch, the JSON schema, and ratios that
+//! come from the measured numbers. No timing assertions.
+
+use crate::common::{burnfit, wgpu_available};
+
+#[test]
+fn bench_measures_every_backend_and_autograd_and_writes_json() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("bench.json");
+    let mut systems = vec!["autograd".to_string()];
+    let mut backends = Vec::new();
+    for kind in burnfit::BackendKind::compiled() {
+        if kind != burnfit::BackendKind::Wgpu || wgpu_available() {
+            systems.push(format!("burnfit/{kind}"));
+            backends.push(kind.name());
+        }
+    }
+    let assert = burnfit()
+        .args([
+            "bench",
+            "--batches",
+            "8,32",
+            "--steps",
+            "3",
+            "--repeat",
+            "2",
+            "--backends",
+            &backends.join(","),
+            "--json",
+        ])
+        .arg(&json)
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(stdout.starts_with("system"), "{stdout}");
+    assert!(stdout.contains("machine: "), "{stdout}");
+
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let machine = &report["machine"];
+    assert!(machine["cores"].as_u64().unwrap() >= 1);
+    assert_eq!(machine["burn_version"], "0.22.1");
+    assert_eq!(machine["burnfit_version"], env!("CARGO_PKG_VERSION"));
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), systems.len() * 2, "{rows:?}");
+    for batch in [8u64, 32] {
+        let at: Vec<&serde_json::Value> = rows.iter().filter(|r| r["batch"] == batch).collect();
+        let names: Vec<&str> = at.iter().map(|r| r["system"].as_str().unwrap()).collect();
+        assert_eq!(names, systems, "batch {batch}");
+        let autograd_ms = at[0]["median_ms"].as_f64().unwrap();
+        for row in &at {
+            assert_eq!(row["steps"], 3);
+            let (min, median, max) = (
+                row["min_ms"].as_f64().unwrap(),
+                row["median_ms"].as_f64().unwrap(),
+                row["max_ms"].as_f64().unwrap(),
+            );
+            assert!(0.0 < min && min <= median && median <= max, "{row}");
+            assert!(row["warmup_ms"].as_f64().unwrap() > 0.0, "{row}");
+            let per_step = row["us_per_step"].as_f64().unwrap();
+            assert!(
+                (per_step - median * 1e3 / 3.0).abs() < 1e-6 * per_step.max(1.0),
+                "{row}"
+            );
+            let samples = row["samples_per_s"].as_f64().unwrap();
+            assert!(
+                (samples - batch as f64 * 3.0 / (median / 1e3)).abs() < 1e-6 * samples,
+                "{row}"
+            );
+            if row["system"] != "autograd" {
+                let speedup = row["speedup_vs_autograd"].as_f64().unwrap();
+                assert!(
+                    (speedup - autograd_ms / median).abs() < 1e-9 * speedup.max(1.0),
+                    "{row}"
+                );
+            }
+            assert!(row["note"].is_null(), "{row}");
+        }
+    }
+}
+
+#[test]
+fn bench_skips_what_would_exceed_its_budget_with_a_note() {
+    let assert = burnfit()
+        .args([
+            "bench",
+            "--backends",
+            "ndarray",
+            "--batches",
+            "200000",
+            "--steps",
+            "1000000",
+            "--repeat",
+            "1",
+            "--no-autograd",
+            "--budget-s",
+            "1",
+        ])
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(
+        stdout.contains("skipped: estimated") && stdout.contains("exceeds the 1 s budget"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn bench_flags_are_checked() {
+    for (args, expected) in [
+        (vec!["--steps", "1"], "--steps"),
+        (vec!["--repeat", "0"], "--repeat"),
+        (vec!["--batches", "0"], "--batches"),
+    ] {
+        burnfit()
+            .arg("bench")
+            .args(&args)
+            .assert()
+            .code(2)
+            .stderr(predicates::str::contains(expected));
+    }
+}

@@ -279,7 +279,7 @@ impl Observer for TrainObserver<'_> {
             return Ok(Flow::Stop);
         }
         if let Some(k) = self.save_every
-            && trainer.step() % k == 0
+            && trainer.step().is_multiple_of(k)
         {
             self.save(trainer)?;
             println!("saved {} at step {}", self.out.display(), trainer.step());

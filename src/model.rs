@@ -41,7 +41,7 @@ impl LinearRegressionConfig {
     /// A fresh model: w uniform in [-1, 1) from `seed` (drawn on the host, so every backend starts
     /// from the same weights), b zero.
     pub fn init(&self, seed: u64, device: &Device) -> LinearRegression {
-        let mut state = seed ^ 0x5EED_0F_1A17_u64;
+        let mut state = seed ^ 0x005E_ED0F_1A17_u64;
         let w: Vec<f32> = (0..self.d_in * self.d_out)
             .map(|_| {
                 state = splitmix64(state);

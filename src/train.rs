@@ -198,7 +198,7 @@ impl Trainer {
                 self.sync()?;
                 first_step = start.elapsed();
             }
-            if step % self.config.log_every == 0 || step == last {
+            if step.is_multiple_of(self.config.log_every) || step == last {
                 let loss = self.read_loss(loss)?;
                 let point = LossPoint { step, loss };
                 observer.on_loss(point);

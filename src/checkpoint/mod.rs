@@ -446,57 +446,71 @@ pub struct VariableSummary {
     pub first_values: Vec<f32>,
 }
 
+/// The variables of a file before it is read as a checkpoint, for [`inspect`].
+struct Listing {
+    /// Display name and value of every variable.
+    variables: Vec<(String, HostTensor)>,
+    metadata: Option<serde_json::Value>,
+    namespaces: Vec<String>,
+    /// Display names of the model's and its Adam's variables.
+    known: Vec<String>,
+}
+
+impl Listing {
+    fn autograd(bytes: &[u8]) -> Result<Listing, String> {
+        let (vars, metadata) = autograd_json::variables(bytes)?;
+        let mut namespaces: Vec<String> = vars.iter().map(|v| v.namespace.clone()).collect();
+        namespaces.sort();
+        namespaces.dedup();
+        Ok(Listing {
+            known: autograd_json::model_variable_names(&vars),
+            variables: vars
+                .into_iter()
+                .map(|v| (autograd_json::display_name(&v.namespace, &v.name), v.value))
+                .collect(),
+            metadata,
+            namespaces,
+        })
+    }
+
+    fn named(contents: Contents) -> Listing {
+        let mut known: Vec<String> = PARAM_NAMES.iter().map(|n| n.to_string()).collect();
+        for param in PARAM_NAMES {
+            known.push(adam_name(param, "m"));
+            known.push(adam_name(param, "v"));
+        }
+        known.push(ADAM_T.into());
+        Listing {
+            metadata: contents
+                .metadata
+                .as_deref()
+                .and_then(|m| serde_json::from_str(m).ok()),
+            variables: contents
+                .tensors
+                .into_iter()
+                .map(|t| (t.name, t.value))
+                .collect(),
+            namespaces: vec![],
+            known,
+        }
+    }
+}
+
 /// Looks inside a checkpoint file without requiring it to be a loadable model.
 pub fn inspect(path: &Path) -> Result<Inspection> {
     let (format, bytes) = read_file(path)?;
-    let fail = |message| read_error(path, message);
-    let (variables, metadata, namespaces, known): (
-        Vec<(String, HostTensor)>,
-        Option<serde_json::Value>,
-        Vec<String>,
-        Vec<String>,
-    ) = match format {
-        Format::Json => {
-            let (vars, meta) = autograd_json::variables(&bytes).map_err(fail)?;
-            let mut namespaces: Vec<String> = vars.iter().map(|v| v.namespace.clone()).collect();
-            namespaces.sort();
-            namespaces.dedup();
-            let known = autograd_json::model_variable_names(&vars);
-            let vars = vars
-                .into_iter()
-                .map(|v| (autograd_json::display_name(&v.namespace, &v.name), v.value))
-                .collect();
-            (vars, meta, namespaces, known)
-        }
-        Format::Safetensors | Format::Bpk => {
-            let contents = if format == Format::Bpk {
-                burnpack_file::read(&bytes)
-            } else {
-                safetensors_file::read(&bytes)
-            }
-            .map_err(fail)?;
-            let meta = contents
-                .metadata
-                .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok());
-            let mut known: Vec<String> = PARAM_NAMES.iter().map(|n| n.to_string()).collect();
-            for p in PARAM_NAMES {
-                known.push(adam_name(p, "m"));
-                known.push(adam_name(p, "v"));
-            }
-            known.push(ADAM_T.into());
-            (
-                contents
-                    .tensors
-                    .into_iter()
-                    .map(|t| (t.name, t.value))
-                    .collect(),
-                meta,
-                vec![],
-                known,
-            )
-        }
-    };
+    let listing = match format {
+        Format::Json => Listing::autograd(&bytes),
+        Format::Safetensors => safetensors_file::read(&bytes).map(Listing::named),
+        Format::Bpk => burnpack_file::read(&bytes).map(Listing::named),
+    }
+    .map_err(|message| read_error(path, message))?;
+    let Listing {
+        variables,
+        metadata,
+        namespaces,
+        known,
+    } = listing;
     let checkpoint = Checkpoint::from_bytes(&bytes, format);
     Ok(Inspection {
         format: format.to_string(),

@@ -550,6 +550,11 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     for kind in &options.backends {
         Backend::open(*kind)?;
     }
+    if !cfg!(feature = "autograd-ref") {
+        println!(
+            "note: the autograd crate's reference row is not in this build (build with --features autograd-ref)"
+        );
+    }
     let mut printed_header = false;
     let report = bench::run(&options, &mut |row| {
         let table = bench::format_table(std::slice::from_ref(row));

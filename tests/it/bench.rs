@@ -37,7 +37,16 @@ fn bench_measures_every_backend_and_autograd_and_writes_json() {
         .assert()
         .success();
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
-    assert!(stdout.starts_with("system"), "{stdout}");
+    let header = stdout
+        .lines()
+        .find(|l| !l.starts_with("note: "))
+        .unwrap_or_default();
+    assert!(header.starts_with("system"), "{stdout}");
+    assert_eq!(
+        stdout.contains("reference row is not in this build"),
+        !with_autograd,
+        "{stdout}"
+    );
     assert!(stdout.contains("machine: "), "{stdout}");
 
     let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();

@@ -121,6 +121,10 @@ pub enum Error {
         loss: f32,
     },
 
+    /// Copying a tensor from the device to the host failed.
+    #[error("reading a tensor back from the device failed: {0}")]
+    ReadBack(String),
+
     /// The device failed while running or reading back a computation.
     #[error("device error on backend `{backend}`: {message}")]
     Device {

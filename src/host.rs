@@ -37,10 +37,10 @@ impl HostTensor {
         let shape = tensor.shape().dims::<D>().to_vec();
         let data = tensor
             .try_into_data()
-            .map_err(|e| device_error(format!("{e:?}")))?
+            .map_err(|e| Error::ReadBack(format!("{e:?}")))?
             .convert::<f32>()
             .try_into_vec::<f32>()
-            .map_err(|e| device_error(format!("{e:?}")))?;
+            .map_err(|e| Error::ReadBack(format!("{e:?}")))?;
         Ok(Self { shape, data })
     }
 
@@ -58,12 +58,5 @@ impl HostTensor {
     /// The first value that is NaN or infinite, if any.
     pub fn first_non_finite(&self) -> Option<f32> {
         self.data.iter().copied().find(|v| !v.is_finite())
-    }
-}
-
-fn device_error(message: String) -> Error {
-    Error::Device {
-        backend: "read-back",
-        message,
     }
 }

@@ -260,8 +260,7 @@ struct TrainObserver<'a> {
 }
 
 impl TrainObserver<'_> {
-    fn save(&self, trainer: &Trainer) -> Result<()> {
-        let mut checkpoint = trainer.checkpoint()?;
+    fn save(&self, mut checkpoint: Checkpoint) -> Result<()> {
         if !self.format.keeps_optimizer() {
             checkpoint = checkpoint.without_optimizer();
         }
@@ -278,10 +277,12 @@ impl Observer for TrainObserver<'_> {
         if self.interrupted.load(Ordering::SeqCst) {
             return Ok(Flow::Stop);
         }
+        // The last step is saved once, by the caller.
         if let Some(k) = self.save_every
             && trainer.step().is_multiple_of(k)
+            && trainer.step() < trainer.config().steps
         {
-            self.save(trainer)?;
+            self.save(trainer.checkpoint()?)?;
             println!("saved {} at step {}", self.out.display(), trainer.step());
         }
         Ok(Flow::Continue)
@@ -362,7 +363,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let remaining = target - trainer.step();
     let run = trainer.run(remaining, &mut observer)?;
     if run.stopped {
-        observer.save(&trainer)?;
+        observer.save(trainer.checkpoint()?)?;
         return Err(Error::Interrupted {
             step: trainer.step(),
             saved: Some(args.out.clone()),
@@ -379,7 +380,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         run.total.as_secs_f64(),
         run.first_step.as_secs_f64() * 1e3
     );
-    observer.save(&trainer)?;
+    observer.save(checkpoint)?;
     if !format.keeps_optimizer() {
         println!("note: {format} keeps no optimizer state; resuming from it restarts Adam");
     }

@@ -372,6 +372,22 @@ fn save_every_leaves_a_resumable_checkpoint_at_each_multiple() {
         );
     let c = burnfit::Checkpoint::load(&out).unwrap();
     assert_eq!(c.meta.unwrap().step, 250);
+    // A multiple that is also the last step is written once, by the final save.
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "200",
+            "--save-every",
+            "100",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("r.json at step 100").and(contains("at step 200").not()));
 }
 
 #[test]

@@ -125,15 +125,24 @@ impl Backend {
         })
     }
 
-    /// Resolves a user's choice. `auto` takes wgpu only on a real GPU (a software Vulkan device
-    /// is slower than the CPU backends for this model), else the preferred CPU backend.
+    /// Resolves a user's choice for small work (predict, inspect): `auto` is the preferred CPU
+    /// backend, and no GPU is probed.
     pub fn choose(choice: BackendChoice) -> Result<Backend> {
+        Self::choose_for(choice, 0)
+    }
+
+    /// Resolves a user's choice for training with `batch` samples per step. `auto` takes wgpu
+    /// only for batches of at least [`AUTO_GPU_MIN_BATCH`] and only on a real GPU (a software
+    /// Vulkan device is slower than the CPU backends for this model); otherwise the preferred
+    /// CPU backend. Below that batch wgpu is not even probed (opening it costs ~60 ms).
+    pub fn choose_for(choice: BackendChoice, batch: usize) -> Result<Backend> {
         let kind = match choice {
             BackendChoice::Ndarray => BackendKind::Ndarray,
             BackendChoice::Flex => BackendKind::Flex,
             BackendChoice::Wgpu => BackendKind::Wgpu,
             BackendChoice::Auto => {
-                if BackendKind::Wgpu.is_compiled()
+                if batch >= AUTO_GPU_MIN_BATCH
+                    && BackendKind::Wgpu.is_compiled()
                     && let Ok(backend) = Backend::open(BackendKind::Wgpu)
                     && backend
                         .adapter
@@ -156,6 +165,12 @@ impl Backend {
         }
     }
 }
+
+/// The smallest batch for which `--backend auto` considers a GPU. Measured with `burnfit bench`
+/// on an H200 machine (README): the autodiff engine on wgpu is slower than flex up to batch
+/// 4,096 (475 vs 179 ms per 1000 steps) and faster from 65,536 (411 vs 2,258 ms). The fused
+/// engine's CPU loop is faster still at small batches, so the same threshold holds for it.
+pub const AUTO_GPU_MIN_BATCH: usize = 65_536;
 
 /// The error for a backend this build lacks, naming the cargo feature that adds it.
 fn require_compiled(kind: BackendKind, compiled: bool) -> Result<()> {

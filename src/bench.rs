@@ -12,7 +12,7 @@ use serde::Serialize;
 use crate::backend::{Backend, BackendKind};
 use crate::config::TrainingConfig;
 use crate::error::Result;
-use crate::train::Trainer;
+use crate::engine::EngineKind;
 
 /// The burn version burnfit is pinned to (Cargo.toml pins `=0.22.1`; a test keeps them equal).
 pub const BURN_VERSION: &str = "0.22.1";
@@ -22,6 +22,8 @@ pub const BURN_VERSION: &str = "0.22.1";
 pub struct BenchOptions {
     /// burn backends to time (each must be compiled in).
     pub backends: Vec<BackendKind>,
+    /// Engines to time on each backend.
+    pub engines: Vec<EngineKind>,
     /// Batch sizes of the sweep.
     pub batches: Vec<usize>,
     /// Steps per timed run.
@@ -38,6 +40,7 @@ impl Default for BenchOptions {
     fn default() -> Self {
         Self {
             backends: BackendKind::compiled(),
+            engines: EngineKind::ALL.to_vec(),
             batches: vec![64, 4096, 65_536, 1_048_576],
             steps: 1000,
             repeat: 3,
@@ -50,8 +53,10 @@ impl Default for BenchOptions {
 /// One line of the results table.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct BenchRow {
-    /// `burnfit/<backend>` or `autograd`.
+    /// `burnfit/<backend>/<engine>` or `autograd`.
     pub system: String,
+    /// The engine of a burnfit row; absent for the autograd crate.
+    pub engine: Option<EngineKind>,
     /// The device: `cpu` or the wgpu adapter's name and type.
     pub device: String,
     /// Samples per step.
@@ -121,14 +126,16 @@ pub fn run(options: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<
             if let Some(a) = &backend.adapter {
                 adapter = Some(format!("{} ({}, {})", a.name, a.device_type, a.api));
             }
-            let mut row = measure_burn(&backend, &config, options)?;
-            row.speedup_vs_autograd = autograd_ms
-                .iter()
-                .find(|(b, _)| *b == batch)
-                .filter(|_| row.note.is_none())
-                .map(|(_, ms)| ms / row.median_ms);
-            on_row(&row);
-            rows.push(row);
+            for &engine in &options.engines {
+                let mut row = measure_burn(&backend, engine, &config, options)?;
+                row.speedup_vs_autograd = autograd_ms
+                    .iter()
+                    .find(|(b, _)| *b == batch)
+                    .filter(|_| row.note.is_none())
+                    .map(|(_, ms)| ms / row.median_ms);
+                on_row(&row);
+                rows.push(row);
+            }
         }
     }
     Ok(BenchReport {
@@ -157,18 +164,20 @@ const WARMUP_STEPS: u64 = 5;
 
 fn measure_burn(
     backend: &Backend,
+    engine: EngineKind,
     config: &TrainingConfig,
     options: &BenchOptions,
 ) -> Result<BenchRow> {
-    let mut trainer = Trainer::new(config.clone(), backend.clone())?;
+    let mut trainer = engine.open(config.clone(), backend.clone(), None)?;
     let warm = trainer.run(WARMUP_STEPS, &mut ())?;
     let mut row = empty_row(
-        format!("burnfit/{}", backend.kind),
+        format!("burnfit/{}/{engine}", backend.kind),
         device_name(backend),
         config,
         warm.first_step,
     );
     let per_step = (warm.total - warm.first_step) / (WARMUP_STEPS - 1) as u32;
+    row.engine = Some(engine);
     if let Some(note) = over_budget(per_step, options) {
         row.note = Some(note);
         return Ok(row);
@@ -213,11 +222,12 @@ fn measure_autograd(_: &TrainingConfig, _: &BenchOptions) -> Result<BenchRow> {
 }
 
 fn over_budget(per_step: Duration, options: &BenchOptions) -> Option<String> {
-    let estimate = per_step * options.steps as u32 * options.repeat as u32;
-    (estimate > options.budget).then(|| {
+    // In f64: steps × repeat can exceed u32 (and Duration's range).
+    let estimate = per_step.as_secs_f64() * options.steps as f64 * options.repeat as f64;
+    (estimate > options.budget.as_secs_f64()).then(|| {
         format!(
             "skipped: estimated {:.0} s ({:.1} ms/step) exceeds the {} s budget",
-            estimate.as_secs_f64(),
+            estimate,
             per_step.as_secs_f64() * 1e3,
             options.budget.as_secs()
         )
@@ -232,6 +242,7 @@ fn empty_row(
 ) -> BenchRow {
     BenchRow {
         system,
+        engine: None,
         device,
         batch: config.batch,
         steps: config.steps,
@@ -278,7 +289,7 @@ fn cpu_model() -> String {
 /// The table `burnfit bench` prints: a header and one line per row.
 pub fn format_table(rows: &[BenchRow]) -> String {
     let mut out = format!(
-        "{:<16} {:<28} {:>9} {:>6} {:>10} {:>24} {:>10} {:>13} {:>10}\n",
+        "{:<25} {:<28} {:>9} {:>6} {:>10} {:>24} {:>10} {:>13} {:>10}\n",
         "system",
         "device",
         "batch",
@@ -293,7 +304,7 @@ pub fn format_table(rows: &[BenchRow]) -> String {
         let device: String = r.device.chars().take(28).collect();
         if let Some(note) = &r.note {
             out += &format!(
-                "{:<16} {:<28} {:>9} {:>6} {:>10.1} {}\n",
+                "{:<25} {:<28} {:>9} {:>6} {:>10.1} {}\n",
                 r.system, device, r.batch, r.steps, r.warmup_ms, note
             );
             continue;
@@ -302,7 +313,7 @@ pub fn format_table(rows: &[BenchRow]) -> String {
             .speedup_vs_autograd
             .map_or("-".to_string(), |s| format!("{s:.2}x"));
         out += &format!(
-            "{:<16} {:<28} {:>9} {:>6} {:>10.1} {:>24} {:>10.1} {:>13.3e} {:>10}\n",
+            "{:<25} {:<28} {:>9} {:>6} {:>10.1} {:>24} {:>10.1} {:>13.3e} {:>10}\n",
             r.system,
             device,
             r.batch,

@@ -2,8 +2,6 @@
 
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use burn::tensor::Tensor;
@@ -13,10 +11,12 @@ use crate::backend::{Backend, BackendChoice, BackendKind, probe_all};
 use crate::bench::{self, BenchOptions};
 use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
 use crate::config::TrainingConfig;
+use crate::console::Console;
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::LinearRegression;
-use crate::train::{Flow, LossPoint, Observer, Trainer};
+use crate::signals;
+use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 
 /// Train a one-neuron linear regression with burn on ndarray, flex or wgpu, save checkpoints the
 /// autograd crate, Python and burn programs can load, and benchmark the backends.
@@ -43,6 +43,11 @@ pub enum Command {
     Backends(BackendsArgs),
     /// Time the training loop on every backend, side by side with the autograd crate.
     Bench(BenchArgs),
+}
+
+/// `println!` through a [`Console`]: never panics on a closed or full stdout.
+macro_rules! say {
+    ($console:expr, $($arg:tt)*) => { $console.line(format_args!($($arg)*)) };
 }
 
 fn default_is(text: &str, value: impl std::fmt::Display) -> String {
@@ -97,8 +102,13 @@ pub struct TrainArgs {
     #[arg(long, value_enum)]
     pub format: Option<Format>,
     /// Also write the checkpoint every K steps, so a killed run can resume from the last save.
-    #[arg(long, value_name = "K")]
+    #[arg(long, value_name = "K", allow_negative_numbers = true)]
     pub save_every: Option<u64>,
+    /// How each step runs: `autodiff` (burn's module and autodiff, the reference) or `fused`
+    /// (the whole step as one hand-written pass: a CubeCL kernel on wgpu, a Rust loop on CPU)
+    /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
+    #[arg(long, value_enum)]
+    pub engine: Option<EngineKind>,
 }
 
 impl TrainArgs {
@@ -175,6 +185,9 @@ pub struct BenchArgs {
     /// Backends to time, comma-separated [default: every compiled-in backend]
     #[arg(long, value_enum, value_delimiter = ',')]
     pub backends: Option<Vec<BackendKind>>,
+    /// Engines to time on each backend, comma-separated [default: autodiff,fused]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub engines: Option<Vec<EngineKind>>,
     /// Batch sizes to sweep.
     #[arg(long, value_delimiter = ',', value_name = "N,..", help = default_is("Batch sizes to sweep", format!("{:?}", BenchOptions::default().batches)))]
     pub batches: Option<Vec<usize>>,
@@ -202,6 +215,9 @@ impl BenchArgs {
         if let Some(backends) = &self.backends {
             options.backends = backends.clone();
         }
+        if let Some(engines) = &self.engines {
+            options.engines = engines.clone();
+        }
         if let Some(batches) = &self.batches {
             options.batches = batches.clone();
         }
@@ -214,15 +230,15 @@ impl BenchArgs {
         if options.steps < 2 {
             return Err(invalid("--steps", options.steps, "must be at least 2"));
         }
-        if options.repeat == 0 {
-            return Err(invalid("--repeat", options.repeat, "must be at least 1"));
+        if options.repeat == 0 || options.repeat > 1000 {
+            return Err(invalid("--repeat", options.repeat, "must be from 1 to 1000"));
         }
-        if options.batches.is_empty() || options.batches.contains(&0) {
-            return Err(invalid(
-                "--batches",
-                format!("{:?}", options.batches),
-                "must be sizes of at least 1",
-            ));
+        if let Some(bad) = options
+            .batches
+            .iter()
+            .find(|b| **b == 0 || **b > crate::config::MAX_BATCH)
+        {
+            return Err(invalid("--batches", bad, "must be sizes from 1 to 2^31"));
         }
         Ok(options)
     }
@@ -243,10 +259,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Predict(args) => run_predict(&args),
         Command::Inspect(args) => run_inspect(&args),
         Command::Convert(args) => run_convert(&args),
-        Command::Backends(args) => {
-            run_backends(&args);
-            Ok(())
-        }
+        Command::Backends(args) => run_backends(&args),
         Command::Bench(args) => run_bench(&args),
     }
 }
@@ -256,7 +269,7 @@ struct TrainObserver<'a> {
     out: &'a Path,
     format: Format,
     save_every: Option<u64>,
-    interrupted: Arc<AtomicBool>,
+    console: Console,
 }
 
 impl TrainObserver<'_> {
@@ -264,17 +277,53 @@ impl TrainObserver<'_> {
         if !self.format.keeps_optimizer() {
             checkpoint = checkpoint.without_optimizer();
         }
-        checkpoint.save_as(self.out, self.format)
+        signals::while_saving(|| checkpoint.save_as(self.out, self.format))
+    }
+
+    /// The final save: when `--out` cannot be written after all (its directory was removed or
+    /// made read-only during the run), the trained model goes to a fallback file in the
+    /// system's temporary directory rather than being lost.
+    fn save_or_rescue(&self, checkpoint: Checkpoint) -> Result<()> {
+        match self.save(checkpoint.clone()) {
+            Err(original @ Error::CheckpointWrite { .. }) => {
+                let extension = match self.format {
+                    Format::Json => "json",
+                    Format::Safetensors => "safetensors",
+                    Format::Bpk => "bpk",
+                };
+                let rescued = std::env::temp_dir().join(format!(
+                    "burnfit-rescued-{}.{extension}",
+                    std::process::id()
+                ));
+                let out = TrainObserver {
+                    out: &rescued,
+                    format: self.format,
+                    save_every: None,
+                    console: Console::default(),
+                };
+                out.save(checkpoint)?;
+                Err(Error::SavedElsewhere {
+                    original: Box::new(original),
+                    rescued,
+                })
+            }
+            other => other,
+        }
     }
 }
 
 impl Observer for TrainObserver<'_> {
     fn on_loss(&mut self, p: LossPoint) {
-        println!("step {:>6}  loss {:.6}", p.step, p.loss);
+        self.console
+            .line(format_args!("step {:>6}  loss {:.6}", p.step, p.loss));
     }
 
-    fn after_step(&mut self, trainer: &Trainer) -> Result<Flow> {
-        if self.interrupted.load(Ordering::SeqCst) {
+    fn checkpoint_every(&self) -> Option<u64> {
+        self.save_every
+    }
+
+    fn after_step(&mut self, trainer: &dyn Engine) -> Result<Flow> {
+        if signals::received().is_some() {
             return Ok(Flow::Stop);
         }
         // The last step is saved once, by the caller.
@@ -283,13 +332,15 @@ impl Observer for TrainObserver<'_> {
             && trainer.step() < trainer.config().steps
         {
             self.save(trainer.checkpoint()?)?;
-            println!("saved {} at step {}", self.out.display(), trainer.step());
+            let line = format!("saved {} at step {}", self.out.display(), trainer.step());
+            self.console.line(line);
         }
         Ok(Flow::Continue)
     }
 }
 
 fn run_train(args: &TrainArgs) -> Result<()> {
+    let mut console = Console::default();
     checkpoint::check_destination(&args.out)?;
     let format = match args.format {
         Some(format) => format,
@@ -302,22 +353,19 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let base = match resumed.as_ref().map(|c| c.meta.as_ref()) {
         Some(Some(meta)) => meta.config.clone(),
         Some(None) => {
-            println!(
+            console.line(format_args!(
                 "note: {} has no burnfit metadata (an autograd file?); using the seed workload's config",
                 args.resume
                     .as_ref()
                     .map_or(String::new(), |p| p.display().to_string())
-            );
+            ));
             TrainingConfig::default()
         }
         None => TrainingConfig::default(),
     };
     let mut config = args.resolve_config(base)?;
-    let backend = Backend::choose(args.backend)?;
-    let mut trainer = match &resumed {
-        None => Trainer::new(config, backend)?,
-        Some(checkpoint) => {
-            let done = checkpoint.step();
+    if let Some(checkpoint) = &resumed {
+        let done = checkpoint.step();
             let more = match args.steps {
                 Some(more) => more,
                 None if config.steps > done => config.steps - done,
@@ -332,59 +380,74 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             if more == 0 {
                 return Err(invalid("--steps", 0, "must be at least 1"));
             }
-            config.steps = done + more;
-            Trainer::resume(config, backend, checkpoint)?
-        }
-    };
+            config.steps = done.checked_add(more).ok_or_else(|| {
+                invalid(
+                    "--steps",
+                    more,
+                    "too many: the checkpoint's step count plus --steps must stay below 2^64",
+                )
+            })?;
+    }
+    let backend = Backend::choose_for(args.backend, config.batch)?;
+    let engine = args
+        .engine
+        .or_else(|| {
+            let meta = resumed.as_ref()?.meta.as_ref()?;
+            EngineKind::from_name(meta.engine.as_deref()?)
+        })
+        .unwrap_or_default();
+    let mut trainer = engine.open(config, backend, resumed.as_ref())?;
     let target = trainer.config().steps;
-    println!(
-        "training on {}: steps {}..{}, batch {}, lr {}, seed {}",
+    console.line(format_args!(
+        "training on {} with the {} engine: steps {}..{}, batch {}, lr {}, seed {}",
         trainer.backend().describe(),
+        trainer.kind(),
         trainer.step() + 1,
         target,
         trainer.config().batch,
         trainer.config().lr,
         trainer.config().seed
-    );
-    let interrupted = Arc::new(AtomicBool::new(false));
-    let flag = Arc::clone(&interrupted);
-    // A second Ctrl-C still kills the process: only the first is turned into a clean stop.
-    let _ = ctrlc::set_handler(move || {
-        if flag.swap(true, Ordering::SeqCst) {
-            std::process::exit(130);
-        }
-    });
+    ));
+    // Without the handlers a signal still stops the run, only without the final save.
+    let _ = signals::install();
     let mut observer = TrainObserver {
         out: &args.out,
         format,
         save_every: args.save_every,
-        interrupted,
+        console,
     };
     let remaining = target - trainer.step();
     let run = trainer.run(remaining, &mut observer)?;
     if run.stopped {
-        observer.save(trainer.checkpoint()?)?;
+        observer.save_or_rescue(trainer.checkpoint()?)?;
+        observer.console.warn_if_lost();
         return Err(Error::Interrupted {
             step: trainer.step(),
             saved: Some(args.out.clone()),
+            signal: signals::received().unwrap_or(signal_hook::consts::SIGINT),
         });
     }
     let checkpoint = trainer.checkpoint()?;
-    println!(
+    let console = &mut observer.console;
+    console.line(format_args!(
         "final w = {:.6}  b = {:.6}",
         checkpoint.params[0].data[0], checkpoint.params[1].data[0]
-    );
-    println!(
+    ));
+    console.line(format_args!(
         "{} steps in {:.3} s (first step {:.1} ms)",
         run.steps,
         run.total.as_secs_f64(),
         run.first_step.as_secs_f64() * 1e3
-    );
-    observer.save(checkpoint)?;
+    ));
+    observer.save_or_rescue(checkpoint)?;
+    let console = &mut observer.console;
     if !format.keeps_optimizer() {
-        println!("note: {format} keeps no optimizer state; resuming from it restarts Adam");
+        console.line(format_args!(
+            "note: {format} keeps no optimizer state; resuming from it restarts Adam"
+        ));
     }
-    println!("saved {} ({format})", args.out.display());
+    console.line(format_args!("saved {} ({format})", args.out.display()));
+    console.warn_if_lost();
     Ok(())
 }
 
@@ -394,25 +457,39 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
     let backend = Backend::choose(args.backend)?;
     let model = LinearRegression::from_host(&checkpoint.params, &backend.device);
     let x = HostTensor::new(vec![inputs.len(), 1], inputs).to_tensor::<2>(&backend.device);
-    let z: Tensor<2> = model.forward(x);
-    for value in HostTensor::from_tensor(z)?.data {
-        println!("{value}");
+    let z: Tensor<2> = model.forward(x.clone());
+    let predictions = HostTensor::from_tensor(z)?.data;
+    let inputs = HostTensor::from_tensor(x)?.data;
+    if let Some((x, z)) = inputs.iter().zip(&predictions).find(|(_, z)| !z.is_finite()) {
+        return Err(Error::InvalidInput {
+            what: format!("--x value {x}"),
+            message: format!("its prediction ({z}) is out of f32 range"),
+        });
     }
-    Ok(())
+    let mut console = Console::default();
+    for value in predictions {
+        console.line(value);
+    }
+    console.finish()
 }
 
 /// `1,2,3` or `-` (stdin, one number per line; blank lines skipped).
 fn parse_inputs(spec: &str) -> Result<Vec<f32>> {
     let parse = |what: String, text: &str| -> Result<f32> {
+        let shown = abbreviate(text.trim());
         match text.trim().parse::<f32>() {
             Ok(v) if v.is_finite() => Ok(v),
-            Ok(v) => Err(Error::InvalidInput {
+            Ok(v) if v.is_nan() => Err(Error::InvalidInput {
                 what,
-                message: format!("{v} is not a finite number"),
+                message: format!("{shown:?} is not a finite number"),
+            }),
+            Ok(_) => Err(Error::InvalidInput {
+                what,
+                message: format!("{shown:?} is out of f32 range (about ±3.4e38)"),
             }),
             Err(_) => Err(Error::InvalidInput {
                 what,
-                message: format!("{:?} is not a number", text.trim()),
+                message: format!("{shown:?} is not a number"),
             }),
         }
     };
@@ -430,29 +507,38 @@ fn parse_inputs(spec: &str) -> Result<Vec<f32>> {
         values
     } else {
         spec.split(',')
-            .map(|item| parse(format!("in --x {spec:?}"), item))
+            .enumerate()
+            .map(|(i, item)| parse(format!("in --x (item {})", i + 1), item))
             .collect::<Result<_>>()?
     };
     if values.is_empty() {
         return Err(Error::InvalidInput {
-            what: "--x".into(),
+            what: if spec == "-" { "on stdin".into() } else { "--x".into() },
             message: "no numbers given".into(),
         });
     }
     Ok(values)
 }
 
+/// At most 40 characters of a user's input, for an error message (a 5 MB line must not make a
+/// 5 MB message).
+fn abbreviate(text: &str) -> String {
+    const KEEP: usize = 40;
+    match text.char_indices().nth(KEEP) {
+        Some((end, _)) => format!("{}…", &text[..end]),
+        None => text.to_owned(),
+    }
+}
+
 fn run_inspect(args: &InspectArgs) -> Result<()> {
     let inspection = checkpoint::inspect(&args.checkpoint)?;
+    let mut console = Console::default();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&inspection).expect("inspection serialises")
-        );
-        return Ok(());
+        console.block(&serde_json::to_string_pretty(&inspection).expect("inspection serialises"));
+        return console.finish();
     }
-    println!("file: {}", args.checkpoint.display());
-    println!("format: {}", inspection.format);
+    say!(console, "file: {}", args.checkpoint.display());
+    say!(console, "format: {}", inspection.format);
     if !inspection.namespaces.is_empty() {
         let names: Vec<&str> = inspection
             .namespaces
@@ -465,11 +551,11 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
                 }
             })
             .collect();
-        println!("namespaces: {}", names.join(", "));
+        say!(console, "namespaces: {}", names.join(", "));
     }
-    println!("variables:");
+    say!(console, "variables:");
     for v in &inspection.variables {
-        println!(
+        say!(console, 
             "  {:<24} {:<10} {:?}",
             v.name,
             format!("{:?}", v.shape),
@@ -477,25 +563,25 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
         );
     }
     match (&inspection.model, &inspection.model_error) {
-        (Some([w, b]), _) => println!("model: w = {w}, b = {b}"),
-        (None, Some(problem)) => println!("model: not loadable: {problem}"),
-        (None, None) => println!("model: not found"),
+        (Some([w, b]), _) => say!(console, "model: w = {w}, b = {b}"),
+        (None, Some(problem)) => say!(console, "model: not loadable: {problem}"),
+        (None, None) => say!(console, "model: not found"),
     }
     match inspection.optimizer_updates {
-        Some(updates) => println!("optimizer: Adam, {updates} updates (t = {})", updates + 1),
-        None => println!("optimizer: none"),
+        Some(updates) => say!(console, "optimizer: Adam, {updates} updates (t = {})", updates.saturating_add(1)),
+        None => say!(console, "optimizer: none"),
     }
     if !inspection.others.is_empty() {
-        println!("not part of the model: {}", inspection.others.join(", "));
+        say!(console, "not part of the model: {}", inspection.others.join(", "));
     }
     match &inspection.metadata {
-        Some(meta) => println!(
+        Some(meta) => say!(console, 
             "burnfit metadata: {}",
             serde_json::to_string(meta).expect("json")
         ),
-        None => println!("burnfit metadata: none"),
+        None => say!(console, "burnfit metadata: none"),
     }
-    Ok(())
+    console.finish()
 }
 
 fn run_convert(args: &ConvertArgs) -> Result<()> {
@@ -515,18 +601,17 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
         checkpoint = checkpoint.without_optimizer();
     }
     checkpoint.save_as(&args.output, format)?;
-    println!("wrote {} ({format})", args.output.display());
-    Ok(())
+    let mut console = Console::default();
+    say!(console, "wrote {} ({format})", args.output.display());
+    console.finish()
 }
 
-fn run_backends(args: &BackendsArgs) {
+fn run_backends(args: &BackendsArgs) -> Result<()> {
     let statuses = probe_all();
+    let mut console = Console::default();
     if args.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&statuses).expect("statuses serialise")
-        );
-        return;
+        console.block(&serde_json::to_string_pretty(&statuses).expect("statuses serialise"));
+        return console.finish();
     }
     for status in statuses {
         let state = if status.working {
@@ -539,8 +624,9 @@ fn run_backends(args: &BackendsArgs) {
             (None, Some(problem)) => problem.clone(),
             (None, None) => "cpu".to_string(),
         };
-        println!("{:<8} {:<12} {}", status.kind.name(), state, detail);
+        say!(console, "{:<8} {:<12} {}", status.kind.name(), state, detail);
     }
+    console.finish()
 }
 
 fn run_bench(args: &BenchArgs) -> Result<()> {
@@ -551,8 +637,9 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     for kind in &options.backends {
         Backend::open(*kind)?;
     }
+    let mut console = Console::default();
     if !cfg!(feature = "autograd-ref") {
-        println!(
+        say!(console, 
             "note: the autograd crate's reference row is not in this build (build with --features autograd-ref)"
         );
     }
@@ -562,14 +649,14 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         let mut lines = table.lines();
         let header = lines.next().unwrap_or_default();
         if !printed_header {
-            println!("{header}");
+            say!(console, "{header}");
             printed_header = true;
         }
         for line in lines {
-            println!("{line}");
+            say!(console, "{line}");
         }
     })?;
-    println!(
+    say!(console, 
         "machine: {} ({} cores){}; burnfit {}, burn {}",
         report.machine.cpu_model,
         report.machine.cores,
@@ -584,7 +671,7 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
         write_atomically(path, &bytes)?;
-        println!("wrote {}", path.display());
+        say!(console, "wrote {}", path.display());
     }
-    Ok(())
+    console.finish()
 }

@@ -62,6 +62,13 @@ impl Default for TrainingConfig {
     }
 }
 
+/// The largest batch: sample indices stay in 32 bits (the GPU's Philox counter), and 2^31
+/// samples already need tens of GB.
+pub const MAX_BATCH: usize = 1 << 31;
+
+/// The largest config file read: a config is a few hundred bytes.
+pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
+
 impl TrainingConfig {
     /// Reads a JSON config file over the defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
@@ -76,13 +83,8 @@ impl TrainingConfig {
             path: path.to_owned(),
             message,
         };
-        if path.is_dir() {
-            return Err(parse_error("is a directory, not a JSON file".into()));
-        }
-        let text = std::fs::read_to_string(path).map_err(|source| Error::ConfigRead {
-            path: path.to_owned(),
-            source,
-        })?;
+        let bytes = crate::input::read_regular_file(path, MAX_CONFIG_BYTES).map_err(parse_error)?;
+        let text = String::from_utf8(bytes).map_err(|_| parse_error("is not UTF-8 text".into()))?;
         let overrides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
             .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?;
         let base = match serde_json::to_value(self).expect("config serialises") {
@@ -120,8 +122,8 @@ impl TrainingConfig {
         if self.steps == 0 {
             return bad("--steps", self.steps, "must be at least 1");
         }
-        if self.batch == 0 {
-            return bad("--batch", self.batch, "must be at least 1");
+        if self.batch == 0 || self.batch > MAX_BATCH {
+            return bad("--batch", self.batch, "must be from 1 to 2^31");
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
             return bad("--lr", self.lr, "must be a finite number above 0");
@@ -144,11 +146,15 @@ impl TrainingConfig {
         if !(self.noise.is_finite() && self.noise >= 0.0) {
             return bad("--noise", self.noise, "must be a finite number, 0 or more");
         }
-        if !(self.x_low.is_finite() && self.x_high.is_finite() && self.x_low < self.x_high) {
+        if !(self.x_low.is_finite()
+            && self.x_high.is_finite()
+            && self.x_low < self.x_high
+            && (self.x_high - self.x_low).is_finite())
+        {
             return bad(
                 "x_low/x_high",
                 format!("{}..{}", self.x_low, self.x_high),
-                "must be finite with x_low < x_high",
+                "must be finite with x_low < x_high and a span x_high − x_low that f32 holds",
             );
         }
         if self.log_every == 0 {

@@ -33,16 +33,7 @@ pub enum Error {
         expected: &'static str,
     },
 
-    /// The config file could not be read.
-    #[error("config file {}: {source}", path.display())]
-    ConfigRead {
-        /// The file given to `--config`.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-
-    /// The config file is not a valid burnfit config.
+    /// The config file cannot be read or is not a valid burnfit config.
     #[error("config file {}: {message}", path.display())]
     ConfigParse {
         /// The file given to `--config`.
@@ -85,13 +76,15 @@ pub enum Error {
         message: String,
     },
 
-    /// Training was interrupted (Ctrl-C).
-    #[error("interrupted at step {step}{}", saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
+    /// Training was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP).
+    #[error("interrupted at step {step} by {}{}", crate::signals::name(*signal), saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
     Interrupted {
         /// The last completed step.
         step: u64,
         /// Where the final checkpoint was saved.
         saved: Option<PathBuf>,
+        /// The signal's number.
+        signal: i32,
     },
 
     /// A checkpoint could not be written; any existing file at the path is untouched.
@@ -121,6 +114,19 @@ pub enum Error {
         loss: f32,
     },
 
+    /// The final save failed; the checkpoint was saved to a fallback path instead.
+    #[error("{original}; saved the checkpoint to {} instead", rescued.display())]
+    SavedElsewhere {
+        /// Why the requested destination could not be written.
+        original: Box<Error>,
+        /// Where the checkpoint is.
+        rescued: PathBuf,
+    },
+
+    /// Standard output could not be written (other than a closed pipe).
+    #[error("cannot write to stdout: {0}")]
+    Stdout(String),
+
     /// Copying a tensor from the device to the host failed.
     #[error("reading a tensor back from the device failed: {0}")]
     ReadBack(String),
@@ -142,12 +148,11 @@ impl Error {
         match self {
             Error::BackendNotCompiled { .. }
             | Error::InvalidSetting { .. }
-            | Error::ConfigRead { .. }
             | Error::ConfigParse { .. }
             | Error::CheckpointFormat { .. }
             | Error::LossyConversion { .. }
             | Error::InvalidInput { .. } => 2,
-            Error::Interrupted { .. } => 130,
+            Error::Interrupted { signal, .. } => 128 + signal,
             _ => 1,
         }
     }

@@ -38,17 +38,22 @@ pub struct LinearRegression {
 }
 
 impl LinearRegressionConfig {
-    /// A fresh model: w uniform in [-1, 1) from `seed` (drawn on the host, so every backend starts
-    /// from the same weights), b zero.
-    pub fn init(&self, seed: u64, device: &Device) -> LinearRegression {
+    /// The initial w, row-major: uniform in [-1, 1) from `seed`, drawn on the host.
+    pub fn initial_weights(&self, seed: u64) -> Vec<f32> {
         let mut state = seed ^ 0x005E_ED0F_1A17_u64;
-        let w: Vec<f32> = (0..self.d_in * self.d_out)
+        (0..self.d_in * self.d_out)
             .map(|_| {
                 state = splitmix64(state);
                 // 24 random bits -> [0, 1) exactly representable in f32.
                 ((state >> 40) as f32 / (1u64 << 24) as f32) * 2.0 - 1.0
             })
-            .collect();
+            .collect()
+    }
+
+    /// A fresh model: w uniform in [-1, 1) from `seed` (drawn on the host, so every backend starts
+    /// from the same weights), b zero.
+    pub fn init(&self, seed: u64, device: &Device) -> LinearRegression {
+        let w = self.initial_weights(seed);
         LinearRegression::from_host(
             &[
                 HostTensor::new(vec![self.d_in, self.d_out], w),

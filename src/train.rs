@@ -1,5 +1,6 @@
-//! The training loop: fresh batch, forward, MSE, backward, Adam; the loss is read back from the
-//! device only on logging steps, because every read-back waits for the device.
+//! The autodiff engine: burn's tensors and autodiff run the step — fresh batch, forward, MSE,
+//! backward, Adam; the loss is read back from the device only on logging steps, because every
+//! read-back waits for the device.
 
 use std::time::{Duration, Instant};
 
@@ -9,72 +10,11 @@ use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, FORMAT_VERSION, Metadata};
 use crate::config::TrainingConfig;
 use crate::data::LineData;
+pub use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::{LinearRegression, LinearRegressionConfig, mse};
 use crate::optim::{Adam, Moments};
-
-/// The loss read back at one step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct LossPoint {
-    /// 1-based step number, counted from the start of training (across resumes).
-    pub step: u64,
-    /// Mean squared error of that step's batch, before the update.
-    pub loss: f32,
-}
-
-/// Whether the training loop goes on after a step.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Flow {
-    /// Take the next step.
-    Continue,
-    /// Stop now (e.g. on Ctrl-C); the trainer holds the state after the last completed step.
-    Stop,
-}
-
-/// Sees the training loop as it runs: losses as they are read back, and the trainer after every
-/// step (to save checkpoints or to stop). A closure `FnMut(LossPoint)` is an observer that only
-/// watches losses.
-pub trait Observer {
-    /// A loss was read back from the device.
-    fn on_loss(&mut self, _point: LossPoint) {}
-
-    /// Called after every step; an error stops training with that error.
-    fn after_step(&mut self, _trainer: &Trainer) -> Result<Flow> {
-        Ok(Flow::Continue)
-    }
-}
-
-impl<F: FnMut(LossPoint)> Observer for F {
-    fn on_loss(&mut self, point: LossPoint) {
-        self(point)
-    }
-}
-
-/// The observer that watches nothing.
-impl Observer for () {}
-
-/// What a call to [`Trainer::run`] did.
-#[derive(Clone, Debug)]
-pub struct RunReport {
-    /// Every loss read back: each `log_every`-th step, and the last step.
-    pub losses: Vec<LossPoint>,
-    /// Wall time of the first step of this run, including kernel compilation and autotune.
-    pub first_step: Duration,
-    /// Wall time of the whole run, the device synchronised at the end.
-    pub total: Duration,
-    /// Steps taken by this run.
-    pub steps: u64,
-    /// Whether an observer stopped the run before all its steps.
-    pub stopped: bool,
-}
-
-impl RunReport {
-    /// The last loss read back.
-    pub fn final_loss(&self) -> Option<f32> {
-        self.losses.last().map(|p| p.loss)
-    }
-}
 
 /// A model, its optimizer state and its place in the data stream, on one backend.
 pub struct Trainer {
@@ -225,7 +165,7 @@ impl Trainer {
 
     /// One step; returns the batch's loss, still on the device.
     fn train_step(&mut self, step: u64) -> Tensor<1> {
-        let (x, y) = self.data.batch(step, &self.device);
+        let (x, y) = self.data.batch(step, &self.backend, &self.device);
         let loss = mse(self.model.forward(x), y);
         let loss_value = loss.clone().inner();
         let grads = loss.backward();
@@ -294,8 +234,36 @@ impl Trainer {
                 seed: self.config.seed,
                 final_loss: self.last_loss,
                 config: self.config.clone(),
+                adam_updates: Some(self.updates),
+                engine: Some(EngineKind::Autodiff.name().to_string()),
             }),
         })
+    }
+}
+
+impl Engine for Trainer {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Autodiff
+    }
+
+    fn step(&self) -> u64 {
+        Trainer::step(self)
+    }
+
+    fn config(&self) -> &TrainingConfig {
+        Trainer::config(self)
+    }
+
+    fn backend(&self) -> &Backend {
+        Trainer::backend(self)
+    }
+
+    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
+        Trainer::run(self, steps, observer)
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        Trainer::checkpoint(self)
     }
 }
 
@@ -320,13 +288,24 @@ impl TrainingReport {
     }
 }
 
-/// Trains a fresh model for `config.steps` steps on `backend`; `on_loss` sees each loss read back.
+/// Trains a fresh model for `config.steps` steps on `backend` with the autodiff engine;
+/// `on_loss` sees each loss read back.
 pub fn train(
+    config: &TrainingConfig,
+    backend: Backend,
+    on_loss: impl FnMut(LossPoint),
+) -> Result<TrainingReport> {
+    train_with(EngineKind::Autodiff, config, backend, on_loss)
+}
+
+/// Trains a fresh model for `config.steps` steps on `backend` with the given engine.
+pub fn train_with(
+    engine: EngineKind,
     config: &TrainingConfig,
     backend: Backend,
     mut on_loss: impl FnMut(LossPoint),
 ) -> Result<TrainingReport> {
-    let mut trainer = Trainer::new(config.clone(), backend)?;
+    let mut trainer = engine.open(config.clone(), backend, None)?;
     let run = trainer.run(config.steps, &mut on_loss)?;
     Ok(TrainingReport {
         run,

@@ -1,41 +1,165 @@
-//! Writing files so that a crash or an error never leaves a half-written one behind.
+//! Writing files so that a crash or an error never leaves a half-written one behind, and never
+//! destroys what is not ours to replace.
+//!
+//! The rules, in order:
+//! - a symlink is followed: the file it points to is replaced (atomically, with the temporary
+//!   file beside the target), and the link itself is kept;
+//! - a character device or a FIFO (`/dev/null`, `/dev/stdout`, a pipe) is written straight
+//!   through, never renamed over; any other file that is not a regular file is refused;
+//! - a regular file is written to a temporary file `.burnfit-*.tmp` in its directory, flushed to
+//!   disk, and renamed over the destination. A replaced file keeps its permission bits; a new one
+//!   gets `0666 & !umask`, as any program's new file does;
+//! - temporary files of ours that a killed process left behind (older than
+//!   [`STALE_TEMP_AGE`]) are removed the first time this process writes into that directory.
 
+use std::collections::HashSet;
+use std::fs::{self, OpenOptions};
 use std::io::Write;
-use std::path::Path;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::time::Duration;
 
 use crate::error::{Error, Result};
 
-/// Writes `bytes` to a temporary file in `path`'s directory, flushes it to disk, then renames it
-/// over `path`. Until the rename nothing at `path` changes; the rename itself is atomic.
+/// Prefix and suffix of our temporary files.
+const TEMP_PREFIX: &str = ".burnfit-";
+const TEMP_SUFFIX: &str = ".tmp";
+
+/// A temporary file of ours older than this is left over from a killed process (a save takes
+/// milliseconds), and is removed.
+pub const STALE_TEMP_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Where the bytes for a path go.
+#[derive(Debug, PartialEq)]
+enum Destination {
+    /// A regular file, existing or not, at this (symlink-resolved) path, in this directory.
+    Regular { path: PathBuf, dir: PathBuf },
+    /// A character device or FIFO: opened and written in place.
+    Stream(PathBuf),
+}
+
+/// Writes `bytes` to `path` by the rules of this module: the destination is either the complete
+/// new content or, on any error, exactly what it was before.
 pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
-    let fail = |message: String| Error::CheckpointWrite {
-        path: path.to_owned(),
-        message,
-    };
-    let dir = check_destination(path)?;
-    let mut temp = tempfile::Builder::new()
-        .prefix(".burnfit-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(|e| fail(e.to_string()))?;
-    temp.write_all(bytes).map_err(|e| fail(e.to_string()))?;
-    temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-    temp.persist(path).map_err(|e| fail(e.error.to_string()))?;
+    let fail = |message: String| write_error(path, message);
+    match resolve(path)? {
+        Destination::Stream(target) => {
+            let mut file = OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(|e| fail(e.to_string()))?;
+            file.write_all(bytes)
+                .and_then(|()| file.flush())
+                .map_err(|e| fail(e.to_string()))
+        }
+        Destination::Regular { path: target, dir } => {
+            remove_stale_temps_once(&dir);
+            let existing_mode = fs::metadata(&target).ok().map(|m| m.permissions().mode());
+            let mut temp = tempfile::Builder::new()
+                .prefix(TEMP_PREFIX)
+                .suffix(TEMP_SUFFIX)
+                // Created with this mode, the umask applies, as for any new file.
+                .permissions(fs::Permissions::from_mode(0o666))
+                .tempfile_in(&dir)
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(mode) = existing_mode {
+                temp.as_file()
+                    .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
+                    .map_err(|e| fail(e.to_string()))?;
+            }
+            temp.write_all(bytes).map_err(|e| fail(e.to_string()))?;
+            temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
+            temp.persist(&target)
+                .map_err(|e| fail(e.error.to_string()))?;
+            Ok(())
+        }
+    }
+}
+
+/// Fails early, before any work, when `path` cannot receive a file: a directory, a special file
+/// that is neither a character device nor a FIFO, a missing directory, or a directory this
+/// process cannot create files in (probed by creating and removing a temporary file).
+pub fn check_destination(path: &Path) -> Result<()> {
+    if let Destination::Regular { dir, .. } = resolve(path)? {
+        tempfile::Builder::new()
+            .prefix(TEMP_PREFIX)
+            .suffix(TEMP_SUFFIX)
+            .tempfile_in(&dir)
+            .map_err(|e| write_error(path, format!("cannot create files in {}: {e}", dir.display())))?;
+    }
     Ok(())
 }
 
-/// The directory a file at `path` would be written into, or why it cannot be.
-pub fn check_destination(path: &Path) -> Result<&Path> {
-    let fail = |message: String| Error::CheckpointWrite {
+fn write_error(path: &Path, message: String) -> Error {
+    Error::CheckpointWrite {
         path: path.to_owned(),
         message,
-    };
-    if path.is_dir() {
-        return Err(fail("is a directory".into()));
     }
-    let dir = match path.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
+}
+
+/// Follows symlinks (up to 40, as the kernel does) to the file that will really be written.
+fn resolve(path: &Path) -> Result<Destination> {
+    let fail = |message: String| write_error(path, message);
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        let meta = match fs::symlink_metadata(&current) {
+            Ok(meta) => meta,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return regular(path, current);
+            }
+            Err(e) => return Err(fail(e.to_string())),
+        };
+        let kind = meta.file_type();
+        if kind.is_symlink() {
+            let link = fs::read_link(&current).map_err(|e| fail(e.to_string()))?;
+            // `/dev/stdout` → `/proc/self/fd/1` → `pipe:[123]`: a link into /proc names
+            // something that exists only as an open file; what it is decides, not its name.
+            if let Ok(target_meta) = fs::metadata(&current)
+                && !target_meta.is_file()
+                && !target_meta.is_dir()
+            {
+                return special(path, current, target_meta.file_type());
+            }
+            current = match current.parent() {
+                Some(parent) if link.is_relative() => parent.join(link),
+                _ => link,
+            };
+            continue;
+        }
+        if kind.is_dir() {
+            return Err(fail("is a directory".into()));
+        }
+        if kind.is_file() {
+            return regular(path, current);
+        }
+        return special(path, current, kind);
+    }
+    Err(fail("too many levels of symbolic links".into()))
+}
+
+fn special(path: &Path, target: PathBuf, kind: fs::FileType) -> Result<Destination> {
+    if kind.is_char_device() || kind.is_fifo() {
+        return Ok(Destination::Stream(target));
+    }
+    let what = if kind.is_block_device() {
+        "a block device"
+    } else if kind.is_socket() {
+        "a socket"
+    } else {
+        "not a regular file"
+    };
+    Err(write_error(
+        path,
+        format!("{} is {what}; refusing to write to it", target.display()),
+    ))
+}
+
+/// A regular destination: its directory must exist.
+fn regular(path: &Path, target: PathBuf) -> Result<Destination> {
+    let dir = match target.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir.to_path_buf(),
+        _ => PathBuf::from("."),
     };
     if !dir.is_dir() {
         let why = if dir.exists() {
@@ -43,9 +167,48 @@ pub fn check_destination(path: &Path) -> Result<&Path> {
         } else {
             "does not exist"
         };
-        return Err(fail(format!("{} {why}", dir.display())));
+        return Err(write_error(path, format!("{} {why}", dir.display())));
     }
-    Ok(dir)
+    Ok(Destination::Regular { path: target, dir })
+}
+
+/// Removes our stale temporary files from `dir`, once per directory per process (a run that
+/// saves every step must not list its directory every step).
+fn remove_stale_temps_once(dir: &Path) {
+    static CLEANED: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let key = fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    {
+        let mut cleaned = CLEANED.lock().unwrap_or_else(|p| p.into_inner());
+        if !cleaned.get_or_insert_with(HashSet::new).insert(key) {
+            return;
+        }
+    }
+    remove_stale_temps(dir, STALE_TEMP_AGE);
+}
+
+/// Removes files in `dir` named like our temporary files and not modified for `age`.
+/// Best effort: a file that cannot be removed stays.
+pub(crate) fn remove_stale_temps(dir: &Path, age: Duration) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !(name.starts_with(TEMP_PREFIX) && name.ends_with(TEMP_SUFFIX)) {
+            continue;
+        }
+        let old_enough = entry
+            .metadata()
+            .ok()
+            .filter(fs::Metadata::is_file)
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|elapsed| elapsed >= age);
+        if old_enough {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
 }
 
 #[cfg(test)]
@@ -71,5 +234,81 @@ mod tests {
             err.contains("does not exist") && err.contains("no/such"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn a_symlink_is_kept_and_its_target_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let real_dir = dir.path().join("real");
+        fs::create_dir(&real_dir).unwrap();
+        let target = real_dir.join("model.json");
+        fs::write(&target, b"old").unwrap();
+        let link = dir.path().join("link.json");
+        std::os::unix::fs::symlink("real/model.json", &link).unwrap();
+        write_atomically(&link, b"new").unwrap();
+        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert_eq!(fs::read(&target).unwrap(), b"new");
+        // A dangling link creates its target.
+        let dangling = dir.path().join("dangling.json");
+        std::os::unix::fs::symlink("real/fresh.json", &dangling).unwrap();
+        write_atomically(&dangling, b"fresh").unwrap();
+        assert_eq!(fs::read(real_dir.join("fresh.json")).unwrap(), b"fresh");
+        assert!(fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+    }
+
+    #[test]
+    fn modes_follow_the_umask_and_replaced_files_keep_theirs() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = dir.path().join("fresh.json");
+        write_atomically(&fresh, b"x").unwrap();
+        let umask = current_umask();
+        assert_eq!(
+            fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
+            0o666 & !umask
+        );
+        let kept = dir.path().join("kept.json");
+        fs::write(&kept, b"old").unwrap();
+        fs::set_permissions(&kept, fs::Permissions::from_mode(0o640)).unwrap();
+        write_atomically(&kept, b"new").unwrap();
+        assert_eq!(fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o640);
+    }
+
+    /// The umask, read from /proc (setting it would race with other tests' file creation).
+    fn current_umask() -> u32 {
+        let status = fs::read_to_string("/proc/self/status").unwrap();
+        let line = status.lines().find(|l| l.starts_with("Umask:")).unwrap();
+        u32::from_str_radix(line.split_whitespace().nth(1).unwrap(), 8).unwrap()
+    }
+
+    #[test]
+    fn a_fifo_is_written_through_and_stays_a_fifo() {
+        let dir = tempfile::tempdir().unwrap();
+        let fifo = dir.path().join("pipe.json");
+        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(status.success());
+        let reader = {
+            let fifo = fifo.clone();
+            std::thread::spawn(move || fs::read(&fifo).unwrap())
+        };
+        write_atomically(&fifo, b"through").unwrap();
+        assert_eq!(reader.join().unwrap(), b"through");
+        assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+
+    #[test]
+    fn only_old_temporaries_of_ours_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        for name in [".burnfit-old.tmp", "keep.tmp", ".burnfit-x.json"] {
+            fs::write(dir.path().join(name), b"x").unwrap();
+        }
+        remove_stale_temps(dir.path(), Duration::from_secs(3600));
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 3);
+        remove_stale_temps(dir.path(), Duration::ZERO);
+        let mut left: Vec<String> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        left.sort();
+        assert_eq!(left, [".burnfit-x.json", "keep.tmp"]);
     }
 }

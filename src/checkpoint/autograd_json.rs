@@ -97,7 +97,7 @@ pub fn to_bytes(checkpoint: &Checkpoint) -> Vec<u8> {
         push(key("", name), tensor);
     }
     if let Some(adam) = &checkpoint.adam {
-        let t = HostTensor::scalar((adam.updates + 1) as f32);
+        let t = HostTensor::scalar(adam.t_as_f32());
         for (id, (m, v)) in adam.moments.iter().enumerate() {
             push(key(ADAM_NAMESPACE, &format!("{id}m")), m);
             push(key(ADAM_NAMESPACE, &format!("{id}v")), v);
@@ -264,6 +264,8 @@ mod tests {
                 seed: 42,
                 final_loss: Some(0.25),
                 config: TrainingConfig::default(),
+                adam_updates: Some(1000),
+                engine: Some("autodiff".into()),
             }),
         }
     }

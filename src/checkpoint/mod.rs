@@ -67,6 +67,14 @@ pub struct Metadata {
     pub final_loss: Option<f32>,
     /// The resolved training config.
     pub config: TrainingConfig,
+    /// Adam's exact update count. The formats keep Adam's `t` as an f32, as the autograd crate
+    /// does, which counts exactly only up to 2^24; past that, this is the count, and the file's
+    /// `t` must be its f32 rounding. Absent in files without Adam's state and in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub adam_updates: Option<u64>,
+    /// The engine that wrote the file: `autodiff` or `fused` (absent in older files).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub engine: Option<String>,
 }
 
 /// A checkpoint file format.
@@ -90,6 +98,25 @@ impl Format {
             _ => Err(Error::CheckpointFormat {
                 path: path.to_owned(),
             }),
+        }
+    }
+
+    /// The format a file's first bytes show: burnpack's magic number, SafeTensors' 8-byte
+    /// header length followed by its JSON header, or a JSON object. `None` when none matches.
+    pub fn detect(bytes: &[u8]) -> Option<Format> {
+        const BURNPACK_MAGIC: u32 = 0x4255_524E; // "BURN", little-endian in the file
+        if bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == BURNPACK_MAGIC {
+            return Some(Format::Bpk);
+        }
+        if bytes.len() >= 9 {
+            let header = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
+            if header.checked_add(8).is_some_and(|end| end <= bytes.len() as u64) && bytes[8] == b'{' {
+                return Some(Format::Safetensors);
+            }
+        }
+        match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+            Some(b'{') => Some(Format::Json),
+            _ => None,
         }
     }
 
@@ -172,7 +199,7 @@ impl Checkpoint {
             }
             all.push(NamedTensor {
                 name: ADAM_T.into(),
-                value: HostTensor::new(vec![1], vec![(adam.updates + 1) as f32]),
+                value: HostTensor::new(vec![1], vec![adam.t_as_f32()]),
             });
         }
         all
@@ -270,7 +297,34 @@ impl Checkpoint {
     /// The same checkpoint without Adam's state.
     pub fn without_optimizer(mut self) -> Checkpoint {
         self.adam = None;
+        if let Some(meta) = &mut self.meta {
+            meta.adam_updates = None;
+        }
         self
+    }
+
+    /// Takes Adam's exact update count from the metadata where the file's f32 `t` cannot hold
+    /// it (past 2^24), after checking that the two agree.
+    fn with_exact_updates(mut self) -> Result<Checkpoint, String> {
+        let exact = self.meta.as_ref().and_then(|m| m.adam_updates);
+        match (&mut self.adam, exact) {
+            (Some(adam), Some(exact)) => {
+                let exact_t = AdamSnapshot { updates: exact, ..adam.clone() }.t_as_f32();
+                if exact_t != adam.t_as_f32() {
+                    return Err(format!(
+                        "Adam's t ({}) disagrees with the metadata's adam_updates ({exact}, t = {})",
+                        adam.t_as_f32(),
+                        exact.saturating_add(1)
+                    ));
+                }
+                adam.updates = exact;
+            }
+            (None, Some(_)) => {
+                return Err("the metadata has adam_updates but the file has no Adam state".into());
+            }
+            _ => {}
+        }
+        Ok(self)
     }
 
     /// Writes the checkpoint to `path` in `format`, atomically: the file is either the complete
@@ -300,20 +354,22 @@ impl Checkpoint {
 
     /// Reads a checkpoint from the bytes of a file in `format`; the error says what is wrong.
     pub fn from_bytes(bytes: &[u8], format: Format) -> Result<Checkpoint, String> {
-        match format {
+        let checkpoint = match format {
             Format::Json => autograd_json::from_bytes(bytes),
             Format::Safetensors => {
                 safetensors_file::read(bytes).and_then(|c| Checkpoint::from_contents(&c))
             }
             Format::Bpk => burnpack_file::read(bytes).and_then(|c| Checkpoint::from_contents(&c)),
-        }
+        }?;
+        checkpoint.with_exact_updates()
     }
 }
 
-/// Fails early, before any work, when `path` cannot receive a file: a directory, or a file in a
-/// directory that does not exist.
+/// Fails early, before any work, when `path` cannot receive a file: a directory, a special file
+/// that is not a character device or FIFO, a missing directory, or one this process cannot
+/// create files in.
 pub fn check_destination(path: &Path) -> Result<()> {
-    atomic::check_destination(path).map(|_| ())
+    atomic::check_destination(path)
 }
 
 fn read_error(path: &Path, message: String) -> Error {
@@ -323,16 +379,21 @@ fn read_error(path: &Path, message: String) -> Error {
     }
 }
 
-/// The format (by extension) and bytes of a checkpoint file, with the common problems named.
+/// The largest checkpoint file burnfit reads: far above any real one (a few hundred bytes plus
+/// metadata), low enough that a wrong file cannot exhaust memory.
+pub const MAX_FILE_BYTES: u64 = 256 << 20;
+
+/// The format and bytes of a checkpoint file, with the common problems named. The format is
+/// detected from the content ([`Format::detect`]), else taken from the extension.
 fn read_file(path: &Path) -> Result<(Format, Vec<u8>)> {
-    if path.is_dir() {
-        return Err(read_error(path, "is a directory, not a file".into()));
-    }
-    let format = Format::from_path(path)?;
-    let bytes = std::fs::read(path).map_err(|e| read_error(path, e.to_string()))?;
+    let bytes = crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(|m| read_error(path, m))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(read_error(path, "file is empty".into()));
     }
+    let format = match Format::detect(&bytes) {
+        Some(format) => format,
+        None => Format::from_path(path)?,
+    };
     Ok((format, bytes))
 }
 
@@ -376,15 +437,27 @@ pub(crate) fn check_moments(
     Ok(())
 }
 
-/// Adam's t (updates + 1): one whole number ≥ 1 that f32 holds exactly.
+/// Adam's t (updates + 1) as a file stores it: one whole number ≥ 1 below 2^64. Past 2^24 the
+/// f32 is a rounding of the true count, which the metadata then holds (see
+/// [`Metadata::adam_updates`]).
 pub(crate) fn parse_t(name: &str, data: &[f32]) -> Result<u64, String> {
+    const TWO_POW_64: f32 = 18_446_744_073_709_551_616.0;
     match data {
-        [t] if t.is_finite() && *t >= 1.0 && t.fract() == 0.0 && *t <= 16_777_216.0 => {
-            Ok(*t as u64)
-        }
-        other => Err(format!(
-            "Adam {name} is {other:?}, expected one whole number ≥ 1"
+        [t] if t.is_finite() && *t >= 1.0 && t.fract() == 0.0 && *t < TWO_POW_64 => Ok(*t as u64),
+        [t] => Err(format!(
+            "Adam {name} is {t}, expected a whole number from 1 to 2^64 − 1"
         )),
+        other => Err(format!(
+            "Adam {name} holds {} values, expected one",
+            other.len()
+        )),
+    }
+}
+
+impl AdamSnapshot {
+    /// Adam's t (updates + 1) as the files store it: an f32, exact up to 2^24.
+    pub fn t_as_f32(&self) -> f32 {
+        self.updates.saturating_add(1) as f32
     }
 }
 

@@ -16,7 +16,9 @@ fn bench_measures_every_backend_and_autograd_and_writes_json() {
     let mut backends = Vec::new();
     for kind in burnfit::BackendKind::compiled() {
         if kind != burnfit::BackendKind::Wgpu || wgpu_available() {
-            systems.push(format!("burnfit/{kind}"));
+            for engine in burnfit::EngineKind::ALL {
+                systems.push(format!("burnfit/{kind}/{engine}"));
+            }
             backends.push(kind.name());
         }
     }
@@ -121,11 +123,28 @@ fn bench_skips_what_would_exceed_its_budget_with_a_note() {
 }
 
 #[test]
+fn bench_budget_estimates_do_not_wrap_at_huge_step_counts() {
+    let assert = burnfit()
+        .args([
+            "bench", "--backends", "ndarray", "--engines", "autodiff", "--batches", "4", "--steps",
+            "4294967298", "--repeat", "1", "--no-autograd", "--budget-s", "1",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .assert()
+        .success();
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    assert!(stdout.contains("skipped: estimated"), "{stdout}");
+}
+
+#[test]
 fn bench_flags_are_checked() {
     for (args, expected) in [
         (vec!["--steps", "1"], "--steps"),
         (vec!["--repeat", "0"], "--repeat"),
         (vec!["--batches", "0"], "--batches"),
+        (vec!["--batches", "18446744073709551615"], "--batches"),
+        (vec!["--repeat", "4294967297"], "--repeat"),
+        (vec!["--engines", "magic"], "--engines"),
     ] {
         burnfit()
             .arg("bench")

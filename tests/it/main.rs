@@ -8,6 +8,8 @@ mod checkpoint_files;
 mod cli;
 mod common;
 mod formats;
+mod fused;
+mod hardening;
 mod fuzz;
 mod resume;
 mod training;

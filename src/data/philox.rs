@@ -1,0 +1,219 @@
+//! The one data stream of every backend and engine: Philox4x32-10, a counter-based generator
+//! (Salmon et al., "Parallel random numbers: as easy as 1, 2, 3", SC'11 — what cuRAND and
+//! PyTorch's CUDA generator use), and the transform from its words to points on the line.
+//!
+//! Sample `i` of the batch of step `k` is a pure function of `(seed, k, i)`:
+//! - key = the seed's two 32-bit halves; counter = (k low, k high, i / 2, 0): one Philox block
+//!   serves the pair of samples 2j and 2j + 1;
+//! - x of sample 2j from word 0, of sample 2j + 1 from word 1: `x_low + (x_high − x_low)·u` with
+//!   `u` = the word's top 24 bits / 2^24, in [0, 1);
+//! - the two noises by Box–Muller from words 2 and 3: `R = √(−2·ln u1)` with
+//!   u1 = (top 24 bits + 1) / 2^24 in (0, 1], angle θ = 2π·u2; sample 2j gets `R·cos θ`, sample
+//!   2j + 1 gets `R·sin θ`;
+//! - y = true_w·x + true_b + noise·n.
+//!
+//! `ln`, `sin` and `cos` are this module's own polynomials ([`ln_unit`], [`sin_cos_turns`]),
+//! accurate to a few f32 ulps, so that the GPU kernel computes the same arithmetic as this host
+//! code (and so that the CPU loop vectorises). The WGSL twin of every function here is in
+//! `fused/kernel.rs`; a test holds them together.
+
+use crate::config::TrainingConfig;
+
+const M0: u32 = 0xD251_1F53;
+const M1: u32 = 0xCD9E_8D57;
+const W0: u32 = 0x9E37_79B9;
+const W1: u32 = 0xBB67_AE85;
+
+/// Philox4x32 with 10 rounds: four 32-bit words from a 64-bit key and a 128-bit counter.
+#[inline(always)]
+pub fn philox4x32_10(key: [u32; 2], counter: [u32; 4]) -> [u32; 4] {
+    let [mut x0, mut x1, mut x2, mut x3] = counter;
+    let [mut k0, mut k1] = key;
+    for _ in 0..10 {
+        let p0 = u64::from(x0) * u64::from(M0);
+        let p1 = u64::from(x2) * u64::from(M1);
+        x0 = ((p1 >> 32) as u32) ^ x1 ^ k0;
+        x1 = p1 as u32;
+        x2 = ((p0 >> 32) as u32) ^ x3 ^ k1;
+        x3 = p0 as u32;
+        k0 = k0.wrapping_add(W0);
+        k1 = k1.wrapping_add(W1);
+    }
+    [x0, x1, x2, x3]
+}
+
+/// 2^-24: the spacing of the 24-bit uniforms.
+pub const INV_2_24: f32 = 1.0 / 16_777_216.0;
+
+/// The top 24 bits of a word as a uniform in [0, 1), exactly representable.
+#[inline(always)]
+pub fn unit(word: u32) -> f32 {
+    (word >> 8) as f32 * INV_2_24
+}
+
+/// ln(u) for u in (0, 1] (any positive normal f32, in fact): u = m·2^e with m in [√½, √2),
+/// ln u = e·ln 2 + 2·atanh((m − 1)/(m + 1)), the series to s⁹.
+#[inline(always)]
+pub fn ln_unit(u: f32) -> f32 {
+    let bits = u.to_bits();
+    let mut e = ((bits >> 23) & 0xff) as i32 - 127;
+    let mut m = f32::from_bits((bits & 0x007f_ffff) | 0x3f80_0000);
+    if m > std::f32::consts::SQRT_2 {
+        m *= 0.5;
+        e += 1;
+    }
+    let s = (m - 1.0) / (m + 1.0);
+    let s2 = s * s;
+    let series = s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
+    e as f32 * std::f32::consts::LN_2 + series
+}
+
+/// (sin θ, cos θ) for θ = 2π·k/2^24, k the top 24 bits of `word`: the quadrant from k's top two
+/// bits, then Taylor series around the middle of the quadrant (|ψ| ≤ π/4).
+#[inline(always)]
+pub fn sin_cos_turns(word: u32) -> (f32, f32) {
+    let k = word >> 8;
+    let quadrant = k >> 22;
+    let within = (k & 0x3f_ffff) as f32 * (std::f32::consts::FRAC_PI_2 / 4_194_304.0);
+    let psi = within - std::f32::consts::FRAC_PI_4;
+    let p2 = psi * psi;
+    let sin_psi = psi * (1.0 + p2 * (-1.0 / 6.0 + p2 * (1.0 / 120.0 + p2 * (-1.0 / 5040.0 + p2 * (1.0 / 362_880.0)))));
+    let cos_psi = 1.0 + p2 * (-0.5 + p2 * (1.0 / 24.0 + p2 * (-1.0 / 720.0 + p2 * (1.0 / 40_320.0 + p2 * (-1.0 / 3_628_800.0)))));
+    // φ = ψ + π/4: sin φ = (sin ψ + cos ψ)/√2, cos φ = (cos ψ − sin ψ)/√2.
+    let s = (sin_psi + cos_psi) * std::f32::consts::FRAC_1_SQRT_2;
+    let c = (cos_psi - sin_psi) * std::f32::consts::FRAC_1_SQRT_2;
+    match quadrant {
+        0 => (s, c),
+        1 => (c, -s),
+        2 => (-s, -c),
+        _ => (-c, s),
+    }
+}
+
+/// The synthetic line as a Philox stream: everything needed to compute any sample.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LineStream {
+    /// Philox key: the seed's low and high halves.
+    pub key: [u32; 2],
+    /// Lower end of x.
+    pub x_low: f32,
+    /// x_high − x_low.
+    pub x_span: f32,
+    /// Slope of the line.
+    pub true_w: f32,
+    /// Intercept of the line.
+    pub true_b: f32,
+    /// Standard deviation of the noise.
+    pub noise: f32,
+}
+
+impl LineStream {
+    /// The stream a config describes.
+    pub fn new(config: &TrainingConfig) -> Self {
+        Self {
+            key: [config.seed as u32, (config.seed >> 32) as u32],
+            x_low: config.x_low,
+            x_span: config.x_high - config.x_low,
+            true_w: config.true_w,
+            true_b: config.true_b,
+            noise: config.noise,
+        }
+    }
+
+    /// Samples 2·`pair` and 2·`pair` + 1 of step `step`: `[(x, y); 2]`.
+    #[inline(always)]
+    pub fn pair(&self, step: u64, pair: u32) -> [(f32, f32); 2] {
+        let [r0, r1, r2, r3] = philox4x32_10(self.key, [step as u32, (step >> 32) as u32, pair, 0]);
+        let radius = (-2.0 * ln_unit(((r2 >> 8) + 1) as f32 * INV_2_24)).sqrt();
+        let (sin, cos) = sin_cos_turns(r3);
+        let x0 = self.x_low + self.x_span * unit(r0);
+        let x1 = self.x_low + self.x_span * unit(r1);
+        [
+            (x0, self.true_w * x0 + self.true_b + self.noise * (radius * cos)),
+            (x1, self.true_w * x1 + self.true_b + self.noise * (radius * sin)),
+        ]
+    }
+
+    /// The whole batch of `step`: `(x, y)`, `batch` values each.
+    pub fn batch(&self, step: u64, batch: usize) -> (Vec<f32>, Vec<f32>) {
+        let mut xs = Vec::with_capacity(batch + 1);
+        let mut ys = Vec::with_capacity(batch + 1);
+        for pair in 0..batch.div_ceil(2) {
+            for (x, y) in self.pair(step, pair as u32) {
+                xs.push(x);
+                ys.push(y);
+            }
+        }
+        xs.truncate(batch);
+        ys.truncate(batch);
+        (xs, ys)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Random123's known-answer vectors for philox4x32 with 10 rounds (kat_vectors):
+    /// (counter, key, output).
+    const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
+        ([0, 0, 0, 0], [0, 0], [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]),
+        (
+            [0xffff_ffff; 4],
+            [0xffff_ffff; 2],
+            [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd],
+        ),
+        (
+            [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
+            [0xa409_3822, 0x299f_31d0],
+            [0xd16c_fe09, 0x94fd_cceb, 0x5001_e420, 0x2412_6ea1],
+        ),
+    ];
+
+    #[test]
+    fn philox_matches_the_random123_known_answers() {
+        for (counter, key, expected) in KAT {
+            assert_eq!(philox4x32_10(key, counter), expected, "counter {counter:08x?}");
+        }
+    }
+
+    #[test]
+    fn ln_is_within_a_few_ulps_of_std() {
+        for k in (0..(1u32 << 24)).step_by(997).chain([0, 1, 2, (1 << 24) - 1]) {
+            let u = (k + 1) as f32 * INV_2_24;
+            let (ours, std) = (ln_unit(u), u.ln());
+            assert!((ours - std).abs() <= 4.0 * f32::EPSILON * std.abs().max(1.0), "ln {u}: {ours} vs {std}");
+        }
+    }
+
+    #[test]
+    fn sin_cos_are_within_a_few_ulps_of_std() {
+        for k in (0..(1u32 << 24)).step_by(1009).chain([0, 1 << 22, 1 << 23, 3 << 22, (1 << 24) - 1]) {
+            let theta = (k as f64) * std::f64::consts::TAU / 16_777_216.0;
+            let (s, c) = sin_cos_turns(k << 8);
+            assert!((f64::from(s) - theta.sin()).abs() < 4e-7, "sin {theta}: {s}");
+            assert!((f64::from(c) - theta.cos()).abs() < 4e-7, "cos {theta}: {c}");
+        }
+    }
+
+    #[test]
+    fn the_line_has_the_right_slope_noise_and_range() {
+        let config = TrainingConfig::default();
+        let stream = LineStream::new(&config);
+        let (x, y) = stream.batch(1, 100_001);
+        assert_eq!((x.len(), y.len()), (100_001, 100_001));
+        assert!(x.iter().all(|v| (-10.0..10.0).contains(v)));
+        let residuals: Vec<f64> = x.iter().zip(&y).map(|(x, y)| f64::from(y - (2.5 * x - 1.0))).collect();
+        let n = residuals.len() as f64;
+        let mean = residuals.iter().sum::<f64>() / n;
+        let std = (residuals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();
+        assert!(mean.abs() < 0.01, "noise mean {mean}");
+        assert!((std - 0.5).abs() < 0.01, "noise std {std}");
+        // A pure function of (seed, step, index); steps and seeds differ.
+        assert_eq!(stream.batch(1, 10), stream.batch(1, 10));
+        assert_eq!(stream.batch(1, 10).0[..9], stream.batch(1, 9).0[..]);
+        assert_ne!(stream.batch(2, 10), stream.batch(1, 10));
+        let other = LineStream::new(&TrainingConfig { seed: 43, ..config });
+        assert_ne!(other.batch(1, 10), stream.batch(1, 10));
+    }
+}

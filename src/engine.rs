@@ -1,0 +1,151 @@
+//! What every training engine offers: run steps, report losses to an observer, hand out its
+//! state as a checkpoint. Two engines implement it: [`crate::train::Trainer`] (burn's autodiff,
+//! the reference) and [`crate::fused::FusedTrainer`] (hand-written fused steps).
+
+use std::time::Duration;
+
+use crate::backend::Backend;
+use crate::checkpoint::Checkpoint;
+use crate::config::TrainingConfig;
+use crate::error::Result;
+
+/// Which engine runs the training step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Default, serde::Serialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum EngineKind {
+    /// burn's module, tensors and autodiff: the reference.
+    #[default]
+    Autodiff,
+    /// The whole step as one hand-written pass (a CubeCL kernel on wgpu, a Rust loop on CPU).
+    Fused,
+}
+
+impl EngineKind {
+    /// Both engines.
+    pub const ALL: [EngineKind; 2] = [EngineKind::Autodiff, EngineKind::Fused];
+
+    /// The name on the command line and in checkpoints.
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Autodiff => "autodiff",
+            EngineKind::Fused => "fused",
+        }
+    }
+
+    /// Parses a name written by [`EngineKind::name`].
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|kind| kind.name() == name)
+    }
+
+    /// A trainer of this engine: fresh, or continuing from `resume`.
+    pub fn open(
+        self,
+        config: TrainingConfig,
+        backend: Backend,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Engine>> {
+        use crate::fused::FusedTrainer;
+        use crate::train::Trainer;
+        Ok(match (self, resume) {
+            (EngineKind::Autodiff, None) => Box::new(Trainer::new(config, backend)?),
+            (EngineKind::Autodiff, Some(c)) => Box::new(Trainer::resume(config, backend, c)?),
+            (EngineKind::Fused, None) => Box::new(FusedTrainer::new(config, backend)?),
+            (EngineKind::Fused, Some(c)) => Box::new(FusedTrainer::resume(config, backend, c)?),
+        })
+    }
+}
+
+impl std::fmt::Display for EngineKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A training engine: a model, its optimizer state and its place in the data stream.
+pub trait Engine {
+    /// Which engine this is.
+    fn kind(&self) -> EngineKind;
+    /// Steps taken so far, across resumes.
+    fn step(&self) -> u64;
+    /// The resolved config.
+    fn config(&self) -> &TrainingConfig;
+    /// The backend it runs on.
+    fn backend(&self) -> &Backend;
+    /// Runs `steps` more steps. The observer sees each loss as it is read back (every
+    /// `log_every`-th step and the last one). Stops with [`crate::Error::Diverged`] on a
+    /// non-finite loss.
+    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport>;
+    /// The full state on the host, ready to be saved.
+    fn checkpoint(&self) -> Result<Checkpoint>;
+}
+
+/// The loss read back at one step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct LossPoint {
+    /// 1-based step number, counted from the start of training (across resumes).
+    pub step: u64,
+    /// Mean squared error of that step's batch, before the update.
+    pub loss: f32,
+}
+
+/// Whether the training loop goes on after a step.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flow {
+    /// Take the next step.
+    Continue,
+    /// Stop now (e.g. on Ctrl-C); the trainer holds the state after the last completed step.
+    Stop,
+}
+
+/// Sees the training loop as it runs: losses as they are read back, and the trainer after
+/// steps (to save checkpoints or to stop). A closure `FnMut(LossPoint)` is an observer that only
+/// watches losses.
+pub trait Observer {
+    /// A loss was read back from the device.
+    fn on_loss(&mut self, _point: LossPoint) {}
+
+    /// Called after every step by the autodiff engine, and by the fused engine after every
+    /// chunk of steps — chunks end at every log step, at every multiple of
+    /// [`Observer::checkpoint_every`], and after at most ~100 ms of work. An error stops
+    /// training with that error.
+    fn after_step(&mut self, _trainer: &dyn Engine) -> Result<Flow> {
+        Ok(Flow::Continue)
+    }
+
+    /// The observer saves checkpoints at multiples of this step: engines that run several
+    /// steps at once stop at them.
+    fn checkpoint_every(&self) -> Option<u64> {
+        None
+    }
+}
+
+impl<F: FnMut(LossPoint)> Observer for F {
+    fn on_loss(&mut self, point: LossPoint) {
+        self(point)
+    }
+}
+
+/// The observer that watches nothing.
+impl Observer for () {}
+
+/// What a call to [`Trainer::run`] did.
+#[derive(Clone, Debug)]
+pub struct RunReport {
+    /// Every loss read back: each `log_every`-th step, and the last step.
+    pub losses: Vec<LossPoint>,
+    /// Wall time of the first step of this run, including kernel compilation and autotune.
+    pub first_step: Duration,
+    /// Wall time of the whole run, the device synchronised at the end.
+    pub total: Duration,
+    /// Steps taken by this run.
+    pub steps: u64,
+    /// Whether an observer stopped the run before all its steps.
+    pub stopped: bool,
+}
+
+impl RunReport {
+    /// The last loss read back.
+    pub fn final_loss(&self) -> Option<f32> {
+        self.losses.last().map(|p| p.loss)
+    }
+}

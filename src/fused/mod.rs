@@ -1,0 +1,335 @@
+//! The fused engine: the whole training step — draw the batch, forward, MSE, both gradients,
+//! Adam — as hand-written code that keeps the parameters and Adam's state resident and never
+//! materialises a batch-sized tensor.
+//!
+//! - CPU backends (ndarray, flex): [`host`], one vectorisable pass per step, threads for large
+//!   batches. It is also the reference the GPU kernels are held to.
+//! - wgpu: [`kernel`], CubeCL kernels added to burn through its backend-extension mechanism:
+//!   many steps per dispatch when one workgroup can take the batch, two dispatches per step
+//!   above that.
+//!
+//! A run is cut into chunks that end at every log step and save step and hold at most about
+//! [`CHUNK_TARGET`] of work, so the loss is read back only where it is printed and Ctrl-C is
+//! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
+//! before its update, with nothing saved.
+
+pub mod host;
+#[cfg(feature = "wgpu-backend")]
+pub mod kernel;
+
+use std::time::{Duration, Instant};
+
+use burn::tensor::{Device, Tensor};
+
+use crate::backend::{Backend, BackendKind};
+use crate::checkpoint::{AdamSnapshot, Checkpoint, FORMAT_VERSION, Metadata};
+use crate::config::TrainingConfig;
+use crate::data::LineStream;
+use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
+use crate::error::{Error, Result};
+use crate::host::HostTensor;
+use crate::model::LinearRegressionConfig;
+use crate::optim::Adam;
+
+/// About this much work per chunk (between two looks at Ctrl-C).
+pub const CHUNK_TARGET: Duration = Duration::from_millis(100);
+
+/// The model and Adam's moments: all the state of a step.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FusedState {
+    /// The weight.
+    pub w: f32,
+    /// The bias.
+    pub b: f32,
+    /// Adam's first moments of `[w, b]`.
+    pub m: [f32; 2],
+    /// Adam's second moments of `[w, b]`.
+    pub v: [f32; 2],
+}
+
+impl FusedState {
+    /// A model with fresh (zero) Adam moments.
+    pub fn new(w: f32, b: f32) -> Self {
+        Self {
+            w,
+            b,
+            m: [0.0; 2],
+            v: [0.0; 2],
+        }
+    }
+
+    /// The state after Adam's update number `t` with gradients `[dL/dw, dL/db]`.
+    #[inline]
+    pub fn adam_step(self, adam: &Adam, grads: [f32; 2], t: u64) -> Self {
+        let (w, mw, vw) = adam.update_scalar(self.w, grads[0], self.m[0], self.v[0], t);
+        let (b, mb, vb) = adam.update_scalar(self.b, grads[1], self.m[1], self.v[1], t);
+        Self {
+            w,
+            b,
+            m: [mw, mb],
+            v: [vw, vb],
+        }
+    }
+}
+
+/// What one chunk of steps computes.
+#[derive(Clone, Copy, Debug)]
+pub struct ChunkSpec {
+    /// The data stream.
+    pub stream: LineStream,
+    /// Adam's hyper-parameters.
+    pub adam: Adam,
+    /// Samples per step.
+    pub batch: usize,
+    /// The 1-based step number of the chunk's first step (it picks the batch).
+    pub first_step: u64,
+    /// Adam updates applied before the chunk (the first step is update `updates_before + 1`).
+    pub updates_before: u64,
+    /// Steps in the chunk.
+    pub steps: u64,
+}
+
+/// What a chunk did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct ChunkResult {
+    /// The state after the last step run.
+    pub state: FusedState,
+    /// Steps run: `spec.steps`, or fewer when one diverged.
+    pub steps_run: u64,
+    /// The loss of the last step run (before its update); NaN when none ran.
+    pub last_loss: f32,
+    /// The first step whose loss was not finite, and that loss.
+    pub diverged: Option<(u64, f32)>,
+}
+
+/// Where the chunks run.
+enum Executor {
+    Host,
+    #[cfg(feature = "wgpu-backend")]
+    Gpu(kernel::GpuExecutor),
+}
+
+impl Executor {
+    fn for_backend(backend: &Backend) -> Result<Self> {
+        match backend.kind {
+            #[cfg(feature = "wgpu-backend")]
+            BackendKind::Wgpu => Ok(Executor::Gpu(kernel::GpuExecutor::new(&backend.device))),
+            _ => Ok(Executor::Host),
+        }
+    }
+
+    fn run_chunk(&mut self, state: FusedState, spec: &ChunkSpec) -> Result<ChunkResult, String> {
+        match self {
+            Executor::Host => Ok(host::run_chunk(state, spec)),
+            #[cfg(feature = "wgpu-backend")]
+            Executor::Gpu(gpu) => gpu.run_chunk(state, spec),
+        }
+    }
+
+    /// The most steps one chunk should take for `batch` samples per step.
+    fn max_chunk_steps(&self, batch: usize) -> u64 {
+        // The host loop draws and fits about 200 million samples a second on one core.
+        let samples = 20_000_000u64;
+        let by_time = (samples / batch.max(1) as u64).max(1);
+        match self {
+            Executor::Host => by_time,
+            #[cfg(feature = "wgpu-backend")]
+            Executor::Gpu(gpu) => by_time.min(gpu.max_chunk_steps(batch)),
+        }
+    }
+}
+
+/// The fused engine: a model, its Adam state and its place in the data stream.
+pub struct FusedTrainer {
+    config: TrainingConfig,
+    backend: Backend,
+    executor: Executor,
+    state: FusedState,
+    step: u64,
+    updates: u64,
+    last_loss: Option<f32>,
+}
+
+impl FusedTrainer {
+    /// A fresh model for `config` on `backend`: the same initial weights as the autodiff engine.
+    pub fn new(config: TrainingConfig, backend: Backend) -> Result<Self> {
+        config.validate()?;
+        let w = LinearRegressionConfig::new().initial_weights(config.seed)[0];
+        let executor = Executor::for_backend(&backend)?;
+        Ok(Self {
+            config,
+            backend,
+            executor,
+            state: FusedState::new(w, 0.0),
+            step: 0,
+            updates: 0,
+            last_loss: None,
+        })
+    }
+
+    /// Continues from a checkpoint of either engine.
+    pub fn resume(config: TrainingConfig, backend: Backend, checkpoint: &Checkpoint) -> Result<Self> {
+        let mut trainer = Self::new(config, backend)?;
+        let [w, b] = &checkpoint.params;
+        trainer.state = FusedState::new(w.data[0], b.data[0]);
+        if let Some(adam) = &checkpoint.adam {
+            let [(mw, vw), (mb, vb)] = &adam.moments;
+            trainer.state.m = [mw.data[0], mb.data[0]];
+            trainer.state.v = [vw.data[0], vb.data[0]];
+            trainer.updates = adam.updates;
+        }
+        trainer.step = checkpoint.step();
+        trainer.last_loss = checkpoint.meta.as_ref().and_then(|m| m.final_loss);
+        Ok(trainer)
+    }
+
+    /// The state as it stands.
+    pub fn state(&self) -> FusedState {
+        self.state
+    }
+
+    fn spec(&self, steps: u64) -> ChunkSpec {
+        ChunkSpec {
+            stream: LineStream::new(&self.config),
+            adam: Adam::new(&self.config),
+            batch: self.config.batch,
+            first_step: self.step + 1,
+            updates_before: self.updates,
+            steps,
+        }
+    }
+}
+
+/// The smallest multiple of `every` above `step`.
+fn next_multiple(step: u64, every: u64) -> u64 {
+    (step / every).saturating_add(1).saturating_mul(every)
+}
+
+impl Engine for FusedTrainer {
+    fn kind(&self) -> EngineKind {
+        EngineKind::Fused
+    }
+
+    fn step(&self) -> u64 {
+        self.step
+    }
+
+    fn config(&self) -> &TrainingConfig {
+        &self.config
+    }
+
+    fn backend(&self) -> &Backend {
+        &self.backend
+    }
+
+    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
+        let start = Instant::now();
+        let mut first_step = Duration::ZERO;
+        let mut losses = Vec::new();
+        let first = self.step;
+        let last = self.step.checked_add(steps).ok_or(Error::InvalidSetting {
+            name: "--steps",
+            value: steps.to_string(),
+            expected: "must keep the total step count below 2^64",
+        })?;
+        let max_chunk = self.executor.max_chunk_steps(self.config.batch);
+        let mut stopped = false;
+        while self.step < last {
+            let mut end = last
+                .min(next_multiple(self.step, self.config.log_every))
+                .min(self.step.saturating_add(max_chunk));
+            if let Some(every) = observer.checkpoint_every() {
+                end = end.min(next_multiple(self.step, every));
+            }
+            if self.step == first {
+                end = self.step + 1; // timed on its own: it includes kernel compilation
+            }
+            let spec = self.spec(end - self.step);
+            let result = self
+                .executor
+                .run_chunk(self.state, &spec)
+                .map_err(|message| Error::Device {
+                    backend: self.backend.kind.name(),
+                    message,
+                })?;
+            self.state = result.state;
+            self.step += result.steps_run;
+            self.updates += result.steps_run;
+            if self.step == first + 1 && first_step.is_zero() {
+                first_step = start.elapsed();
+            }
+            if let Some((step, loss)) = result.diverged {
+                return Err(Error::Diverged { step, loss });
+            }
+            if end.is_multiple_of(self.config.log_every) || end == last {
+                let point = LossPoint {
+                    step: end,
+                    loss: result.last_loss,
+                };
+                observer.on_loss(point);
+                losses.push(point);
+                self.last_loss = Some(result.last_loss);
+            }
+            if observer.after_step(self)? == Flow::Stop {
+                stopped = true;
+                break;
+            }
+        }
+        Ok(RunReport {
+            losses,
+            first_step,
+            total: start.elapsed(),
+            steps: self.step - first,
+            stopped,
+        })
+    }
+
+    fn checkpoint(&self) -> Result<Checkpoint> {
+        let one = |v: f32| HostTensor::new(vec![1, 1], vec![v]);
+        let s = self.state;
+        Ok(Checkpoint {
+            params: [one(s.w), one(s.b)],
+            adam: Some(AdamSnapshot {
+                updates: self.updates,
+                moments: [(one(s.m[0]), one(s.v[0])), (one(s.m[1]), one(s.v[1]))],
+            }),
+            meta: Some(Metadata {
+                format_version: FORMAT_VERSION,
+                crate_version: env!("CARGO_PKG_VERSION").to_string(),
+                backend: self.backend.kind.name().to_string(),
+                step: self.step,
+                seed: self.config.seed,
+                final_loss: self.last_loss,
+                config: self.config.clone(),
+                adam_updates: Some(self.updates),
+                engine: Some(EngineKind::Fused.name().to_string()),
+            }),
+        })
+    }
+}
+
+/// The batch of `step` drawn on the GPU by [`kernel`], as `[batch, 1]` tensors on `device`
+/// (an autodiff device of the wgpu backend, or the plain one).
+pub fn line_batch_on_gpu(
+    stream: &LineStream,
+    step: u64,
+    batch: usize,
+    backend: &Backend,
+    device: &Device,
+) -> (Tensor<2>, Tensor<2>) {
+    #[cfg(feature = "wgpu-backend")]
+    {
+        // The kernel runs on the plain device; the batch joins the autodiff graph as a constant.
+        let (x, y) = kernel::line_batch(stream, step, batch, &backend.device);
+        if device.is_autodiff() {
+            (x.autodiff(), y.autodiff())
+        } else {
+            (x, y)
+        }
+    }
+    #[cfg(not(feature = "wgpu-backend"))]
+    {
+        let _ = (stream, step, batch, device);
+        unreachable!("backend {} is not wgpu", backend.kind)
+    }
+}

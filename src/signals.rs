@@ -1,0 +1,68 @@
+//! SIGINT (Ctrl-C), SIGTERM (`timeout`, `docker stop`, systemd, Slurm, Kubernetes) and SIGHUP
+//! (a closed terminal) all stop training cleanly: the first one lets the current step (or
+//! chunk) finish, the checkpoint is saved, and the process exits with 128 + the signal's number
+//! (130, 143, 129).
+//!
+//! A second signal kills the process at once — unless a checkpoint is being written, which takes
+//! milliseconds: then it is held until the write is complete, so no file is ever left half
+//! written and no temporary file is left behind.
+
+use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+
+/// The first stop signal received, 0 for none.
+static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// Whether a checkpoint is being written right now.
+static SAVING: AtomicBool = AtomicBool::new(false);
+
+/// The signals that stop training.
+pub const STOP_SIGNALS: [i32; 3] = [
+    signal_hook::consts::SIGINT,
+    signal_hook::consts::SIGTERM,
+    signal_hook::consts::SIGHUP,
+];
+
+/// Installs the handlers (once per process; later calls do nothing).
+pub fn install() -> std::io::Result<()> {
+    static INSTALLED: AtomicBool = AtomicBool::new(false);
+    if INSTALLED.swap(true, Ordering::SeqCst) {
+        return Ok(());
+    }
+    for signal in STOP_SIGNALS {
+        // SAFETY: the handler only touches atomics and calls `_exit`, both async-signal-safe.
+        unsafe {
+            signal_hook::low_level::register(signal, move || {
+                let first = RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+                if first.is_err() && !SAVING.load(Ordering::SeqCst) {
+                    signal_hook::low_level::exit(128 + signal);
+                }
+            })?;
+        }
+    }
+    Ok(())
+}
+
+/// The stop signal received so far, if any.
+pub fn received() -> Option<i32> {
+    match RECEIVED.load(Ordering::SeqCst) {
+        0 => None,
+        signal => Some(signal),
+    }
+}
+
+/// Runs `save` with second signals held until it returns.
+pub fn while_saving<T>(save: impl FnOnce() -> T) -> T {
+    SAVING.store(true, Ordering::SeqCst);
+    let result = save();
+    SAVING.store(false, Ordering::SeqCst);
+    result
+}
+
+/// The signal's name, for messages.
+pub fn name(signal: i32) -> &'static str {
+    match signal {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "a signal",
+    }
+}

@@ -1,0 +1,376 @@
+//! Hostile-but-realistic use: special files and symlinks as destinations, closed or full
+//! stdout, Adam's step counter past 2^24, unwritable destinations. Nothing is lost or destroyed.
+
+use std::io::{BufRead, BufReader, Read};
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use burnfit::Checkpoint;
+use burnfit::checkpoint::Format;
+
+use crate::common::{autograd_fixture, burnfit};
+
+fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_burnfit"))
+}
+
+fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPING {test}: {why}");
+}
+
+#[test]
+fn a_device_node_destination_is_written_through_never_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let null = dir.path().join("null");
+    let made = Command::new("mknod")
+        .args(["-m", "666"])
+        .arg(&null)
+        .args(["c", "1", "3"])
+        .status();
+    if !made.is_ok_and(|s| s.success()) {
+        return skip("the device-node test", "mknod needs root");
+    }
+    burnfit()
+        .args(["train", "--steps", "5", "--format", "json", "--out"])
+        .arg(&null)
+        .assert()
+        .success();
+    let kind = std::fs::symlink_metadata(&null).unwrap().file_type();
+    assert!(kind.is_char_device(), "{null:?} is no longer a device node");
+}
+
+#[test]
+fn a_symlinked_checkpoint_keeps_its_link_and_the_target_gets_the_model() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("store")).unwrap();
+    let target = dir.path().join("store/model.json");
+    std::fs::write(&target, b"old").unwrap();
+    let link = dir.path().join("latest.json");
+    std::os::unix::fs::symlink("store/model.json", &link).unwrap();
+    burnfit()
+        .args(["train", "--steps", "5", "--out"])
+        .arg(&link)
+        .assert()
+        .success();
+    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert_eq!(Checkpoint::load(&target).unwrap().step(), 5);
+    // Nothing but the model was left in either directory.
+    assert_eq!(std::fs::read_dir(dir.path().join("store")).unwrap().count(), 1);
+}
+
+#[test]
+fn bench_json_to_dev_stdout_prints_the_report_and_keeps_the_link() {
+    let before = std::fs::symlink_metadata("/dev/stdout").ok().map(|m| m.file_type());
+    let output = burnfit()
+        .args([
+            "bench", "--backends", "ndarray", "--batches", "4", "--steps", "2", "--repeat", "1",
+            "--no-autograd", "--json", "/dev/stdout",
+        ])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(stdout.contains("\"rows\""), "{stdout}");
+    let after = std::fs::symlink_metadata("/dev/stdout").ok().map(|m| m.file_type());
+    assert_eq!(before, after);
+}
+
+/// Runs `burnfit args...`, reads `keep` lines of its stdout, closes the pipe, and waits.
+fn close_stdout_after(args: &[&str], keep: usize) -> std::process::Output {
+    let mut child = Command::new(binary())
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    for _ in 0..keep {
+        line.clear();
+        stdout.read_line(&mut line).unwrap();
+    }
+    drop(stdout);
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    std::process::Output {
+        status,
+        stdout: vec![],
+        stderr: stderr.into_bytes(),
+    }
+}
+
+#[test]
+fn a_closed_stdout_never_costs_the_checkpoint() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.json");
+    let out_arg = out.to_str().unwrap();
+    // 20,000 log lines are far more than a pipe buffers.
+    let output = close_stdout_after(
+        &["train", "--backend", "ndarray", "--steps", "20000", "--log-every", "1", "--out", out_arg],
+        1,
+    );
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    assert_eq!(Checkpoint::load(&out).unwrap().step(), 20000);
+}
+
+#[test]
+fn predict_and_inspect_stop_quietly_when_the_reader_goes_away() {
+    let fixture = autograd_fixture();
+    let fixture = fixture.to_str().unwrap();
+    // One argument may hold at most 128 KiB; the output (~135 KB) is more than a pipe buffers.
+    let many: Vec<String> = (0..15_000).map(|i| i.to_string()).collect();
+    let many = many.join(",");
+    for args in [
+        vec!["predict", "--backend", "ndarray", "--checkpoint", fixture, "--x", &many],
+        vec!["inspect", fixture],
+    ] {
+        let output = close_stdout_after(&args, 0);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(output.status.code(), Some(0), "{args:?}: {stderr}");
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
+    }
+}
+
+#[test]
+fn a_full_stdout_fails_predict_but_train_still_saves() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return skip("the /dev/full test", "no /dev/full");
+    };
+    let output = Command::new(binary())
+        .args(["predict", "--backend", "ndarray", "--x", "1,2", "--checkpoint"])
+        .arg(autograd_fixture())
+        .stdout(full.try_clone().unwrap())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(stderr.starts_with("error: cannot write to stdout"), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("p.json");
+    let output = Command::new(binary())
+        .args(["train", "--backend", "ndarray", "--steps", "50", "--out"])
+        .arg(&out)
+        .stdout(full)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    assert!(stderr.contains("warning: stopped printing the log"), "{stderr}");
+    assert_eq!(Checkpoint::load(&out).unwrap().step(), 50);
+}
+
+/// The fixture's checkpoint with Adam's update count and the metadata's step set to `updates`.
+fn checkpoint_with_updates(updates: u64) -> Checkpoint {
+    let mut trained = burnfit::train(
+        &burnfit::TrainingConfig {
+            steps: 2,
+            ..Default::default()
+        },
+        burnfit::Backend::open(burnfit::BackendKind::compiled()[0]).unwrap(),
+        |_| {},
+    )
+    .unwrap()
+    .checkpoint;
+    trained.adam.as_mut().unwrap().updates = updates;
+    let meta = trained.meta.as_mut().unwrap();
+    meta.step = updates;
+    meta.adam_updates = Some(updates);
+    meta.config.steps = updates;
+    trained
+}
+
+#[test]
+fn adam_counts_exactly_past_two_to_the_24() {
+    let dir = tempfile::tempdir().unwrap();
+    for updates in [(1 << 24) - 2, (1 << 24) - 1, 1 << 24, (1 << 24) + 1, (1 << 24) + 7, 1 << 40] {
+        let checkpoint = checkpoint_with_updates(updates);
+        for format in [Format::Json, Format::Bpk] {
+            let path = dir.path().join(format!("c.{}", if format == Format::Json { "json" } else { "bpk" }));
+            checkpoint.save_as(&path, format).unwrap();
+            let loaded = Checkpoint::load(&path).unwrap();
+            assert_eq!(loaded.adam.unwrap().updates, updates, "{format}");
+        }
+    }
+    // Resuming past 2^24 counts on exactly, and the next file reads back.
+    let start = checkpoint_with_updates((1 << 24) + 1);
+    let resume = dir.path().join("r.json");
+    start.save_as(&resume, Format::Json).unwrap();
+    let out = dir.path().join("out.json");
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--steps", "3", "--resume"])
+        .arg(&resume)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let resumed = Checkpoint::load(&out).unwrap();
+    assert_eq!(resumed.adam.as_ref().unwrap().updates, (1 << 24) + 4);
+    assert_eq!(resumed.step(), (1 << 24) + 4);
+}
+
+#[test]
+fn adam_t_without_an_exact_count_is_read_as_written_and_disagreement_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    // An autograd file (no metadata) with t = 16777218: a whole number, taken as is.
+    let text = std::fs::read_to_string(autograd_fixture())
+        .unwrap()
+        .replace("[1001.0]", "[16777218.0]");
+    let path = dir.path().join("big_t.json");
+    std::fs::write(&path, text).unwrap();
+    assert_eq!(Checkpoint::load(&path).unwrap().adam.unwrap().updates, 16_777_217);
+    // Metadata whose exact count does not round to the file's t.
+    let mut checkpoint = checkpoint_with_updates(5000);
+    checkpoint.meta.as_mut().unwrap().adam_updates = Some(7000);
+    let path = dir.path().join("disagree.json");
+    checkpoint.save_as(&path, Format::Json).unwrap();
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(err.contains("disagrees") && err.contains("disagree.json"), "{err}");
+    // A fractional t says what is expected.
+    let text = std::fs::read_to_string(autograd_fixture())
+        .unwrap()
+        .replace("[1001.0]", "[2.5]");
+    std::fs::write(&path, text).unwrap();
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(err.contains("whole number from 1"), "{err}");
+}
+
+/// Copies the binary where any user can run it (the build is under root's home).
+fn public_binary(dir: &Path) -> PathBuf {
+    let copy = dir.join("burnfit");
+    std::fs::copy(binary(), &copy).unwrap();
+    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
+    copy
+}
+
+#[test]
+fn an_unwritable_destination_is_refused_before_training() {
+    if !is_root() || !Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success()) {
+        return skip("the non-root destination test", "needs root and setpriv");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let exe = public_binary(dir.path());
+    let locked = dir.path().join("rootonly");
+    std::fs::create_dir(&locked).unwrap();
+    std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["train", "--backend", "ndarray", "--steps", "300000000", "--out"])
+        .arg(locked.join("x.json"))
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stdout.contains("training on"), "trained before checking: {stdout}");
+    assert!(
+        stderr.starts_with("error: cannot write checkpoint") && stderr.contains("Permission denied"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
+}
+
+#[test]
+fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
+    let dir = tempfile::tempdir().unwrap();
+    let rescue_dir = tempfile::tempdir().unwrap();
+    let gone = dir.path().join("gone");
+    std::fs::create_dir(&gone).unwrap();
+    let out = gone.join("x.json");
+    let mut child = Command::new(binary())
+        .args(["train", "--backend", "ndarray", "--steps", "100000000", "--log-every", "500", "--out"])
+        .arg(&out)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("TMPDIR", rescue_dir.path())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("step ") {
+        line.clear();
+        assert!(stdout.read_line(&mut line).unwrap() > 0, "no step line before exit");
+    }
+    std::fs::remove_dir_all(&gone).unwrap();
+    let status = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let mut stderr = String::new();
+    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    let rescued: Vec<PathBuf> = std::fs::read_dir(rescue_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(rescued.len(), 1, "{rescued:?}");
+    assert!(
+        stderr.contains("does not exist")
+            && stderr.contains(&format!("saved the checkpoint to {} instead", rescued[0].display())),
+        "{stderr}"
+    );
+    assert!(Checkpoint::load(&rescued[0]).unwrap().step() >= 500);
+}
+
+#[test]
+fn sigterm_and_sighup_save_like_ctrl_c() {
+    for (signal, code) in [("TERM", 143), ("HUP", 129)] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.json");
+        let mut child = Command::new(binary())
+            .args(["train", "--backend", "ndarray", "--steps", "100000000", "--log-every", "500", "--out"])
+            .arg(&out)
+            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut stdout = BufReader::new(child.stdout.take().unwrap());
+        let mut line = String::new();
+        while !line.starts_with("step ") {
+            line.clear();
+            assert!(stdout.read_line(&mut line).unwrap() > 0, "no step line before exit");
+        }
+        let sent = Command::new("kill")
+            .args([&format!("-{signal}"), &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(sent.success());
+        let mut stderr = String::new();
+        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        let status = child.wait().unwrap();
+        assert_eq!(status.code(), Some(code), "SIG{signal}: {stderr}");
+        let saved = Checkpoint::load(&out).unwrap();
+        assert!(
+            stderr.contains(&format!("interrupted at step {} by SIG{signal}", saved.step())),
+            "{stderr}"
+        );
+        // Only the checkpoint is left: no temporary file.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}

@@ -11,8 +11,8 @@ use serde::Serialize;
 
 use crate::backend::{Backend, BackendKind};
 use crate::config::TrainingConfig;
-use crate::error::Result;
 use crate::engine::EngineKind;
+use crate::error::Result;
 
 /// The burn version burnfit is pinned to (Cargo.toml pins `=0.22.1`; a test keeps them equal).
 pub const BURN_VERSION: &str = "0.22.1";

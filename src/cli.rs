@@ -12,11 +12,11 @@ use crate::bench::{self, BenchOptions};
 use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
 use crate::config::TrainingConfig;
 use crate::console::Console;
+use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::LinearRegression;
 use crate::signals;
-use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 
 /// Train a one-neuron linear regression with burn on ndarray, flex or wgpu, save checkpoints the
 /// autograd crate, Python and burn programs can load, and benchmark the backends.
@@ -231,7 +231,11 @@ impl BenchArgs {
             return Err(invalid("--steps", options.steps, "must be at least 2"));
         }
         if options.repeat == 0 || options.repeat > 1000 {
-            return Err(invalid("--repeat", options.repeat, "must be from 1 to 1000"));
+            return Err(invalid(
+                "--repeat",
+                options.repeat,
+                "must be from 1 to 1000",
+            ));
         }
         if let Some(bad) = options
             .batches
@@ -366,27 +370,27 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let mut config = args.resolve_config(base)?;
     if let Some(checkpoint) = &resumed {
         let done = checkpoint.step();
-            let more = match args.steps {
-                Some(more) => more,
-                None if config.steps > done => config.steps - done,
-                None => {
-                    return Err(invalid(
-                        "--steps",
-                        "(none)",
-                        "the checkpoint has reached its target step count; pass --steps N to train N more",
-                    ));
-                }
-            };
-            if more == 0 {
-                return Err(invalid("--steps", 0, "must be at least 1"));
-            }
-            config.steps = done.checked_add(more).ok_or_else(|| {
-                invalid(
+        let more = match args.steps {
+            Some(more) => more,
+            None if config.steps > done => config.steps - done,
+            None => {
+                return Err(invalid(
                     "--steps",
-                    more,
-                    "too many: the checkpoint's step count plus --steps must stay below 2^64",
-                )
-            })?;
+                    "(none)",
+                    "the checkpoint has reached its target step count; pass --steps N to train N more",
+                ));
+            }
+        };
+        if more == 0 {
+            return Err(invalid("--steps", 0, "must be at least 1"));
+        }
+        config.steps = done.checked_add(more).ok_or_else(|| {
+            invalid(
+                "--steps",
+                more,
+                "too many: the checkpoint's step count plus --steps must stay below 2^64",
+            )
+        })?;
     }
     let backend = Backend::choose_for(args.backend, config.batch)?;
     let engine = args
@@ -460,7 +464,11 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
     let z: Tensor<2> = model.forward(x.clone());
     let predictions = HostTensor::from_tensor(z)?.data;
     let inputs = HostTensor::from_tensor(x)?.data;
-    if let Some((x, z)) = inputs.iter().zip(&predictions).find(|(_, z)| !z.is_finite()) {
+    if let Some((x, z)) = inputs
+        .iter()
+        .zip(&predictions)
+        .find(|(_, z)| !z.is_finite())
+    {
         return Err(Error::InvalidInput {
             what: format!("--x value {x}"),
             message: format!("its prediction ({z}) is out of f32 range"),
@@ -479,10 +487,13 @@ fn parse_inputs(spec: &str) -> Result<Vec<f32>> {
         let shown = abbreviate(text.trim());
         match text.trim().parse::<f32>() {
             Ok(v) if v.is_finite() => Ok(v),
-            Ok(v) if v.is_nan() => Err(Error::InvalidInput {
-                what,
-                message: format!("{shown:?} is not a finite number"),
-            }),
+            // "nan", "inf", "infinity": not numbers a model takes.
+            Ok(v) if v.is_nan() || !shown.bytes().any(|b| b.is_ascii_digit()) => {
+                Err(Error::InvalidInput {
+                    what,
+                    message: format!("{shown:?} is not a finite number"),
+                })
+            }
             Ok(_) => Err(Error::InvalidInput {
                 what,
                 message: format!("{shown:?} is out of f32 range (about ±3.4e38)"),
@@ -513,7 +524,11 @@ fn parse_inputs(spec: &str) -> Result<Vec<f32>> {
     };
     if values.is_empty() {
         return Err(Error::InvalidInput {
-            what: if spec == "-" { "on stdin".into() } else { "--x".into() },
+            what: if spec == "-" {
+                "on stdin".into()
+            } else {
+                "--x".into()
+            },
             message: "no numbers given".into(),
         });
     }
@@ -555,7 +570,8 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
     }
     say!(console, "variables:");
     for v in &inspection.variables {
-        say!(console, 
+        say!(
+            console,
             "  {:<24} {:<10} {:?}",
             v.name,
             format!("{:?}", v.shape),
@@ -568,14 +584,23 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
         (None, None) => say!(console, "model: not found"),
     }
     match inspection.optimizer_updates {
-        Some(updates) => say!(console, "optimizer: Adam, {updates} updates (t = {})", updates.saturating_add(1)),
+        Some(updates) => say!(
+            console,
+            "optimizer: Adam, {updates} updates (t = {})",
+            updates.saturating_add(1)
+        ),
         None => say!(console, "optimizer: none"),
     }
     if !inspection.others.is_empty() {
-        say!(console, "not part of the model: {}", inspection.others.join(", "));
+        say!(
+            console,
+            "not part of the model: {}",
+            inspection.others.join(", ")
+        );
     }
     match &inspection.metadata {
-        Some(meta) => say!(console, 
+        Some(meta) => say!(
+            console,
             "burnfit metadata: {}",
             serde_json::to_string(meta).expect("json")
         ),
@@ -624,7 +649,13 @@ fn run_backends(args: &BackendsArgs) -> Result<()> {
             (None, Some(problem)) => problem.clone(),
             (None, None) => "cpu".to_string(),
         };
-        say!(console, "{:<8} {:<12} {}", status.kind.name(), state, detail);
+        say!(
+            console,
+            "{:<8} {:<12} {}",
+            status.kind.name(),
+            state,
+            detail
+        );
     }
     console.finish()
 }
@@ -639,7 +670,8 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     }
     let mut console = Console::default();
     if !cfg!(feature = "autograd-ref") {
-        say!(console, 
+        say!(
+            console,
             "note: the autograd crate's reference row is not in this build (build with --features autograd-ref)"
         );
     }
@@ -656,7 +688,8 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
             say!(console, "{line}");
         }
     })?;
-    say!(console, 
+    say!(
+        console,
         "machine: {} ({} cores){}; burnfit {}, burn {}",
         report.machine.cpu_model,
         report.machine.cores,

@@ -14,7 +14,10 @@ pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
         return Err("is not a regular file (a device, FIFO or socket)".into());
     }
     if meta.len() > max {
-        return Err(format!("is {} bytes, more than the {max} this reads", meta.len()));
+        return Err(format!(
+            "is {} bytes, more than the {max} this reads",
+            meta.len()
+        ));
     }
     let mut bytes = Vec::with_capacity(meta.len() as usize);
     std::fs::File::open(path)

@@ -33,7 +33,7 @@ pub mod train;
 pub use backend::{Backend, BackendChoice, BackendKind};
 pub use checkpoint::Checkpoint;
 pub use config::TrainingConfig;
-pub use error::{Error, Result};
 pub use engine::{Engine, EngineKind, LossPoint};
+pub use error::{Error, Result};
 pub use fused::FusedTrainer;
 pub use train::{Trainer, TrainingReport, train, train_with};

@@ -137,7 +137,10 @@ mod tests {
                 let ours = f64::from(pow_by_squaring(beta, t));
                 let exact = f64::from(beta).powf(t as f64);
                 let tolerance = (t as f64 + 4.0) * f64::from(f32::EPSILON) * exact + 1e-44;
-                assert!((ours - exact).abs() <= tolerance, "{beta}^{t}: {ours} vs {exact}");
+                assert!(
+                    (ours - exact).abs() <= tolerance,
+                    "{beta}^{t}: {ours} vs {exact}"
+                );
             }
         }
         assert_eq!(pow_by_squaring(0.9, 1 << 40), 0.0);

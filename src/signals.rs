@@ -31,7 +31,8 @@ pub fn install() -> std::io::Result<()> {
         // SAFETY: the handler only touches atomics and calls `_exit`, both async-signal-safe.
         unsafe {
             signal_hook::low_level::register(signal, move || {
-                let first = RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
+                let first =
+                    RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
                 if first.is_err() && !SAVING.load(Ordering::SeqCst) {
                     signal_hook::low_level::exit(128 + signal);
                 }

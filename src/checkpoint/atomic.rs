@@ -86,7 +86,12 @@ pub fn check_destination(path: &Path) -> Result<()> {
             .prefix(TEMP_PREFIX)
             .suffix(TEMP_SUFFIX)
             .tempfile_in(&dir)
-            .map_err(|e| write_error(path, format!("cannot create files in {}: {e}", dir.display())))?;
+            .map_err(|e| {
+                write_error(
+                    path,
+                    format!("cannot create files in {}: {e}", dir.display()),
+                )
+            })?;
     }
     Ok(())
 }
@@ -105,7 +110,13 @@ fn resolve(path: &Path) -> Result<Destination> {
     for _ in 0..40 {
         let meta = match fs::symlink_metadata(&current) {
             Ok(meta) => meta,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // Missing, or under a parent that is a file: `regular` names which.
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::NotADirectory
+                ) =>
+            {
                 return regular(path, current);
             }
             Err(e) => return Err(fail(e.to_string())),
@@ -246,14 +257,24 @@ mod tests {
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink("real/model.json", &link).unwrap();
         write_atomically(&link, b"new").unwrap();
-        assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&link)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
         assert_eq!(fs::read(&target).unwrap(), b"new");
         // A dangling link creates its target.
         let dangling = dir.path().join("dangling.json");
         std::os::unix::fs::symlink("real/fresh.json", &dangling).unwrap();
         write_atomically(&dangling, b"fresh").unwrap();
         assert_eq!(fs::read(real_dir.join("fresh.json")).unwrap(), b"fresh");
-        assert!(fs::symlink_metadata(&dangling).unwrap().file_type().is_symlink());
+        assert!(
+            fs::symlink_metadata(&dangling)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
     }
 
     #[test]
@@ -270,7 +291,10 @@ mod tests {
         fs::write(&kept, b"old").unwrap();
         fs::set_permissions(&kept, fs::Permissions::from_mode(0o640)).unwrap();
         write_atomically(&kept, b"new").unwrap();
-        assert_eq!(fs::metadata(&kept).unwrap().permissions().mode() & 0o777, 0o640);
+        assert_eq!(
+            fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
+            0o640
+        );
     }
 
     /// The umask, read from /proc (setting it would race with other tests' file creation).
@@ -284,7 +308,10 @@ mod tests {
     fn a_fifo_is_written_through_and_stays_a_fifo() {
         let dir = tempfile::tempdir().unwrap();
         let fifo = dir.path().join("pipe.json");
-        let status = std::process::Command::new("mkfifo").arg(&fifo).status().unwrap();
+        let status = std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap();
         assert!(status.success());
         let reader = {
             let fifo = fifo.clone();

@@ -105,12 +105,18 @@ impl Format {
     /// header length followed by its JSON header, or a JSON object. `None` when none matches.
     pub fn detect(bytes: &[u8]) -> Option<Format> {
         const BURNPACK_MAGIC: u32 = 0x4255_524E; // "BURN", little-endian in the file
-        if bytes.len() >= 4 && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == BURNPACK_MAGIC {
+        if bytes.len() >= 4
+            && u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]) == BURNPACK_MAGIC
+        {
             return Some(Format::Bpk);
         }
         if bytes.len() >= 9 {
             let header = u64::from_le_bytes(bytes[..8].try_into().expect("8 bytes"));
-            if header.checked_add(8).is_some_and(|end| end <= bytes.len() as u64) && bytes[8] == b'{' {
+            if header
+                .checked_add(8)
+                .is_some_and(|end| end <= bytes.len() as u64)
+                && bytes[8] == b'{'
+            {
                 return Some(Format::Safetensors);
             }
         }
@@ -309,7 +315,11 @@ impl Checkpoint {
         let exact = self.meta.as_ref().and_then(|m| m.adam_updates);
         match (&mut self.adam, exact) {
             (Some(adam), Some(exact)) => {
-                let exact_t = AdamSnapshot { updates: exact, ..adam.clone() }.t_as_f32();
+                let exact_t = AdamSnapshot {
+                    updates: exact,
+                    ..adam.clone()
+                }
+                .t_as_f32();
                 if exact_t != adam.t_as_f32() {
                     return Err(format!(
                         "Adam's t ({}) disagrees with the metadata's adam_updates ({exact}, t = {})",
@@ -386,7 +396,8 @@ pub const MAX_FILE_BYTES: u64 = 256 << 20;
 /// The format and bytes of a checkpoint file, with the common problems named. The format is
 /// detected from the content ([`Format::detect`]), else taken from the extension.
 fn read_file(path: &Path) -> Result<(Format, Vec<u8>)> {
-    let bytes = crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(|m| read_error(path, m))?;
+    let bytes =
+        crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(|m| read_error(path, m))?;
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err(read_error(path, "file is empty".into()));
     }

@@ -34,7 +34,13 @@ impl LineData {
     /// GPU; on the CPU backends on the host, straight into the tensors' memory.
     pub fn batch(&self, step: u64, backend: &Backend, device: &Device) -> (Tensor<2>, Tensor<2>) {
         if backend.kind == BackendKind::Wgpu {
-            return crate::fused::line_batch_on_gpu(&self.stream, step, self.batch, backend, device);
+            return crate::fused::line_batch_on_gpu(
+                &self.stream,
+                step,
+                self.batch,
+                backend,
+                device,
+            );
         }
         let (x, y) = self.stream.batch(step, self.batch);
         let shape = [self.batch, 1];

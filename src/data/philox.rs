@@ -64,7 +64,8 @@ pub fn ln_unit(u: f32) -> f32 {
     }
     let s = (m - 1.0) / (m + 1.0);
     let s2 = s * s;
-    let series = s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
+    let series =
+        s * (2.0 + s2 * (2.0 / 3.0 + s2 * (2.0 / 5.0 + s2 * (2.0 / 7.0 + s2 * (2.0 / 9.0)))));
     e as f32 * std::f32::consts::LN_2 + series
 }
 
@@ -77,8 +78,14 @@ pub fn sin_cos_turns(word: u32) -> (f32, f32) {
     let within = (k & 0x3f_ffff) as f32 * (std::f32::consts::FRAC_PI_2 / 4_194_304.0);
     let psi = within - std::f32::consts::FRAC_PI_4;
     let p2 = psi * psi;
-    let sin_psi = psi * (1.0 + p2 * (-1.0 / 6.0 + p2 * (1.0 / 120.0 + p2 * (-1.0 / 5040.0 + p2 * (1.0 / 362_880.0)))));
-    let cos_psi = 1.0 + p2 * (-0.5 + p2 * (1.0 / 24.0 + p2 * (-1.0 / 720.0 + p2 * (1.0 / 40_320.0 + p2 * (-1.0 / 3_628_800.0)))));
+    let sin_psi = psi
+        * (1.0
+            + p2 * (-1.0 / 6.0
+                + p2 * (1.0 / 120.0 + p2 * (-1.0 / 5040.0 + p2 * (1.0 / 362_880.0)))));
+    let cos_psi = 1.0
+        + p2 * (-0.5
+            + p2 * (1.0 / 24.0
+                + p2 * (-1.0 / 720.0 + p2 * (1.0 / 40_320.0 + p2 * (-1.0 / 3_628_800.0)))));
     // φ = ψ + π/4: sin φ = (sin ψ + cos ψ)/√2, cos φ = (cos ψ − sin ψ)/√2.
     let s = (sin_psi + cos_psi) * std::f32::consts::FRAC_1_SQRT_2;
     let c = (cos_psi - sin_psi) * std::f32::consts::FRAC_1_SQRT_2;
@@ -129,8 +136,14 @@ impl LineStream {
         let x0 = self.x_low + self.x_span * unit(r0);
         let x1 = self.x_low + self.x_span * unit(r1);
         [
-            (x0, self.true_w * x0 + self.true_b + self.noise * (radius * cos)),
-            (x1, self.true_w * x1 + self.true_b + self.noise * (radius * sin)),
+            (
+                x0,
+                self.true_w * x0 + self.true_b + self.noise * (radius * cos),
+            ),
+            (
+                x1,
+                self.true_w * x1 + self.true_b + self.noise * (radius * sin),
+            ),
         ]
     }
 
@@ -157,7 +170,11 @@ mod tests {
     /// Random123's known-answer vectors for philox4x32 with 10 rounds (kat_vectors):
     /// (counter, key, output).
     const KAT: [([u32; 4], [u32; 2], [u32; 4]); 3] = [
-        ([0, 0, 0, 0], [0, 0], [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]),
+        (
+            [0, 0, 0, 0],
+            [0, 0],
+            [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8],
+        ),
         (
             [0xffff_ffff; 4],
             [0xffff_ffff; 2],
@@ -173,26 +190,46 @@ mod tests {
     #[test]
     fn philox_matches_the_random123_known_answers() {
         for (counter, key, expected) in KAT {
-            assert_eq!(philox4x32_10(key, counter), expected, "counter {counter:08x?}");
+            assert_eq!(
+                philox4x32_10(key, counter),
+                expected,
+                "counter {counter:08x?}"
+            );
         }
     }
 
     #[test]
     fn ln_is_within_a_few_ulps_of_std() {
-        for k in (0..(1u32 << 24)).step_by(997).chain([0, 1, 2, (1 << 24) - 1]) {
+        for k in (0..(1u32 << 24))
+            .step_by(997)
+            .chain([0, 1, 2, (1 << 24) - 1])
+        {
             let u = (k + 1) as f32 * INV_2_24;
             let (ours, std) = (ln_unit(u), u.ln());
-            assert!((ours - std).abs() <= 4.0 * f32::EPSILON * std.abs().max(1.0), "ln {u}: {ours} vs {std}");
+            assert!(
+                (ours - std).abs() <= 4.0 * f32::EPSILON * std.abs().max(1.0),
+                "ln {u}: {ours} vs {std}"
+            );
         }
     }
 
     #[test]
     fn sin_cos_are_within_a_few_ulps_of_std() {
-        for k in (0..(1u32 << 24)).step_by(1009).chain([0, 1 << 22, 1 << 23, 3 << 22, (1 << 24) - 1]) {
+        for k in
+            (0..(1u32 << 24))
+                .step_by(1009)
+                .chain([0, 1 << 22, 1 << 23, 3 << 22, (1 << 24) - 1])
+        {
             let theta = (k as f64) * std::f64::consts::TAU / 16_777_216.0;
             let (s, c) = sin_cos_turns(k << 8);
-            assert!((f64::from(s) - theta.sin()).abs() < 4e-7, "sin {theta}: {s}");
-            assert!((f64::from(c) - theta.cos()).abs() < 4e-7, "cos {theta}: {c}");
+            assert!(
+                (f64::from(s) - theta.sin()).abs() < 4e-7,
+                "sin {theta}: {s}"
+            );
+            assert!(
+                (f64::from(c) - theta.cos()).abs() < 4e-7,
+                "cos {theta}: {c}"
+            );
         }
     }
 
@@ -203,7 +240,11 @@ mod tests {
         let (x, y) = stream.batch(1, 100_001);
         assert_eq!((x.len(), y.len()), (100_001, 100_001));
         assert!(x.iter().all(|v| (-10.0..10.0).contains(v)));
-        let residuals: Vec<f64> = x.iter().zip(&y).map(|(x, y)| f64::from(y - (2.5 * x - 1.0))).collect();
+        let residuals: Vec<f64> = x
+            .iter()
+            .zip(&y)
+            .map(|(x, y)| f64::from(y - (2.5 * x - 1.0)))
+            .collect();
         let n = residuals.len() as f64;
         let mean = residuals.iter().sum::<f64>() / n;
         let std = (residuals.iter().map(|r| (r - mean).powi(2)).sum::<f64>() / n).sqrt();

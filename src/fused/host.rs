@@ -40,7 +40,11 @@ pub fn run_chunk(mut state: FusedState, spec: &ChunkSpec) -> ChunkResult {
             };
         }
         let scale = 2.0 / n;
-        state = state.adam_step(&spec.adam, [scale * sum_ex, scale * sum_e], spec.updates_before + k + 1);
+        state = state.adam_step(
+            &spec.adam,
+            [scale * sum_ex, scale * sum_e],
+            spec.updates_before + k + 1,
+        );
         last_loss = loss;
     }
     ChunkResult {
@@ -57,7 +61,15 @@ pub fn batch_sums(stream: &LineStream, step: u64, batch: usize, w: f32, b: f32) 
     let blocks = pairs.div_ceil(BLOCK_PAIRS) as usize;
     let block = |i: usize| {
         let start = i as u32 * BLOCK_PAIRS;
-        block_sums(stream, step, batch, w, b, start, (start + BLOCK_PAIRS).min(pairs))
+        block_sums(
+            stream,
+            step,
+            batch,
+            w,
+            b,
+            start,
+            (start + BLOCK_PAIRS).min(pairs),
+        )
     };
     let total = if blocks >= PARALLEL_MIN_BLOCKS {
         let sums: Vec<[f64; 3]> = (0..blocks).into_par_iter().map(block).collect();
@@ -87,7 +99,11 @@ fn block_sums(
     let mut ee = [0f32; LANES];
     let mut pair = start;
     // Only the last pair of the batch can be half-filled.
-    let full_end = if batch % 2 == 1 && end as usize == batch.div_ceil(2) { end - 1 } else { end };
+    let full_end = if batch % 2 == 1 && end as usize == batch.div_ceil(2) {
+        end - 1
+    } else {
+        end
+    };
     while pair + LANES as u32 <= full_end {
         for lane in 0..LANES {
             let [(x0, y0), (x1, y1)] = stream.pair(step, pair + lane as u32);
@@ -132,7 +148,10 @@ mod tests {
     #[test]
     fn sums_match_a_plain_loop_over_the_drawn_batch() {
         for batch in [1, 2, 3, 17, 64, 4095, 4096 * 9 + 3] {
-            let config = TrainingConfig { batch, ..Default::default() };
+            let config = TrainingConfig {
+                batch,
+                ..Default::default()
+            };
             let stream = LineStream::new(&config);
             let (xs, ys) = stream.batch(7, batch);
             let (w, b) = (0.3f32, -0.2f32);
@@ -145,7 +164,10 @@ mod tests {
             }
             let got = batch_sums(&stream, 7, batch, w, b);
             for (g, w) in got.iter().zip(want) {
-                assert!((f64::from(*g) - w).abs() <= 1e-4 * w.abs().max(1.0), "batch {batch}: {got:?} vs {want:?}");
+                assert!(
+                    (f64::from(*g) - w).abs() <= 1e-4 * w.abs().max(1.0),
+                    "batch {batch}: {got:?} vs {want:?}"
+                );
             }
         }
     }
@@ -165,9 +187,17 @@ mod tests {
     fn converges_and_stops_at_the_first_bad_step() {
         let config = TrainingConfig::default();
         let done = run_chunk(FusedState::new(0.25, 0.0), &spec(&config, 1, 1000));
-        assert!((done.state.w - 2.5).abs() < 0.05 && (done.state.b + 1.0).abs() < 0.05, "{done:?}");
+        assert!(
+            (done.state.w - 2.5).abs() < 0.05 && (done.state.b + 1.0).abs() < 0.05,
+            "{done:?}"
+        );
         assert!(done.diverged.is_none() && done.steps_run == 1000);
-        let huge = TrainingConfig { true_w: 3e38, x_low: -3e30, x_high: 3e30, ..Default::default() };
+        let huge = TrainingConfig {
+            true_w: 3e38,
+            x_low: -3e30,
+            x_high: 3e30,
+            ..Default::default()
+        };
         let bad = run_chunk(FusedState::new(0.25, 0.0), &spec(&huge, 1, 10));
         assert_eq!(bad.steps_run, 0);
         assert_eq!(bad.diverged.map(|d| d.0), Some(1));

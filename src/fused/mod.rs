@@ -168,7 +168,11 @@ impl FusedTrainer {
     }
 
     /// Continues from a checkpoint of either engine.
-    pub fn resume(config: TrainingConfig, backend: Backend, checkpoint: &Checkpoint) -> Result<Self> {
+    pub fn resume(
+        config: TrainingConfig,
+        backend: Backend,
+        checkpoint: &Checkpoint,
+    ) -> Result<Self> {
         let mut trainer = Self::new(config, backend)?;
         let [w, b] = &checkpoint.params;
         trainer.state = FusedState::new(w.data[0], b.data[0]);

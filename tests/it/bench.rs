@@ -126,8 +126,20 @@ fn bench_skips_what_would_exceed_its_budget_with_a_note() {
 fn bench_budget_estimates_do_not_wrap_at_huge_step_counts() {
     let assert = burnfit()
         .args([
-            "bench", "--backends", "ndarray", "--engines", "autodiff", "--batches", "4", "--steps",
-            "4294967298", "--repeat", "1", "--no-autograd", "--budget-s", "1",
+            "bench",
+            "--backends",
+            "ndarray",
+            "--engines",
+            "autodiff",
+            "--batches",
+            "4",
+            "--steps",
+            "4294967298",
+            "--repeat",
+            "1",
+            "--no-autograd",
+            "--budget-s",
+            "1",
         ])
         .timeout(std::time::Duration::from_secs(60))
         .assert()

@@ -55,7 +55,10 @@ fn fused_agrees_with_autodiff_on_every_backend() {
             assert!((wf - config.true_w).abs() < 0.05 && (bf - config.true_b).abs() < 0.05);
             let meta = fused.meta.as_ref().unwrap();
             assert_eq!(meta.engine.as_deref(), Some("fused"));
-            assert_eq!((meta.step, fused.adam.as_ref().unwrap().updates), (1000, 1000));
+            assert_eq!(
+                (meta.step, fused.adam.as_ref().unwrap().updates),
+                (1000, 1000)
+            );
         }
     }
 }
@@ -70,11 +73,20 @@ fn fused_six_hundred_plus_four_hundred_is_one_thousand_bit_for_bit() {
         let first = run(EngineKind::Fused, &config, &backend, None, 600);
         let path = dir.path().join("first.bpk");
         first.save(&path).unwrap();
-        let resumed = run(EngineKind::Fused, &config, &backend, Some(&Checkpoint::load(&path).unwrap()), 400);
+        let resumed = run(
+            EngineKind::Fused,
+            &config,
+            &backend,
+            Some(&Checkpoint::load(&path).unwrap()),
+            400,
+        );
         assert_eq!(resumed.params, straight.params, "{}", backend.kind);
         assert_eq!(resumed.adam, straight.adam, "{}", backend.kind);
         // A rerun in the same process repeats bit for bit.
-        assert_eq!(run(EngineKind::Fused, &config, &backend, None, 1000), straight);
+        assert_eq!(
+            run(EngineKind::Fused, &config, &backend, None, 1000),
+            straight
+        );
     }
 }
 
@@ -91,7 +103,10 @@ fn checkpoints_move_between_engines() {
             let half = run(first, &config, &backend, None, 500);
             let done = run(second, &config, &backend, Some(&half), 500);
             let ((w, b), (ws, bs)) = (wb(&done), wb(&straight));
-            assert!((w - ws).abs() <= 1e-4 && (b - bs).abs() <= 1e-4, "{first} then {second}: ({w}, {b}) vs ({ws}, {bs})");
+            assert!(
+                (w - ws).abs() <= 1e-4 && (b - bs).abs() <= 1e-4,
+                "{first} then {second}: ({w}, {b}) vs ({ws}, {bs})"
+            );
             assert_eq!(done.adam.as_ref().unwrap().updates, 1000);
         }
     }
@@ -112,7 +127,10 @@ fn both_engines_see_the_same_batches_on_every_backend() {
     let (_, _, reference) = first_steps[0];
     for (kind, engine, m) in &first_steps {
         // m after one step is (1 − β1)·dL/dw: the batch's gradient, to float rounding.
-        assert!((m - reference).abs() <= 1e-5 * reference.abs(), "{kind}/{engine}: {m} vs {reference}");
+        assert!(
+            (m - reference).abs() <= 1e-5 * reference.abs(),
+            "{kind}/{engine}: {m} vs {reference}"
+        );
     }
 }
 
@@ -122,7 +140,18 @@ fn fused_divergence_stops_at_the_first_bad_step_and_saves_nothing() {
     let out = dir.path().join("never.json");
     // lr 1e30 blows up within a few steps, long before the first log step.
     let assert = burnfit()
-        .args(["train", "--engine", "fused", "--backend", "ndarray", "--lr", "1e30", "--steps", "1000", "--out"])
+        .args([
+            "train",
+            "--engine",
+            "fused",
+            "--backend",
+            "ndarray",
+            "--lr",
+            "1e30",
+            "--steps",
+            "1000",
+            "--out",
+        ])
         .arg(&out)
         .assert()
         .code(1);
@@ -141,7 +170,20 @@ fn fused_save_every_and_ctrl_c_keep_their_promises() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.json");
     let assert = burnfit()
-        .args(["train", "--engine", "fused", "--backend", "ndarray", "--steps", "250", "--log-every", "100", "--save-every", "70", "--out"])
+        .args([
+            "train",
+            "--engine",
+            "fused",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "250",
+            "--log-every",
+            "100",
+            "--save-every",
+            "70",
+            "--out",
+        ])
         .arg(&out)
         .assert()
         .success();
@@ -155,7 +197,18 @@ fn fused_save_every_and_ctrl_c_keep_their_promises() {
     assert_eq!(Checkpoint::load(&out).unwrap().step(), 250);
 
     let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_burnfit"))
-        .args(["train", "--engine", "fused", "--backend", "ndarray", "--steps", "100000000000", "--log-every", "1000", "--out"])
+        .args([
+            "train",
+            "--engine",
+            "fused",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "100000000000",
+            "--log-every",
+            "1000",
+            "--out",
+        ])
         .arg(&out)
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -165,7 +218,10 @@ fn fused_save_every_and_ctrl_c_keep_their_promises() {
     let mut line = String::new();
     while !line.starts_with("step ") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no step line before exit");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no step line before exit"
+        );
     }
     let started = std::time::Instant::now();
     let status = std::process::Command::new("kill")
@@ -179,19 +235,34 @@ fn fused_save_every_and_ctrl_c_keep_their_promises() {
     assert!(started.elapsed().as_secs() < 10);
     let saved = Checkpoint::load(&out).unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains(&format!("interrupted at step {}", saved.step())), "{stderr}");
+    assert!(
+        stderr.contains(&format!("interrupted at step {}", saved.step())),
+        "{stderr}"
+    );
     assert_eq!(saved.adam.as_ref().unwrap().updates, saved.step());
 }
 
 #[test]
 fn fused_reruns_write_identical_files_on_cpu_backends() {
     let dir = tempfile::tempdir().unwrap();
-    for backend in BackendKind::compiled().into_iter().filter(|k| *k != BackendKind::Wgpu) {
+    for backend in BackendKind::compiled()
+        .into_iter()
+        .filter(|k| *k != BackendKind::Wgpu)
+    {
         let files: Vec<Vec<u8>> = (0..2)
             .map(|i| {
                 let out = dir.path().join(format!("{backend}-{i}.json"));
                 burnfit()
-                    .args(["train", "--engine", "fused", "--steps", "300", "--backend", backend.name(), "--out"])
+                    .args([
+                        "train",
+                        "--engine",
+                        "fused",
+                        "--steps",
+                        "300",
+                        "--backend",
+                        backend.name(),
+                        "--out",
+                    ])
                     .arg(&out)
                     .assert()
                     .success();

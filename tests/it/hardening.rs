@@ -65,26 +65,48 @@ fn a_symlinked_checkpoint_keeps_its_link_and_the_target_gets_the_model() {
         .arg(&link)
         .assert()
         .success();
-    assert!(std::fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
     assert_eq!(Checkpoint::load(&target).unwrap().step(), 5);
     // Nothing but the model was left in either directory.
-    assert_eq!(std::fs::read_dir(dir.path().join("store")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(dir.path().join("store")).unwrap().count(),
+        1
+    );
 }
 
 #[test]
 fn bench_json_to_dev_stdout_prints_the_report_and_keeps_the_link() {
-    let before = std::fs::symlink_metadata("/dev/stdout").ok().map(|m| m.file_type());
+    let before = std::fs::symlink_metadata("/dev/stdout")
+        .ok()
+        .map(|m| m.file_type());
     let output = burnfit()
         .args([
-            "bench", "--backends", "ndarray", "--batches", "4", "--steps", "2", "--repeat", "1",
-            "--no-autograd", "--json", "/dev/stdout",
+            "bench",
+            "--backends",
+            "ndarray",
+            "--batches",
+            "4",
+            "--steps",
+            "2",
+            "--repeat",
+            "1",
+            "--no-autograd",
+            "--json",
+            "/dev/stdout",
         ])
         .output()
         .unwrap();
     assert!(output.status.success(), "{output:?}");
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert!(stdout.contains("\"rows\""), "{stdout}");
-    let after = std::fs::symlink_metadata("/dev/stdout").ok().map(|m| m.file_type());
+    let after = std::fs::symlink_metadata("/dev/stdout")
+        .ok()
+        .map(|m| m.file_type());
     assert_eq!(before, after);
 }
 
@@ -105,7 +127,12 @@ fn close_stdout_after(args: &[&str], keep: usize) -> std::process::Output {
     }
     drop(stdout);
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     std::process::Output {
         status,
@@ -121,7 +148,17 @@ fn a_closed_stdout_never_costs_the_checkpoint() {
     let out_arg = out.to_str().unwrap();
     // 20,000 log lines are far more than a pipe buffers.
     let output = close_stdout_after(
-        &["train", "--backend", "ndarray", "--steps", "20000", "--log-every", "1", "--out", out_arg],
+        &[
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "20000",
+            "--log-every",
+            "1",
+            "--out",
+            out_arg,
+        ],
         1,
     );
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -138,7 +175,15 @@ fn predict_and_inspect_stop_quietly_when_the_reader_goes_away() {
     let many: Vec<String> = (0..15_000).map(|i| i.to_string()).collect();
     let many = many.join(",");
     for args in [
-        vec!["predict", "--backend", "ndarray", "--checkpoint", fixture, "--x", &many],
+        vec![
+            "predict",
+            "--backend",
+            "ndarray",
+            "--checkpoint",
+            fixture,
+            "--x",
+            &many,
+        ],
         vec!["inspect", fixture],
     ] {
         let output = close_stdout_after(&args, 0);
@@ -154,14 +199,24 @@ fn a_full_stdout_fails_predict_but_train_still_saves() {
         return skip("the /dev/full test", "no /dev/full");
     };
     let output = Command::new(binary())
-        .args(["predict", "--backend", "ndarray", "--x", "1,2", "--checkpoint"])
+        .args([
+            "predict",
+            "--backend",
+            "ndarray",
+            "--x",
+            "1,2",
+            "--checkpoint",
+        ])
         .arg(autograd_fixture())
         .stdout(full.try_clone().unwrap())
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(stderr.starts_with("error: cannot write to stdout"), "{stderr}");
+    assert!(
+        stderr.starts_with("error: cannot write to stdout"),
+        "{stderr}"
+    );
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
 
     let dir = tempfile::tempdir().unwrap();
@@ -174,7 +229,10 @@ fn a_full_stdout_fails_predict_but_train_still_saves() {
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(output.status.success(), "{stderr}");
-    assert!(stderr.contains("warning: stopped printing the log"), "{stderr}");
+    assert!(
+        stderr.contains("warning: stopped printing the log"),
+        "{stderr}"
+    );
     assert_eq!(Checkpoint::load(&out).unwrap().step(), 50);
 }
 
@@ -201,10 +259,24 @@ fn checkpoint_with_updates(updates: u64) -> Checkpoint {
 #[test]
 fn adam_counts_exactly_past_two_to_the_24() {
     let dir = tempfile::tempdir().unwrap();
-    for updates in [(1 << 24) - 2, (1 << 24) - 1, 1 << 24, (1 << 24) + 1, (1 << 24) + 7, 1 << 40] {
+    for updates in [
+        (1 << 24) - 2,
+        (1 << 24) - 1,
+        1 << 24,
+        (1 << 24) + 1,
+        (1 << 24) + 7,
+        1 << 40,
+    ] {
         let checkpoint = checkpoint_with_updates(updates);
         for format in [Format::Json, Format::Bpk] {
-            let path = dir.path().join(format!("c.{}", if format == Format::Json { "json" } else { "bpk" }));
+            let path = dir.path().join(format!(
+                "c.{}",
+                if format == Format::Json {
+                    "json"
+                } else {
+                    "bpk"
+                }
+            ));
             checkpoint.save_as(&path, format).unwrap();
             let loaded = Checkpoint::load(&path).unwrap();
             assert_eq!(loaded.adam.unwrap().updates, updates, "{format}");
@@ -236,14 +308,20 @@ fn adam_t_without_an_exact_count_is_read_as_written_and_disagreement_is_refused(
         .replace("[1001.0]", "[16777218.0]");
     let path = dir.path().join("big_t.json");
     std::fs::write(&path, text).unwrap();
-    assert_eq!(Checkpoint::load(&path).unwrap().adam.unwrap().updates, 16_777_217);
+    assert_eq!(
+        Checkpoint::load(&path).unwrap().adam.unwrap().updates,
+        16_777_217
+    );
     // Metadata whose exact count does not round to the file's t.
     let mut checkpoint = checkpoint_with_updates(5000);
     checkpoint.meta.as_mut().unwrap().adam_updates = Some(7000);
     let path = dir.path().join("disagree.json");
     checkpoint.save_as(&path, Format::Json).unwrap();
     let err = Checkpoint::load(&path).unwrap_err().to_string();
-    assert!(err.contains("disagrees") && err.contains("disagree.json"), "{err}");
+    assert!(
+        err.contains("disagrees") && err.contains("disagree.json"),
+        "{err}"
+    );
     // A fractional t says what is expected.
     let text = std::fs::read_to_string(autograd_fixture())
         .unwrap()
@@ -263,7 +341,12 @@ fn public_binary(dir: &Path) -> PathBuf {
 
 #[test]
 fn an_unwritable_destination_is_refused_before_training() {
-    if !is_root() || !Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success()) {
+    if !is_root()
+        || !Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
         return skip("the non-root destination test", "needs root and setpriv");
     }
     let dir = tempfile::tempdir().unwrap();
@@ -275,7 +358,14 @@ fn an_unwritable_destination_is_refused_before_training() {
     let output = Command::new("setpriv")
         .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
         .arg(&exe)
-        .args(["train", "--backend", "ndarray", "--steps", "300000000", "--out"])
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "300000000",
+            "--out",
+        ])
         .arg(locked.join("x.json"))
         .env("XDG_RUNTIME_DIR", "/tmp")
         .output()
@@ -283,9 +373,13 @@ fn an_unwritable_destination_is_refused_before_training() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     let stdout = String::from_utf8_lossy(&output.stdout);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
-    assert!(!stdout.contains("training on"), "trained before checking: {stdout}");
     assert!(
-        stderr.starts_with("error: cannot write checkpoint") && stderr.contains("Permission denied"),
+        !stdout.contains("training on"),
+        "trained before checking: {stdout}"
+    );
+    assert!(
+        stderr.starts_with("error: cannot write checkpoint")
+            && stderr.contains("Permission denied"),
         "{stderr}"
     );
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
@@ -299,7 +393,16 @@ fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
     std::fs::create_dir(&gone).unwrap();
     let out = gone.join("x.json");
     let mut child = Command::new(binary())
-        .args(["train", "--backend", "ndarray", "--steps", "100000000", "--log-every", "500", "--out"])
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "100000000",
+            "--log-every",
+            "500",
+            "--out",
+        ])
         .arg(&out)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .env("TMPDIR", rescue_dir.path())
@@ -311,7 +414,10 @@ fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
     let mut line = String::new();
     while !line.starts_with("step ") {
         line.clear();
-        assert!(stdout.read_line(&mut line).unwrap() > 0, "no step line before exit");
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no step line before exit"
+        );
     }
     std::fs::remove_dir_all(&gone).unwrap();
     let status = Command::new("kill")
@@ -320,7 +426,12 @@ fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
         .unwrap();
     assert!(status.success());
     let mut stderr = String::new();
-    child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
     let status = child.wait().unwrap();
     assert_eq!(status.code(), Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
@@ -331,7 +442,10 @@ fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
     assert_eq!(rescued.len(), 1, "{rescued:?}");
     assert!(
         stderr.contains("does not exist")
-            && stderr.contains(&format!("saved the checkpoint to {} instead", rescued[0].display())),
+            && stderr.contains(&format!(
+                "saved the checkpoint to {} instead",
+                rescued[0].display()
+            )),
         "{stderr}"
     );
     assert!(Checkpoint::load(&rescued[0]).unwrap().step() >= 500);
@@ -343,7 +457,16 @@ fn sigterm_and_sighup_save_like_ctrl_c() {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.json");
         let mut child = Command::new(binary())
-            .args(["train", "--backend", "ndarray", "--steps", "100000000", "--log-every", "500", "--out"])
+            .args([
+                "train",
+                "--backend",
+                "ndarray",
+                "--steps",
+                "100000000",
+                "--log-every",
+                "500",
+                "--out",
+            ])
             .arg(&out)
             .env("XDG_RUNTIME_DIR", std::env::temp_dir())
             .stdout(Stdio::piped())
@@ -354,7 +477,10 @@ fn sigterm_and_sighup_save_like_ctrl_c() {
         let mut line = String::new();
         while !line.starts_with("step ") {
             line.clear();
-            assert!(stdout.read_line(&mut line).unwrap() > 0, "no step line before exit");
+            assert!(
+                stdout.read_line(&mut line).unwrap() > 0,
+                "no step line before exit"
+            );
         }
         let sent = Command::new("kill")
             .args([&format!("-{signal}"), &child.id().to_string()])
@@ -362,15 +488,197 @@ fn sigterm_and_sighup_save_like_ctrl_c() {
             .unwrap();
         assert!(sent.success());
         let mut stderr = String::new();
-        child.stderr.take().unwrap().read_to_string(&mut stderr).unwrap();
+        child
+            .stderr
+            .take()
+            .unwrap()
+            .read_to_string(&mut stderr)
+            .unwrap();
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(code), "SIG{signal}: {stderr}");
         let saved = Checkpoint::load(&out).unwrap();
         assert!(
-            stderr.contains(&format!("interrupted at step {} by SIG{signal}", saved.step())),
+            stderr.contains(&format!(
+                "interrupted at step {} by SIG{signal}",
+                saved.step()
+            )),
             "{stderr}"
         );
         // Only the checkpoint is left: no temporary file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+/// Runs burnfit and returns (exit code, stderr).
+fn run_err(args: &[&str]) -> (Option<i32>, String) {
+    let output = burnfit()
+        .args(args)
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_checkpoint_is_read_by_its_content_whatever_its_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("a.json");
+    std::fs::copy(autograd_fixture(), &json).unwrap();
+    // Burnpack bytes under a .json name: written, then read back as burnpack.
+    burnfit()
+        .arg("convert")
+        .arg(&json)
+        .arg(&json)
+        .args(["--format", "bpk"])
+        .assert()
+        .success();
+    assert_eq!(&std::fs::read(&json).unwrap()[..4], b"NRUB");
+    let loaded = Checkpoint::load(&json).unwrap();
+    assert_eq!(
+        loaded.params,
+        Checkpoint::load(&autograd_fixture()).unwrap().params
+    );
+    let stdout = burnfit().arg("inspect").arg(&json).output().unwrap().stdout;
+    assert!(String::from_utf8_lossy(&stdout).contains("format: burnpack"));
+    // SafeTensors bytes with no extension at all.
+    let bare = dir.path().join("model");
+    loaded
+        .without_optimizer()
+        .save_as(&bare, Format::Safetensors)
+        .unwrap();
+    assert!(Checkpoint::load(&bare).is_ok());
+}
+
+#[test]
+fn special_files_as_inputs_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("c.json");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["train", "--steps", "1", "--config", "/dev/zero"],
+        vec!["train", "--steps", "1", "--config", fifo],
+        vec!["train", "--steps", "1", "--resume", fifo],
+        vec!["inspect", fifo],
+    ] {
+        let (code, stderr) = run_err(&args);
+        assert!(matches!(code, Some(1 | 2)), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not a regular file"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn overflowing_ranges_and_step_counts_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(&config, r#"{"x_low": -3e38, "x_high": 3e38}"#).unwrap();
+    let (code, stderr) = run_err(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        "/tmp/never.json",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("x_low/x_high"), "{stderr}");
+
+    let start = dir.path().join("r.json");
+    checkpoint_with_updates(200)
+        .save_as(&start, Format::Json)
+        .unwrap();
+    let before = std::fs::read(&start).unwrap();
+    let (code, stderr) = run_err(&[
+        "train",
+        "--resume",
+        start.to_str().unwrap(),
+        "--steps",
+        "18446744073709551615",
+        "--out",
+        start.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--steps"), "{stderr}");
+    assert_eq!(std::fs::read(&start).unwrap(), before);
+}
+
+#[test]
+fn what_a_file_holds_is_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(autograd_fixture())
+        .unwrap()
+        .replace(
+            "linear_reg_adam\\u00010m",
+            "linear_reg_adam\\u0001\\nmodel: w = 99\\u001b]0;pwned\\u0007",
+        );
+    let path = dir.path().join("evil.json");
+    std::fs::write(&path, text).unwrap();
+    let output = burnfit().arg("inspect").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("model: w = 99")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("linear_reg_adam/\\nmodel: w = 99\\u{1b}"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn predictions_that_overflow_and_inputs_out_of_range_are_named() {
+    let fixture = autograd_fixture();
+    let fixture = fixture.to_str().unwrap();
+    let (code, stderr) = run_err(&["predict", "--checkpoint", fixture, "--x", "1,3e38"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("3e38") || stderr.contains("300000"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("out of f32 range"), "{stderr}");
+    let (code, stderr) = run_err(&["predict", "--checkpoint", fixture, "--x", "1e39"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("\"1e39\" is out of f32 range"), "{stderr}");
+    let long = "9".repeat(100_000) + "x";
+    let (_, stderr) = run_err(&["predict", "--checkpoint", fixture, "--x", &long]);
+    assert!(
+        stderr.len() < 300,
+        "the error echoes the whole input: {} bytes",
+        stderr.len()
+    );
+}
+
+#[test]
+fn usage_errors_are_one_line_and_a_hint() {
+    for (args, expected) in [
+        (vec!["train", "--save-every", "-1"], "--save-every"),
+        (vec!["train", "--steps", "many"], "--steps"),
+        (vec!["train", "--engine", "turbo"], "--engine"),
+    ] {
+        let (code, stderr) = run_err(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(expected),
+            "{stderr}"
+        );
+        assert!(lines[1].contains("--help"), "{stderr}");
     }
 }

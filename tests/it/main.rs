@@ -9,7 +9,7 @@ mod cli;
 mod common;
 mod formats;
 mod fused;
-mod hardening;
 mod fuzz;
+mod hardening;
 mod resume;
 mod training;

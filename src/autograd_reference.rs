@@ -3,7 +3,8 @@
 //! `burnfit bench` (cargo feature `autograd-ref`).
 //!
 //! The crate's random graph ops reuse one fixed seed, so batches drawn inside its graph would be
-//! the same every step; they are drawn here on the host from a seeded RNG and fed in instead.
+//! the same every step; they are drawn here on the host from burnfit's Philox stream and fed in
+//! instead, so this row trains on exactly the data burnfit does.
 
 use std::time::{Duration, Instant};
 
@@ -15,7 +16,7 @@ use autograd as ag;
 
 use crate::checkpoint::autograd_json::ADAM_NAMESPACE;
 use crate::config::TrainingConfig;
-use crate::data::splitmix64;
+use crate::data::LineStream;
 
 /// What an autograd run produced.
 #[derive(Clone, Debug)]
@@ -32,39 +33,30 @@ pub struct AutogradRun {
     pub total: Duration,
 }
 
-/// A batch of the noisy line, drawn on the host: a pure function of `(seed, step)`.
+/// A batch of the noisy line, drawn on the host from burnfit's one data stream
+/// ([`crate::data::philox`]): the batches burnfit's engines train on.
 pub fn host_batch(config: &TrainingConfig, step: u64) -> (Array2<f32>, Array2<f32>) {
-    let mut state = splitmix64(config.seed ^ splitmix64(step) ^ 0xA076_1D64_78BD_642F);
-    let mut uniform = move || {
-        state = splitmix64(state);
-        // 53 random bits -> [0, 1).
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
-    let n = config.batch;
-    let (low, high) = (f64::from(config.x_low), f64::from(config.x_high));
-    let mut x = Vec::with_capacity(n);
-    let mut y = Vec::with_capacity(n);
-    for _ in 0..n {
-        let xi = low + (high - low) * uniform();
-        // Box–Muller; 1 − u keeps the logarithm finite.
-        let normal =
-            (-2.0 * (1.0 - uniform()).ln()).sqrt() * (std::f64::consts::TAU * uniform()).cos();
-        let yi = f64::from(config.true_w) * xi
-            + f64::from(config.true_b)
-            + f64::from(config.noise) * normal;
-        x.push(xi as f32);
-        y.push(yi as f32);
-    }
-    let shape = (n, 1);
+    let (x, y) = LineStream::new(config).batch(step, config.batch);
+    let shape = (config.batch, 1);
     (
-        Array2::from_shape_vec(shape, x).expect("n values"),
-        Array2::from_shape_vec(shape, y).expect("n values"),
+        Array2::from_shape_vec(shape, x).expect("batch values"),
+        Array2::from_shape_vec(shape, y).expect("batch values"),
     )
 }
 
 /// Trains `config.steps` steps with the autograd crate. `w0` is the initial weight (burnfit's
 /// models start from a seed-derived one; pass it to start from the same point), b starts at 0.
 pub fn train_autograd(config: &TrainingConfig, w0: f32) -> AutogradRun {
+    train_autograd_and_save(config, w0, None).expect("a run that saves nothing cannot fail")
+}
+
+/// [`train_autograd`], then the crate's own `VariableEnvironment::save` to `results` (its
+/// results.json), as the autograd seed program ends.
+pub fn train_autograd_and_save(
+    config: &TrainingConfig,
+    w0: f32,
+    results: Option<&std::path::Path>,
+) -> Result<AutogradRun, String> {
     let mut env = ag::VariableEnvironment::<f32>::new();
     let w_id = env.name("w").set(ag::ndarray::arr2(&[[w0]]));
     let b_id = env.name("b").set(ag::ndarray::arr2(&[[0.0f32]]));
@@ -110,6 +102,10 @@ pub fn train_autograd(config: &TrainingConfig, w0: f32) -> AutogradRun {
             first_step = start.elapsed();
         }
     }
+    if let Some(path) = results {
+        env.save(path)
+            .map_err(|e| format!("{}: {e}", path.display()))?;
+    }
     let total = start.elapsed();
     let read = |id| {
         env.get_array_by_id(id)
@@ -120,13 +116,13 @@ pub fn train_autograd(config: &TrainingConfig, w0: f32) -> AutogradRun {
             .next()
             .unwrap_or(f32::NAN)
     };
-    AutogradRun {
+    Ok(AutogradRun {
         w: read(w_id),
         b: read(b_id),
         final_loss,
         first_step,
         total,
-    }
+    })
 }
 
 #[cfg(test)]

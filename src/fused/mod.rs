@@ -113,7 +113,13 @@ impl Executor {
     fn for_backend(backend: &Backend) -> Result<Self> {
         match backend.kind {
             #[cfg(feature = "wgpu-backend")]
-            BackendKind::Wgpu => Ok(Executor::Gpu(kernel::GpuExecutor::new(&backend.device))),
+            BackendKind::Wgpu => {
+                let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
+                Ok(Executor::Gpu(kernel::GpuExecutor::new(
+                    &backend.device,
+                    cpu_adapter,
+                )))
+            }
             _ => Ok(Executor::Host),
         }
     }

@@ -109,6 +109,9 @@ pub struct TrainArgs {
     /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
+    /// Replace --out even when it is write-protected (no write permission for anyone).
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl TrainArgs {
@@ -169,6 +172,9 @@ pub struct ConvertArgs {
     /// Allow writing a format that cannot keep the optimizer state (SafeTensors), dropping it.
     #[arg(long)]
     pub drop_optimizer: bool,
+    /// Replace OUTPUT even when it is write-protected (no write permission for anyone).
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `burnfit backends`.
@@ -273,6 +279,7 @@ struct TrainObserver<'a> {
     out: &'a Path,
     format: Format,
     save_every: Option<u64>,
+    force: bool,
     console: Console,
 }
 
@@ -281,7 +288,7 @@ impl TrainObserver<'_> {
         if !self.format.keeps_optimizer() {
             checkpoint = checkpoint.without_optimizer();
         }
-        signals::while_saving(|| checkpoint.save_as(self.out, self.format))
+        signals::while_saving(|| checkpoint.save_replacing(self.out, self.format, self.force))
     }
 
     /// The final save: when `--out` cannot be written after all (its directory was removed or
@@ -303,6 +310,7 @@ impl TrainObserver<'_> {
                     out: &rescued,
                     format: self.format,
                     save_every: None,
+                    force: false,
                     console: Console::default(),
                 };
                 out.save(checkpoint)?;
@@ -345,7 +353,7 @@ impl Observer for TrainObserver<'_> {
 
 fn run_train(args: &TrainArgs) -> Result<()> {
     let mut console = Console::default();
-    checkpoint::check_destination(&args.out)?;
+    checkpoint::check_destination(&args.out, args.force)?;
     let format = match args.format {
         Some(format) => format,
         None => Format::from_path(&args.out)?,
@@ -418,6 +426,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         out: &args.out,
         format,
         save_every: args.save_every,
+        force: args.force,
         console,
     };
     let remaining = target - trainer.step();
@@ -610,7 +619,7 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
 }
 
 fn run_convert(args: &ConvertArgs) -> Result<()> {
-    checkpoint::check_destination(&args.output)?;
+    checkpoint::check_destination(&args.output, args.force)?;
     let format = match args.format {
         Some(format) => format,
         None => Format::from_path(&args.output)?,
@@ -625,7 +634,7 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
         }
         checkpoint = checkpoint.without_optimizer();
     }
-    checkpoint.save_as(&args.output, format)?;
+    checkpoint.save_replacing(&args.output, format, args.force)?;
     let mut console = Console::default();
     say!(console, "wrote {} ({format})", args.output.display());
     console.finish()
@@ -663,7 +672,7 @@ fn run_backends(args: &BackendsArgs) -> Result<()> {
 fn run_bench(args: &BenchArgs) -> Result<()> {
     let options = args.options()?;
     if let Some(path) = &args.json {
-        checkpoint::check_destination(path)?;
+        checkpoint::check_destination(path, false)?;
     }
     for kind in &options.backends {
         Backend::open(*kind)?;
@@ -703,7 +712,7 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     );
     if let Some(path) = &args.json {
         let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
-        write_atomically(path, &bytes)?;
+        write_atomically(path, &bytes, false)?;
         say!(console, "wrote {}", path.display());
     }
     console.finish()

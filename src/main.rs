@@ -4,6 +4,12 @@ use clap::Parser;
 use clap::error::ErrorKind;
 
 fn main() {
+    // The Vulkan loader prints "error: XDG_RUNTIME_DIR is invalid or not set" when it is unset,
+    // which reads like one of burnfit's errors. Before any thread exists, give it a default.
+    if std::env::var_os("XDG_RUNTIME_DIR").is_none() {
+        // SAFETY: single-threaded here: nothing else reads or writes the environment yet.
+        unsafe { std::env::set_var("XDG_RUNTIME_DIR", std::env::temp_dir()) };
+    }
     let cli = match burnfit::cli::Cli::try_parse() {
         Ok(cli) => cli,
         Err(error)

@@ -40,10 +40,11 @@ enum Destination {
 }
 
 /// Writes `bytes` to `path` by the rules of this module: the destination is either the complete
-/// new content or, on any error, exactly what it was before.
-pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
+/// new content or, on any error, exactly what it was before. A write-protected file (no write
+/// permission for anyone) is refused unless `force`.
+pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     let fail = |message: String| write_error(path, message);
-    match resolve(path)? {
+    match resolve(path, force)? {
         Destination::Stream(target) => {
             let mut file = OpenOptions::new()
                 .write(true)
@@ -80,8 +81,8 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<()> {
 /// Fails early, before any work, when `path` cannot receive a file: a directory, a special file
 /// that is neither a character device nor a FIFO, a missing directory, or a directory this
 /// process cannot create files in (probed by creating and removing a temporary file).
-pub fn check_destination(path: &Path) -> Result<()> {
-    if let Destination::Regular { dir, .. } = resolve(path)? {
+pub fn check_destination(path: &Path, force: bool) -> Result<()> {
+    if let Destination::Regular { dir, .. } = resolve(path, force)? {
         tempfile::Builder::new()
             .prefix(TEMP_PREFIX)
             .suffix(TEMP_SUFFIX)
@@ -104,7 +105,7 @@ fn write_error(path: &Path, message: String) -> Error {
 }
 
 /// Follows symlinks (up to 40, as the kernel does) to the file that will really be written.
-fn resolve(path: &Path) -> Result<Destination> {
+fn resolve(path: &Path, force: bool) -> Result<Destination> {
     let fail = |message: String| write_error(path, message);
     let mut current = path.to_path_buf();
     for _ in 0..40 {
@@ -142,6 +143,14 @@ fn resolve(path: &Path) -> Result<Destination> {
             return Err(fail("is a directory".into()));
         }
         if kind.is_file() {
+            let mode = meta.permissions().mode();
+            if mode & 0o222 == 0 && !force {
+                return Err(fail(format!(
+                    "{} is write-protected (mode {:o}); pass --force to replace it",
+                    current.display(),
+                    mode & 0o7777
+                )));
+            }
             return regular(path, current);
         }
         return special(path, current, kind);
@@ -231,7 +240,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("out.json");
         std::fs::write(&path, b"old").unwrap();
-        write_atomically(&path, b"new").unwrap();
+        write_atomically(&path, b"new", false).unwrap();
         assert_eq!(std::fs::read(&path).unwrap(), b"new");
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
     }
@@ -240,7 +249,9 @@ mod tests {
     fn a_missing_directory_is_named_and_nothing_is_created() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("no/such/out.json");
-        let err = write_atomically(&path, b"x").unwrap_err().to_string();
+        let err = write_atomically(&path, b"x", false)
+            .unwrap_err()
+            .to_string();
         assert!(
             err.contains("does not exist") && err.contains("no/such"),
             "{err}"
@@ -256,7 +267,7 @@ mod tests {
         fs::write(&target, b"old").unwrap();
         let link = dir.path().join("link.json");
         std::os::unix::fs::symlink("real/model.json", &link).unwrap();
-        write_atomically(&link, b"new").unwrap();
+        write_atomically(&link, b"new", false).unwrap();
         assert!(
             fs::symlink_metadata(&link)
                 .unwrap()
@@ -267,7 +278,7 @@ mod tests {
         // A dangling link creates its target.
         let dangling = dir.path().join("dangling.json");
         std::os::unix::fs::symlink("real/fresh.json", &dangling).unwrap();
-        write_atomically(&dangling, b"fresh").unwrap();
+        write_atomically(&dangling, b"fresh", false).unwrap();
         assert_eq!(fs::read(real_dir.join("fresh.json")).unwrap(), b"fresh");
         assert!(
             fs::symlink_metadata(&dangling)
@@ -281,7 +292,7 @@ mod tests {
     fn modes_follow_the_umask_and_replaced_files_keep_theirs() {
         let dir = tempfile::tempdir().unwrap();
         let fresh = dir.path().join("fresh.json");
-        write_atomically(&fresh, b"x").unwrap();
+        write_atomically(&fresh, b"x", false).unwrap();
         let umask = current_umask();
         assert_eq!(
             fs::metadata(&fresh).unwrap().permissions().mode() & 0o777,
@@ -290,7 +301,7 @@ mod tests {
         let kept = dir.path().join("kept.json");
         fs::write(&kept, b"old").unwrap();
         fs::set_permissions(&kept, fs::Permissions::from_mode(0o640)).unwrap();
-        write_atomically(&kept, b"new").unwrap();
+        write_atomically(&kept, b"new", false).unwrap();
         assert_eq!(
             fs::metadata(&kept).unwrap().permissions().mode() & 0o777,
             0o640
@@ -317,9 +328,32 @@ mod tests {
             let fifo = fifo.clone();
             std::thread::spawn(move || fs::read(&fifo).unwrap())
         };
-        write_atomically(&fifo, b"through").unwrap();
+        write_atomically(&fifo, b"through", false).unwrap();
         assert_eq!(reader.join().unwrap(), b"through");
         assert!(fs::symlink_metadata(&fifo).unwrap().file_type().is_fifo());
+    }
+
+    #[test]
+    fn a_write_protected_file_is_replaced_only_when_forced() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("keep.json");
+        fs::write(&path, b"old").unwrap();
+        fs::set_permissions(&path, fs::Permissions::from_mode(0o444)).unwrap();
+        let err = write_atomically(&path, b"new", false)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("write-protected") && err.contains("--force"),
+            "{err}"
+        );
+        assert!(check_destination(&path, false).is_err());
+        assert_eq!(fs::read(&path).unwrap(), b"old");
+        write_atomically(&path, b"new", true).unwrap();
+        assert_eq!(fs::read(&path).unwrap(), b"new");
+        assert_eq!(
+            fs::metadata(&path).unwrap().permissions().mode() & 0o777,
+            0o444
+        );
     }
 
     #[test]

@@ -340,6 +340,11 @@ impl Checkpoint {
     /// Writes the checkpoint to `path` in `format`, atomically: the file is either the complete
     /// new checkpoint or, on any error, exactly what it was before.
     pub fn save_as(&self, path: &Path, format: Format) -> Result<()> {
+        self.save_replacing(path, format, false)
+    }
+
+    /// [`Checkpoint::save_as`], replacing a write-protected file too when `force` is set.
+    pub fn save_replacing(&self, path: &Path, format: Format, force: bool) -> Result<()> {
         self.check_finite()?;
         let bytes = self
             .to_bytes(format)
@@ -347,12 +352,12 @@ impl Checkpoint {
                 path: path.to_owned(),
                 message,
             })?;
-        write_atomically(path, &bytes)
+        write_atomically(path, &bytes, force)
     }
 
     /// Writes the checkpoint to `path` in the format its extension names.
     pub fn save(&self, path: &Path) -> Result<()> {
-        check_destination(path)?;
+        check_destination(path, false)?;
         self.save_as(path, Format::from_path(path)?)
     }
 
@@ -378,8 +383,9 @@ impl Checkpoint {
 /// Fails early, before any work, when `path` cannot receive a file: a directory, a special file
 /// that is not a character device or FIFO, a missing directory, or one this process cannot
 /// create files in.
-pub fn check_destination(path: &Path) -> Result<()> {
-    atomic::check_destination(path)
+/// A write-protected file is refused unless `force`.
+pub fn check_destination(path: &Path, force: bool) -> Result<()> {
+    atomic::check_destination(path, force)
 }
 
 fn read_error(path: &Path, message: String) -> Error {

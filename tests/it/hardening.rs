@@ -682,3 +682,41 @@ fn usage_errors_are_one_line_and_a_hint() {
         assert!(lines[1].contains("--help"), "{stderr}");
     }
 }
+
+#[test]
+fn a_write_protected_checkpoint_is_kept_unless_forced_and_modes_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("keep.json");
+    std::fs::copy(autograd_fixture(), &out).unwrap();
+    std::fs::set_permissions(&out, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let before = std::fs::read(&out).unwrap();
+    let output = burnfit()
+        .args(["train", "--backend", "ndarray", "--steps", "5", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("write-protected") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert!(output.stdout.is_empty(), "trained before refusing");
+    assert_eq!(std::fs::read(&out).unwrap(), before);
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "5",
+            "--force",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    assert_eq!(Checkpoint::load(&out).unwrap().step(), 5);
+    let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o444);
+}

@@ -85,8 +85,9 @@ impl TrainingConfig {
         };
         let bytes = crate::input::read_regular_file(path, MAX_CONFIG_BYTES).map_err(parse_error)?;
         let text = String::from_utf8(bytes).map_err(|_| parse_error("is not UTF-8 text".into()))?;
-        let overrides: serde_json::Map<String, serde_json::Value> = serde_json::from_str(&text)
+        let overrides: crate::input::UniqueMap<serde_json::Value> = serde_json::from_str(&text)
             .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?;
+        let overrides: Vec<(String, serde_json::Value)> = overrides.0;
         let base = match serde_json::to_value(self).expect("config serialises") {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a struct serialises to an object"),
@@ -96,18 +97,34 @@ impl TrainingConfig {
             merged.extend(pairs.map(|(k, v)| (k.clone(), v.clone())));
             serde_json::from_value::<Self>(serde_json::Value::Object(merged))
         };
-        with(&mut overrides.iter()).map_err(|error| {
+        let pairs = || overrides.iter().map(|(k, v)| (k, v));
+        let config = with(&mut pairs()).map_err(|error| {
             // serde does not say which key a bad value belongs to: find it.
-            let culprit = overrides
-                .iter()
-                .find(|pair| with(&mut std::iter::once(*pair)).is_err());
+            let culprit = pairs().find(|pair| with(&mut std::iter::once(*pair)).is_err());
             match culprit {
                 Some((key, _)) if base.contains_key(key) => {
                     parse_error(format!("key `{key}`: {error}"))
                 }
                 _ => parse_error(error.to_string()),
             }
-        })
+        })?;
+        // A value out of range is reported under the file's key, as the file wrote it (not
+        // under the flag's name, nor after rounding to f32: `1e-50` is not `0`).
+        match config.validate() {
+            Err(Error::InvalidSetting { name, expected, .. }) => {
+                let keys: Vec<&str> = name.trim_start_matches("--").split('/').collect();
+                let written = pairs().find(|(k, _)| {
+                    keys.contains(&k.replace('_', "-").as_str()) || keys.contains(&k.as_str())
+                });
+                match written {
+                    Some((key, value)) => {
+                        Err(parse_error(format!("key `{key}` = {value}: {expected}")))
+                    }
+                    None => config.validate().map(|()| config),
+                }
+            }
+            _ => Ok(config),
+        }
     }
 
     /// Checks every setting, naming the first one that is out of range.

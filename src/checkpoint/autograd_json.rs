@@ -20,11 +20,20 @@ pub const ADAM_NAMESPACE: &str = "linear_reg_adam";
 /// The separator between namespace and name in `name_to_id` keys.
 const SEPARATOR: char = '\u{1}';
 
-#[derive(Serialize, Deserialize)]
+#[derive(Serialize)]
 struct File {
     array_list: Vec<Array>,
     name_to_id: BTreeMap<String, usize>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    burnfit: Option<serde_json::Value>,
+}
+
+/// [`File`] as read: `name_to_id` keeps every entry so that a repeated name is refused.
+#[derive(Deserialize)]
+struct ReadFile {
+    array_list: Vec<Array>,
+    name_to_id: crate::input::UniqueMap<usize>,
+    #[serde(default)]
     burnfit: Option<serde_json::Value>,
 }
 
@@ -120,7 +129,7 @@ pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<serde_json::Valu
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("file is empty".into());
     }
-    let file: File = serde_json::from_slice(bytes).map_err(|e| {
+    let file: ReadFile = serde_json::from_slice(bytes).map_err(|e| {
         if e.is_eof() {
             format!("truncated JSON ({e})")
         } else if e.is_syntax() {
@@ -129,8 +138,17 @@ pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<serde_json::Valu
             format!("not an autograd results.json ({e})")
         }
     })?;
-    let mut variables = Vec::with_capacity(file.name_to_id.len());
-    for (full_name, &id) in &file.name_to_id {
+    let mut variables = Vec::with_capacity(file.name_to_id.0.len());
+    let mut owners: BTreeMap<usize, &str> = BTreeMap::new();
+    for (full_name, id) in &file.name_to_id.0 {
+        let id = *id;
+        if let Some(other) = owners.insert(id, full_name) {
+            return Err(format!(
+                "variables {:?} and {:?} share array id {id}",
+                other.replace(SEPARATOR, "/"),
+                full_name.replace(SEPARATOR, "/")
+            ));
+        }
         let (namespace, name) = full_name.split_once(SEPARATOR).ok_or_else(|| {
             format!("name_to_id key {full_name:?} has no namespace separator U+0001")
         })?;
@@ -147,7 +165,11 @@ pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<serde_json::Valu
                 array.v
             ));
         }
-        let expected: usize = array.dim.iter().product();
+        let expected = array
+            .dim
+            .iter()
+            .try_fold(1usize, |n, d| n.checked_mul(*d))
+            .ok_or_else(|| format!("variable {shown:?}: dim {:?} is too large", array.dim))?;
         if expected != array.data.len() {
             return Err(format!(
                 "variable {shown:?}: dim {:?} needs {expected} values, data has {}",

@@ -312,6 +312,15 @@ impl Checkpoint {
     /// Takes Adam's exact update count from the metadata where the file's f32 `t` cannot hold
     /// it (past 2^24), after checking that the two agree.
     fn with_exact_updates(mut self) -> Result<Checkpoint, String> {
+        if let (Some(meta), Some(adam)) = (&self.meta, &self.adam) {
+            let updates = meta.adam_updates.unwrap_or(adam.updates);
+            if updates > meta.step {
+                return Err(format!(
+                    "Adam has {updates} updates but the metadata says {} steps were taken",
+                    meta.step
+                ));
+            }
+        }
         let exact = self.meta.as_ref().and_then(|m| m.adam_updates);
         match (&mut self.adam, exact) {
             (Some(adam), Some(exact)) => {

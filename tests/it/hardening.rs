@@ -314,7 +314,7 @@ fn adam_t_without_an_exact_count_is_read_as_written_and_disagreement_is_refused(
     );
     // Metadata whose exact count does not round to the file's t.
     let mut checkpoint = checkpoint_with_updates(5000);
-    checkpoint.meta.as_mut().unwrap().adam_updates = Some(7000);
+    checkpoint.meta.as_mut().unwrap().adam_updates = Some(3000);
     let path = dir.path().join("disagree.json");
     checkpoint.save_as(&path, Format::Json).unwrap();
     let err = Checkpoint::load(&path).unwrap_err().to_string();
@@ -593,7 +593,10 @@ fn overflowing_ranges_and_step_counts_are_usage_errors() {
         "/tmp/never.json",
     ]);
     assert_eq!(code, Some(2), "{stderr}");
-    assert!(stderr.contains("x_low/x_high"), "{stderr}");
+    assert!(
+        stderr.contains("key `x_low`") && stderr.contains("c.json"),
+        "{stderr}"
+    );
 
     let start = dir.path().join("r.json");
     checkpoint_with_updates(200)
@@ -719,4 +722,74 @@ fn a_write_protected_checkpoint_is_kept_unless_forced_and_modes_are_kept() {
     assert_eq!(Checkpoint::load(&out).unwrap().step(), 5);
     let mode = std::fs::metadata(&out).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode, 0o444);
+}
+
+#[test]
+fn lenient_loaders_are_strict_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(autograd_fixture()).unwrap();
+    let cases = [
+        // The same name twice: the second would silently win.
+        (
+            fixture.replacen("\"\\u0001b\":1", "\"\\u0001b\":1,\"\\u0001b\":0", 1),
+            "duplicate key",
+        ),
+        // Two names for one array: w would be b.
+        (
+            fixture.replacen("\"\\u0001b\":1", "\"\\u0001b\":0", 1),
+            "share array id 0",
+        ),
+        // A dim whose product overflows to 0 with an empty data list.
+        (
+            fixture.replacen(
+                "\"dim\":[1,1],\"data\":[2.4951487]",
+                "\"dim\":[4294967296,4294967296],\"data\":[]",
+                1,
+            ),
+            "too large",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert!(
+            text != fixture,
+            "the case did not change the fixture: {expected}"
+        );
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, &text).unwrap();
+        let (code, stderr) = run_err(&["inspect", path.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{expected}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("c.json"),
+            "{expected}: {stderr}"
+        );
+    }
+    // Metadata that claims fewer steps than Adam has taken.
+    let mut checkpoint = checkpoint_with_updates(50);
+    checkpoint.meta.as_mut().unwrap().step = 10;
+    let path = dir.path().join("steps.json");
+    checkpoint.save_as(&path, Format::Json).unwrap();
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("50 updates") && err.contains("10 steps"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_files_are_named_by_key_with_the_value_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    for (text, expected) in [
+        (r#"{"lr": 1e-50}"#, "key `lr` = 1e-50"),
+        (r#"{"lr": 0.1, "lr": 10}"#, "duplicate key \"lr\""),
+        (r#"{"batch": 0}"#, "key `batch` = 0"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let (code, stderr) = run_err(&["train", "--config", config.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("c.json"),
+            "{text}: {stderr}"
+        );
+    }
 }

@@ -176,7 +176,10 @@ fn measure_burn(
         config,
         warm.first_step,
     );
-    let per_step = (warm.total - warm.first_step) / (WARMUP_STEPS - 1) as u32;
+    // The estimate comes from a second short run: on wgpu the warm-up's later steps still
+    // autotune kernels and are ten times slower than the steady state.
+    let probe = trainer.run(WARMUP_STEPS, &mut ())?;
+    let per_step = probe.total / WARMUP_STEPS as u32;
     row.engine = Some(engine);
     if let Some(note) = over_budget(per_step, options) {
         row.note = Some(note);

@@ -28,6 +28,11 @@ pub struct Trainer {
     step: u64,
     updates: u64,
     last_loss: Option<f32>,
+    /// Wait for the device after every step: on a software Vulkan device (lavapipe) a step
+    /// then takes a third of the time (1.0 vs 3.2 ms at batch 64, 9.4 vs 16.7 ms at 65,536,
+    /// measured), as buffers are reused instead of piling up behind an ever longer queue. Real
+    /// GPUs keep queueing steps ahead (not measured yet with this data path).
+    sync_every_step: bool,
 }
 
 impl Trainer {
@@ -86,6 +91,7 @@ impl Trainer {
         moments: [Moments; 2],
         step: u64,
     ) -> Self {
+        let sync_every_step = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
         Self {
             adam: Adam::new(&config),
             data: LineData::new(&config),
@@ -97,6 +103,7 @@ impl Trainer {
             step,
             updates: step,
             last_loss: None,
+            sync_every_step,
         }
     }
 
@@ -133,6 +140,9 @@ impl Trainer {
         while self.step < last {
             let step = self.step + 1;
             let loss = self.train_step(step);
+            if self.sync_every_step {
+                self.sync()?;
+            }
             self.step = step;
             if step == first {
                 self.sync()?;

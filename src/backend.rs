@@ -86,6 +86,8 @@ pub struct AdapterInfo {
     pub device_type: String,
     /// The graphics API: Vulkan, Metal, Dx12, ...
     pub api: String,
+    /// The largest buffer the device takes, in bytes: one tensor cannot be larger.
+    pub max_buffer_bytes: u64,
 }
 
 impl AdapterInfo {
@@ -157,6 +159,40 @@ impl Backend {
         Backend::open(kind)
     }
 
+    /// Refuses a batch whose tensors cannot fit, before anything is allocated: on wgpu one
+    /// batch-sized f32 tensor must fit in a device buffer; on the CPU, `bytes_per_sample` times
+    /// the batch must fit in the memory available now (`MemAvailable`).
+    pub fn check_batch_fits(&self, batch: usize, bytes_per_sample: u64) -> Result<()> {
+        let too_large = |needed: u64, room: u64, place: String| Error::BatchTooLarge {
+            batch,
+            needed_gib: needed as f64 / f64::from(1u32 << 30),
+            room_gib: room as f64 / f64::from(1u32 << 30),
+            place,
+        };
+        let batch = batch as u64;
+        match &self.adapter {
+            Some(adapter) => {
+                let tensor = batch.saturating_mul(4);
+                if tensor > adapter.max_buffer_bytes {
+                    return Err(too_large(
+                        tensor,
+                        adapter.max_buffer_bytes,
+                        format!("largest buffer of {}", adapter.name),
+                    ));
+                }
+            }
+            None => {
+                let needed = batch.saturating_mul(bytes_per_sample);
+                if let Some(available) = available_memory()
+                    && needed > available
+                {
+                    return Err(too_large(needed, available, "memory available".into()));
+                }
+            }
+        }
+        Ok(())
+    }
+
     /// A one-line description: the backend and, for wgpu, its adapter.
     pub fn describe(&self) -> String {
         match &self.adapter {
@@ -164,6 +200,14 @@ impl Backend {
             None => format!("{} (cpu)", self.kind),
         }
     }
+}
+
+/// Memory the system can give now without swapping (Linux `MemAvailable`), if known.
+fn available_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The smallest batch for which `--backend auto` considers a GPU. Measured with `burnfit bench`
@@ -224,6 +268,7 @@ fn wgpu_device() -> Result<(Device, AdapterInfo)> {
                         name: info.name,
                         device_type: format!("{:?}", info.device_type),
                         api: format!("{:?}", info.backend),
+                        max_buffer_bytes: setup.device.limits().max_buffer_size,
                     },
                 ))
             }

@@ -168,7 +168,20 @@ fn measure_burn(
     config: &TrainingConfig,
     options: &BenchOptions,
 ) -> Result<BenchRow> {
-    let mut trainer = engine.open(config.clone(), backend.clone(), None)?;
+    let mut trainer = match engine.open(config.clone(), backend.clone(), None) {
+        Err(e @ crate::error::Error::BatchTooLarge { .. }) => {
+            let mut row = empty_row(
+                format!("burnfit/{}/{engine}", backend.kind),
+                device_name(backend),
+                config,
+                Duration::ZERO,
+            );
+            row.engine = Some(engine);
+            row.note = Some(format!("skipped: {e}"));
+            return Ok(row);
+        }
+        other => other?,
+    };
     let warm = trainer.run(WARMUP_STEPS, &mut ())?;
     let mut row = empty_row(
         format!("burnfit/{}/{engine}", backend.kind),

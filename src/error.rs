@@ -33,6 +33,21 @@ pub enum Error {
         expected: &'static str,
     },
 
+    /// A batch too large for the device's memory, found before allocating it.
+    #[error(
+        "--batch {batch} needs ~{needed_gib:.1} GiB, more than the {room_gib:.1} GiB {place}; use a smaller --batch, or --engine fused (it holds no batch-sized tensors)"
+    )]
+    BatchTooLarge {
+        /// The batch asked for.
+        batch: usize,
+        /// What it needs.
+        needed_gib: f64,
+        /// What there is.
+        room_gib: f64,
+        /// Where: "memory available" or the device's largest buffer.
+        place: String,
+    },
+
     /// The config file cannot be read or is not a valid burnfit config.
     #[error("config file {}: {message}", path.display())]
     ConfigParse {
@@ -148,6 +163,7 @@ impl Error {
         match self {
             Error::BackendNotCompiled { .. }
             | Error::InvalidSetting { .. }
+            | Error::BatchTooLarge { .. }
             | Error::ConfigParse { .. }
             | Error::CheckpointFormat { .. }
             | Error::LossyConversion { .. }

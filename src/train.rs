@@ -16,6 +16,10 @@ use crate::host::HostTensor;
 use crate::model::{LinearRegression, LinearRegressionConfig, mse};
 use crate::optim::{Adam, Moments};
 
+/// Memory a step takes per sample of the batch: x, y, z, z − y, its square, the gradient of z
+/// and the copies autodiff keeps — about a dozen f32 tensors of the batch, rounded up.
+pub const BYTES_PER_SAMPLE: u64 = 64;
+
 /// A model, its optimizer state and its place in the data stream, on one backend.
 pub struct Trainer {
     config: TrainingConfig,
@@ -39,6 +43,7 @@ impl Trainer {
     /// A fresh model for `config` on `backend`.
     pub fn new(config: TrainingConfig, backend: Backend) -> Result<Self> {
         config.validate()?;
+        backend.check_batch_fits(config.batch, BYTES_PER_SAMPLE)?;
         let device = backend.device.clone().autodiff();
         let model = LinearRegressionConfig::new().init(config.seed, &device);
         let moments = [
@@ -56,6 +61,7 @@ impl Trainer {
         checkpoint: &Checkpoint,
     ) -> Result<Self> {
         config.validate()?;
+        backend.check_batch_fits(config.batch, BYTES_PER_SAMPLE)?;
         let device = backend.device.clone().autodiff();
         let model = LinearRegression::from_host(&checkpoint.params, &device);
         let inner = backend.device.clone();

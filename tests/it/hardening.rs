@@ -793,3 +793,31 @@ fn config_files_are_named_by_key_with_the_value_as_written() {
         );
     }
 }
+
+#[test]
+fn a_batch_that_cannot_fit_is_a_usage_error_before_any_allocation() {
+    // 2^31 samples: ~128 GiB for the autodiff engine's tensors, more than this machine has.
+    let (code, stderr) = run_err(&[
+        "train",
+        "--backend",
+        "ndarray",
+        "--batch",
+        "2147483648",
+        "--out",
+        "/tmp/never.json",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--batch 2147483648 needs") && stderr.contains("--engine fused"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_err(&["train", "--batch", "10000000000"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--batch") && stderr.contains("2^31"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_err(&["train", "--batch", "18446744073709551615"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--batch"), "{stderr}");
+}

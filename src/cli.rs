@@ -607,13 +607,14 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
             inspection.others.join(", ")
         );
     }
-    match &inspection.metadata {
-        Some(meta) => say!(
+    match (&inspection.metadata, &inspection.metadata_error) {
+        (Some(meta), _) => say!(
             console,
             "burnfit metadata: {}",
             serde_json::to_string(meta).expect("json")
         ),
-        None => say!(console, "burnfit metadata: none"),
+        (None, Some(problem)) => say!(console, "burnfit metadata: not readable: {problem}"),
+        (None, None) => say!(console, "burnfit metadata: none"),
     }
     console.finish()
 }

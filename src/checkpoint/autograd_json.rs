@@ -10,7 +10,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{AdamSnapshot, Checkpoint, check_moments, check_param, parse_metadata, parse_t};
+use super::metadata::MetadataDoc;
+use super::{AdamSnapshot, Checkpoint, check_moments, check_param, parse_t};
 use crate::host::HostTensor;
 use crate::model::PARAM_NAMES;
 
@@ -34,7 +35,7 @@ struct ReadFile {
     array_list: Vec<Array>,
     name_to_id: crate::input::UniqueMap<usize>,
     #[serde(default)]
-    burnfit: Option<serde_json::Value>,
+    burnfit: Option<MetadataDoc>,
 }
 
 /// ndarray's serde form of an array.
@@ -125,7 +126,7 @@ pub fn to_bytes(checkpoint: &Checkpoint) -> Vec<u8> {
 }
 
 /// Every variable of an autograd file, validated: ids in range, `v` = 1, `dim` matching `data`.
-pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<serde_json::Value>), String> {
+pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<MetadataDoc>), String> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Err("file is empty".into());
     }
@@ -207,7 +208,7 @@ pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
         ids.push(var.id);
     }
     let adam = adam_state(&ids, &params, &find)?;
-    let meta = metadata.map(parse_metadata).transpose()?;
+    let meta = metadata.map(MetadataDoc::into_metadata).transpose()?;
     let [w, b]: [HostTensor; 2] = params.try_into().expect("two parameters");
     Ok(Checkpoint {
         params: [w, b],

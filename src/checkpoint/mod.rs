@@ -9,6 +9,7 @@
 mod atomic;
 pub mod autograd_json;
 pub mod burnpack_file;
+pub mod metadata;
 pub mod safetensors_file;
 
 use std::fmt;
@@ -22,6 +23,7 @@ use crate::config::TrainingConfig;
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::PARAM_NAMES;
+use metadata::MetadataDoc;
 
 /// The version of burnfit's metadata this build writes; files with a newer one are refused.
 pub const FORMAT_VERSION: u32 = 1;
@@ -256,11 +258,7 @@ impl Checkpoint {
         let meta = contents
             .metadata
             .as_deref()
-            .map(|text| {
-                serde_json::from_str(text)
-                    .map_err(|e| format!("`{METADATA_KEY}` metadata is not JSON ({e})"))
-                    .and_then(parse_metadata)
-            })
+            .map(|text| MetadataDoc::from_json(text).and_then(MetadataDoc::into_metadata))
             .transpose()?;
         Ok(Checkpoint { params, adam, meta })
     }
@@ -487,32 +485,6 @@ impl AdamSnapshot {
     }
 }
 
-/// burnfit's metadata, version-checked and validated.
-pub(crate) fn parse_metadata(value: serde_json::Value) -> Result<Metadata, String> {
-    let version = value
-        .get("format_version")
-        .and_then(serde_json::Value::as_u64);
-    match version {
-        Some(v) if v > u64::from(FORMAT_VERSION) => {
-            return Err(format!(
-                "burnfit format version {v} is newer than this build reads ({FORMAT_VERSION}); upgrade burnfit"
-            ));
-        }
-        None => {
-            return Err(format!(
-                "`{METADATA_KEY}` metadata has no numeric format_version"
-            ));
-        }
-        _ => {}
-    }
-    let meta: Metadata =
-        serde_json::from_value(value).map_err(|e| format!("`{METADATA_KEY}` metadata: {e}"))?;
-    meta.config
-        .validate()
-        .map_err(|e| format!("`{METADATA_KEY}` metadata holds an invalid config: {e}"))?;
-    Ok(meta)
-}
-
 /// What `burnfit inspect` shows of a checkpoint file.
 #[derive(Clone, Debug, Serialize)]
 pub struct Inspection {
@@ -530,8 +502,10 @@ pub struct Inspection {
     pub optimizer_updates: Option<u64>,
     /// Variables that are neither the model's nor its optimizer's.
     pub others: Vec<String>,
-    /// burnfit's metadata, when present.
+    /// burnfit's metadata, when present and readable.
     pub metadata: Option<serde_json::Value>,
+    /// Why the metadata block present in the file cannot be read.
+    pub metadata_error: Option<String>,
 }
 
 /// One variable of an [`Inspection`].
@@ -549,7 +523,8 @@ pub struct VariableSummary {
 struct Listing {
     /// Display name and value of every variable.
     variables: Vec<(String, HostTensor)>,
-    metadata: Option<serde_json::Value>,
+    /// The metadata block, read, or why it cannot be.
+    metadata: Option<Result<Metadata, String>>,
     namespaces: Vec<String>,
     /// Display names of the model's and its Adam's variables.
     known: Vec<String>,
@@ -558,6 +533,7 @@ struct Listing {
 impl Listing {
     fn autograd(bytes: &[u8]) -> Result<Listing, String> {
         let (vars, metadata) = autograd_json::variables(bytes)?;
+        let metadata = metadata.map(MetadataDoc::into_metadata);
         let mut namespaces: Vec<String> = vars.iter().map(|v| v.namespace.clone()).collect();
         namespaces.sort();
         namespaces.dedup();
@@ -583,7 +559,7 @@ impl Listing {
             metadata: contents
                 .metadata
                 .as_deref()
-                .and_then(|m| serde_json::from_str(m).ok()),
+                .map(|m| MetadataDoc::from_json(m).and_then(MetadataDoc::into_metadata)),
             variables: contents
                 .tensors
                 .into_iter()
@@ -637,6 +613,9 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             .ok()
             .and_then(|c| c.adam.as_ref())
             .map(|a| a.updates),
-        metadata,
+        metadata_error: metadata.as_ref().and_then(|m| m.as_ref().err().cloned()),
+        metadata: metadata
+            .and_then(Result::ok)
+            .map(|m| serde_json::to_value(m).expect("metadata serialises")),
     })
 }

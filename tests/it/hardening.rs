@@ -821,3 +821,46 @@ fn a_batch_that_cannot_fit_is_a_usage_error_before_any_allocation() {
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("--batch"), "{stderr}");
 }
+
+/// Peak resident memory of a burnfit run, in KiB, from GNU time (None where it is missing).
+fn peak_kib(args: &[&str]) -> Option<u64> {
+    let output = Command::new("/usr/bin/time")
+        .args(["-f", "%M"])
+        .arg(binary())
+        .args(args)
+        .output()
+        .ok()?;
+    String::from_utf8_lossy(&output.stderr)
+        .lines()
+        .last()?
+        .trim()
+        .parse()
+        .ok()
+}
+
+#[test]
+fn a_huge_metadata_block_costs_about_its_own_size_in_memory() {
+    let Some(baseline) = peak_kib(&["--version"]) else {
+        return skip("the memory test", "no /usr/bin/time");
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.json");
+    // 28 MB of metadata: two million short strings (a JSON tree of it took 280 MB).
+    let junk = vec!["\"xxxxxxxxxx\""; 2_000_000].join(",");
+    let text = std::fs::read_to_string(autograd_fixture())
+        .unwrap()
+        .replacen(
+            '{',
+            &format!("{{\"burnfit\":{{\"format_version\":1,\"junk\":[{junk}]}},"),
+            1,
+        );
+    std::fs::write(&path, &text).unwrap();
+    let peak = peak_kib(&["inspect", path.to_str().unwrap()]).unwrap();
+    let file_kib = text.len() as u64 / 1024;
+    assert!(
+        peak - baseline.min(peak) <= 3 * file_kib,
+        "peak {peak} KiB for a {file_kib} KiB file (baseline {baseline} KiB)"
+    );
+    let (code, stderr) = run_err(&["inspect", path.to_str().unwrap()]);
+    assert_eq!(code, Some(0), "{stderr}");
+}

@@ -320,6 +320,7 @@ mod tests {
     }
 
     #[test]
+    #[allow(clippy::needless_range_loop)] // i is the lane and the counter offset at once
     fn lane_words_are_the_block_words() {
         let config = TrainingConfig {
             seed: 0x1234_5678_9abc,

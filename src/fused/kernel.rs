@@ -245,7 +245,7 @@ pub mod kernels {
                 result *= base;
             }
             base *= base;
-            t = t >> 1u32;
+            t >>= 1u32;
         }
         if t_hi != 0u32 {
             result = 0.0f32;

@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor};
 
 use crate::backend::Backend;
-use crate::checkpoint::{AdamSnapshot, Checkpoint, FORMAT_VERSION, Metadata};
+use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::TrainingConfig;
 use crate::data::LineData;
 pub use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
@@ -242,17 +242,14 @@ impl Trainer {
                 updates: self.updates,
                 moments: [mw?, mb?],
             }),
-            meta: Some(Metadata {
-                format_version: FORMAT_VERSION,
-                crate_version: env!("CARGO_PKG_VERSION").to_string(),
-                backend: self.backend.kind.name().to_string(),
+            meta: Some(Metadata::from(RunRecord {
+                config: &self.config,
+                backend: self.backend.kind.name(),
+                engine: EngineKind::Autodiff.name(),
                 step: self.step,
-                seed: self.config.seed,
+                adam_updates: self.updates,
                 final_loss: self.last_loss,
-                config: self.config.clone(),
-                adam_updates: Some(self.updates),
-                engine: Some(EngineKind::Autodiff.name().to_string()),
-            }),
+            })),
         })
     }
 }

@@ -79,6 +79,39 @@ pub struct Metadata {
     pub engine: Option<String>,
 }
 
+/// What a run on `backend` with `engine` has to say about itself after `step` steps and
+/// `adam_updates` Adam updates: the metadata every checkpoint written by this build carries.
+pub struct RunRecord<'a> {
+    /// The resolved config.
+    pub config: &'a TrainingConfig,
+    /// The backend's name.
+    pub backend: &'a str,
+    /// The engine's name.
+    pub engine: &'a str,
+    /// Steps taken, across resumes.
+    pub step: u64,
+    /// Adam's updates.
+    pub adam_updates: u64,
+    /// The last loss read back.
+    pub final_loss: Option<f32>,
+}
+
+impl From<RunRecord<'_>> for Metadata {
+    fn from(run: RunRecord<'_>) -> Metadata {
+        Metadata {
+            format_version: FORMAT_VERSION,
+            crate_version: env!("CARGO_PKG_VERSION").to_string(),
+            backend: run.backend.to_string(),
+            step: run.step,
+            seed: run.config.seed,
+            final_loss: run.final_loss,
+            config: run.config.clone(),
+            adam_updates: Some(run.adam_updates),
+            engine: Some(run.engine.to_string()),
+        }
+    }
+}
+
 /// A checkpoint file format.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {

@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor};
 
 use crate::backend::{Backend, BackendKind};
-use crate::checkpoint::{AdamSnapshot, Checkpoint, FORMAT_VERSION, Metadata};
+use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::TrainingConfig;
 use crate::data::LineStream;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
@@ -303,17 +303,14 @@ impl Engine for FusedTrainer {
                 updates: self.updates,
                 moments: [(one(s.m[0]), one(s.v[0])), (one(s.m[1]), one(s.v[1]))],
             }),
-            meta: Some(Metadata {
-                format_version: FORMAT_VERSION,
-                crate_version: env!("CARGO_PKG_VERSION").to_string(),
-                backend: self.backend.kind.name().to_string(),
+            meta: Some(Metadata::from(RunRecord {
+                config: &self.config,
+                backend: self.backend.kind.name(),
+                engine: EngineKind::Fused.name(),
                 step: self.step,
-                seed: self.config.seed,
+                adam_updates: self.updates,
                 final_loss: self.last_loss,
-                config: self.config.clone(),
-                adam_updates: Some(self.updates),
-                engine: Some(EngineKind::Fused.name().to_string()),
-            }),
+            })),
         })
     }
 }

@@ -500,12 +500,11 @@ fn inspect_lists_variables_optimizer_and_metadata() {
 
 #[test]
 fn ctrl_c_saves_a_final_checkpoint_and_exits_non_zero() {
-    use std::io::BufRead;
     let dir = tempfile::tempdir().unwrap();
-    let out = dir.path().join("r.json");
-    let bin = assert_cmd::cargo::cargo_bin("burnfit");
-    let mut child = std::process::Command::new(bin)
-        .args([
+    let out = dir.path().join("interrupted.json");
+    let out_arg = out.to_str().unwrap();
+    let child = crate::common::start_training(
+        &[
             "train",
             "--backend",
             "ndarray",
@@ -514,29 +513,12 @@ fn ctrl_c_saves_a_final_checkpoint_and_exits_non_zero() {
             "--log-every",
             "500",
             "--out",
-        ])
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("step ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no step line before exit"
-        );
-    }
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
-    let stderr = String::from_utf8_lossy(&output.stderr);
+            out_arg,
+        ],
+        &[],
+    );
+    let (code, stderr) = crate::common::signal_and_wait(child, "INT");
+    assert_eq!(code, Some(130), "{stderr}");
     assert!(
         stderr.contains("interrupted at step") && stderr.contains("saved checkpoint"),
         "{stderr}"

@@ -1,8 +1,6 @@
 //! The fused engine: the same model, data and checkpoints as the autodiff engine, held to it on
 //! every backend; exact resume; every step checked for divergence; Ctrl-C and --save-every.
 
-use std::io::{BufRead, BufReader};
-
 use burnfit::{Backend, Checkpoint, EngineKind, TrainingConfig};
 
 use crate::common::{backends, burnfit, serial};
@@ -196,8 +194,9 @@ fn fused_save_every_and_ctrl_c_keep_their_promises() {
     assert!(stdout.contains("with the fused engine"), "{stdout}");
     assert_eq!(Checkpoint::load(&out).unwrap().step(), 250);
 
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_burnfit"))
-        .args([
+    let out_arg = out.to_str().unwrap();
+    let child = crate::common::start_training(
+        &[
             "train",
             "--engine",
             "fused",
@@ -208,33 +207,16 @@ fn fused_save_every_and_ctrl_c_keep_their_promises() {
             "--log-every",
             "1000",
             "--out",
-        ])
-        .arg(&out)
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("step ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no step line before exit"
-        );
-    }
+            out_arg,
+        ],
+        &[],
+    );
     let started = std::time::Instant::now();
-    let status = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let output = child.wait_with_output().unwrap();
-    assert_eq!(output.status.code(), Some(130));
+    let (code, stderr) = crate::common::signal_and_wait(child, "INT");
+    assert_eq!(code, Some(130), "{stderr}");
     // Chunks hold ~100 ms of work: the stop comes quickly even at millions of steps.
     assert!(started.elapsed().as_secs() < 10);
     let saved = Checkpoint::load(&out).unwrap();
-    let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(
         stderr.contains(&format!("interrupted at step {}", saved.step())),
         "{stderr}"

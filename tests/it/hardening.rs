@@ -392,8 +392,9 @@ fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
     let gone = dir.path().join("gone");
     std::fs::create_dir(&gone).unwrap();
     let out = gone.join("x.json");
-    let mut child = Command::new(binary())
-        .args([
+    let out_arg = out.to_str().unwrap();
+    let child = crate::common::start_training(
+        &[
             "train",
             "--backend",
             "ndarray",
@@ -402,38 +403,13 @@ fn a_destination_lost_during_training_gets_the_model_saved_elsewhere() {
             "--log-every",
             "500",
             "--out",
-        ])
-        .arg(&out)
-        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-        .env("TMPDIR", rescue_dir.path())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("step ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no step line before exit"
-        );
-    }
+            out_arg,
+        ],
+        &[("TMPDIR", rescue_dir.path())],
+    );
     std::fs::remove_dir_all(&gone).unwrap();
-    let status = Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let mut stderr = String::new();
-    child
-        .stderr
-        .take()
-        .unwrap()
-        .read_to_string(&mut stderr)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert_eq!(status.code(), Some(1), "{stderr}");
+    let (code, stderr) = crate::common::signal_and_wait(child, "INT");
+    assert_eq!(code, Some(1), "{stderr}");
     assert_eq!(stderr.lines().count(), 1, "{stderr}");
     let rescued: Vec<PathBuf> = std::fs::read_dir(rescue_dir.path())
         .unwrap()
@@ -456,8 +432,9 @@ fn sigterm_and_sighup_save_like_ctrl_c() {
     for (signal, code) in [("TERM", 143), ("HUP", 129)] {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("x.json");
-        let mut child = Command::new(binary())
-            .args([
+        let out_arg = out.to_str().unwrap();
+        let child = crate::common::start_training(
+            &[
                 "train",
                 "--backend",
                 "ndarray",
@@ -466,36 +443,12 @@ fn sigterm_and_sighup_save_like_ctrl_c() {
                 "--log-every",
                 "500",
                 "--out",
-            ])
-            .arg(&out)
-            .env("XDG_RUNTIME_DIR", std::env::temp_dir())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut stdout = BufReader::new(child.stdout.take().unwrap());
-        let mut line = String::new();
-        while !line.starts_with("step ") {
-            line.clear();
-            assert!(
-                stdout.read_line(&mut line).unwrap() > 0,
-                "no step line before exit"
-            );
-        }
-        let sent = Command::new("kill")
-            .args([&format!("-{signal}"), &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(sent.success());
-        let mut stderr = String::new();
-        child
-            .stderr
-            .take()
-            .unwrap()
-            .read_to_string(&mut stderr)
-            .unwrap();
-        let status = child.wait().unwrap();
-        assert_eq!(status.code(), Some(code), "SIG{signal}: {stderr}");
+                out_arg,
+            ],
+            &[],
+        );
+        let (code_seen, stderr) = crate::common::signal_and_wait(child, signal);
+        assert_eq!(code_seen, Some(code), "SIG{signal}: {stderr}");
         let saved = Checkpoint::load(&out).unwrap();
         assert!(
             stderr.contains(&format!(

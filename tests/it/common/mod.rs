@@ -62,3 +62,50 @@ pub fn burnfit() -> assert_cmd::Command {
     cmd.env("XDG_RUNTIME_DIR", std::env::temp_dir());
     cmd
 }
+
+/// Starts `burnfit args...` with stdout and stderr piped and `envs` set, and returns it once it
+/// has printed its first `step` line (so that training is under way).
+pub fn start_training(args: &[&str], envs: &[(&str, &std::path::Path)]) -> std::process::Child {
+    use std::io::BufRead;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_burnfit"));
+    command
+        .args(args)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    for (key, value) in envs {
+        command.env(key, value);
+    }
+    let mut child = command.spawn().expect("burnfit starts");
+    let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
+    let mut line = String::new();
+    while !line.starts_with("step ") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no step line before exit"
+        );
+    }
+    // Keep reading in the background so that the process never blocks on a full pipe.
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    child
+}
+
+/// Sends `signal` ("INT", "TERM", "HUP") to `child`, waits for it, and returns its exit code and
+/// stderr.
+pub fn signal_and_wait(mut child: std::process::Child, signal: &str) -> (Option<i32>, String) {
+    use std::io::Read;
+    let sent = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let mut stderr = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut stderr)
+        .unwrap();
+    (child.wait().unwrap().code(), stderr)
+}

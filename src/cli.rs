@@ -638,6 +638,15 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
     checkpoint.save_replacing(&args.output, format, args.force)?;
     let mut console = Console::default();
     say!(console, "wrote {} ({format})", args.output.display());
+    // Variables of other namespaces or models are not carried over: say which.
+    let others = checkpoint::inspect(&args.input)?.others;
+    if !others.is_empty() {
+        say!(
+            console,
+            "note: left out (not the model's nor its Adam's): {}",
+            others.join(", ")
+        );
+    }
     console.finish()
 }
 

@@ -17,9 +17,7 @@ pub enum Error {
     },
 
     /// wgpu is compiled in but no adapter could be opened.
-    #[error(
-        "backend `wgpu`: no usable adapter ({0}); install a Vulkan driver (e.g. Debian's mesa-vulkan-drivers) or pick `--backend ndarray`"
-    )]
+    #[error("backend `wgpu`: no usable adapter ({reason}); {advice}", reason = .0, advice = wgpu_advice())]
     NoWgpuAdapter(String),
 
     /// A training setting is out of range.
@@ -103,7 +101,7 @@ pub enum Error {
     },
 
     /// A checkpoint could not be written; any existing file at the path is untouched.
-    #[error("cannot write checkpoint {}: {message}", path.display())]
+    #[error("cannot write {}: {message}", path.display())]
     CheckpointWrite {
         /// The destination.
         path: PathBuf,
@@ -121,12 +119,18 @@ pub enum Error {
     },
 
     /// The loss became NaN or infinite.
-    #[error("training diverged at step {step}: loss is {loss} (try a smaller --lr)")]
+    #[error("training diverged at step {step}: loss is {loss} ({})", if *from_the_start {
+        "already at the first step: the data overflows f32; check --true-w, --true-b, --noise and x_low/x_high"
+    } else {
+        "try a smaller --lr"
+    })]
     Diverged {
         /// The step at which the loss was seen to be non-finite.
         step: u64,
         /// The loss value.
         loss: f32,
+        /// Whether the very first step of a fresh run diverged: the data, not the optimizer.
+        from_the_start: bool,
     },
 
     /// The final save failed; the checkpoint was saved to a fallback path instead.
@@ -176,3 +180,13 @@ impl Error {
 
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What to do when wgpu finds no adapter: fix the override if one is set, else install a driver.
+fn wgpu_advice() -> String {
+    match std::env::var("CUBECL_WGPU_DEFAULT_DEVICE") {
+        Ok(value) => format!(
+            "CUBECL_WGPU_DEFAULT_DEVICE={value:?} picks no adapter here: unset it, or use e.g. `DiscreteGpu(0)` or `Cpu`"
+        ),
+        Err(_) => "install a Vulkan driver (e.g. Debian's mesa-vulkan-drivers) or pick `--backend ndarray`".into(),
+    }
+}

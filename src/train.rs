@@ -161,7 +161,11 @@ impl Trainer {
                 losses.push(point);
                 self.last_loss = Some(loss);
                 if !loss.is_finite() {
-                    return Err(Error::Diverged { step, loss });
+                    return Err(Error::Diverged {
+                        step,
+                        loss,
+                        from_the_start: step == 1,
+                    });
                 }
             }
             if observer.after_step(self)? == Flow::Stop {

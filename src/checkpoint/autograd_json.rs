@@ -22,11 +22,13 @@ pub const ADAM_NAMESPACE: &str = "linear_reg_adam";
 const SEPARATOR: char = '\u{1}';
 
 #[derive(Serialize)]
-struct File {
+struct File<'a> {
     array_list: Vec<Array>,
     name_to_id: BTreeMap<String, usize>,
+    /// Serialised from its types, so f32 settings keep their shortest form (`0.01`, not the
+    /// f64 widening `0.009999999776482582`), as in the other formats.
     #[serde(skip_serializing_if = "Option::is_none")]
-    burnfit: Option<serde_json::Value>,
+    burnfit: Option<&'a super::Metadata>,
 }
 
 /// [`File`] as read: `name_to_id` keeps every entry so that a repeated name is refused.
@@ -117,10 +119,7 @@ pub fn to_bytes(checkpoint: &Checkpoint) -> Vec<u8> {
     let file = File {
         array_list,
         name_to_id,
-        burnfit: checkpoint
-            .meta
-            .as_ref()
-            .map(|m| serde_json::to_value(m).expect("metadata always serialises")),
+        burnfit: checkpoint.meta.as_ref(),
     };
     serde_json::to_vec(&file).expect("checkpoint always serialises")
 }

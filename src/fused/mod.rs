@@ -269,7 +269,11 @@ impl Engine for FusedTrainer {
                 first_step = start.elapsed();
             }
             if let Some((step, loss)) = result.diverged {
-                return Err(Error::Diverged { step, loss });
+                return Err(Error::Diverged {
+                    step,
+                    loss,
+                    from_the_start: step == 1,
+                });
             }
             if end.is_multiple_of(self.config.log_every) || end == last {
                 let point = LossPoint {

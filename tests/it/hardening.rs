@@ -378,8 +378,7 @@ fn an_unwritable_destination_is_refused_before_training() {
         "trained before checking: {stdout}"
     );
     assert!(
-        stderr.starts_with("error: cannot write checkpoint")
-            && stderr.contains("Permission denied"),
+        stderr.starts_with("error: cannot write ") && stderr.contains("Permission denied"),
         "{stderr}"
     );
     assert_eq!(std::fs::read_dir(&locked).unwrap().count(), 0);
@@ -816,4 +815,40 @@ fn a_huge_metadata_block_costs_about_its_own_size_in_memory() {
     );
     let (code, stderr) = run_err(&["inspect", path.to_str().unwrap()]);
     assert_eq!(code, Some(0), "{stderr}");
+}
+
+#[test]
+fn convert_names_what_it_leaves_out_and_metadata_keeps_short_floats() {
+    let dir = tempfile::tempdir().unwrap();
+    // One more variable, in a namespace of its own, as array 8.
+    let text = std::fs::read_to_string(autograd_fixture())
+        .unwrap()
+        .replacen(
+            "],\"name_to_id\":{",
+            ",{\"v\":1,\"dim\":[1],\"data\":[5.0]}],\"name_to_id\":{\"other\\u0001extra\":8,",
+            1,
+        );
+    let input = dir.path().join("in.json");
+    std::fs::write(&input, text).unwrap();
+    let output = burnfit()
+        .arg("convert")
+        .arg(&input)
+        .arg(dir.path().join("out.bpk"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        stdout.contains("note: left out") && stdout.contains("other/extra"),
+        "{stdout}"
+    );
+
+    let out = dir.path().join("m.json");
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--steps", "2", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let text = std::fs::read_to_string(&out).unwrap();
+    assert!(text.contains("\"lr\":0.01,"), "{text}");
 }

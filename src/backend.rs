@@ -180,15 +180,17 @@ impl Backend {
                         format!("largest buffer of {}", adapter.name),
                     ));
                 }
-            }
-            None => {
-                let needed = batch.saturating_mul(bytes_per_sample);
-                if let Some(available) = available_memory()
-                    && needed > available
-                {
-                    return Err(too_large(needed, available, "memory available".into()));
+                // burn's kernels launch one workgroup per few samples along one axis; past
+                // this, autotune's candidates exceed the device's grid and panic in cubecl.
+                if batch > WGPU_AUTODIFF_MAX_BATCH {
+                    return Err(Error::InvalidSetting {
+                        name: "--batch",
+                        value: batch.to_string(),
+                        expected: "must be at most 8,388,608 for the autodiff engine on wgpu (burn's kernels outgrow the device's workgroup grid beyond); use --engine fused",
+                    });
                 }
             }
+            None => check_host_memory(batch, bytes_per_sample)?,
         }
         Ok(())
     }
@@ -199,6 +201,25 @@ impl Backend {
             Some(a) => format!("{} ({}, {} on {})", self.kind, a.name, a.device_type, a.api),
             None => format!("{} (cpu)", self.kind),
         }
+    }
+}
+
+/// The largest batch the autodiff engine runs on wgpu: 8,388,608 measured working on lavapipe,
+/// 300,000,000 failing (a matmul candidate's grid of 37.5M workgroups).
+pub const WGPU_AUTODIFF_MAX_BATCH: u64 = 1 << 23;
+
+/// Refuses `batch` × `bytes_per_sample` bytes of host memory when the system does not have them
+/// available now (Linux `MemAvailable`; unchecked where that is unknown).
+pub fn check_host_memory(batch: u64, bytes_per_sample: u64) -> Result<()> {
+    let needed = batch.saturating_mul(bytes_per_sample);
+    match available_memory() {
+        Some(available) if needed > available => Err(Error::BatchTooLarge {
+            batch: batch as usize,
+            needed_gib: needed as f64 / f64::from(1u32 << 30),
+            room_gib: available as f64 / f64::from(1u32 << 30),
+            place: "memory available".into(),
+        }),
+        _ => Ok(()),
     }
 }
 

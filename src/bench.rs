@@ -114,7 +114,16 @@ pub fn run(options: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<
     for &batch in &options.batches {
         let config = workload(options, batch);
         if options.autograd {
-            let row = measure_autograd(&config, options)?;
+            let row =
+                match crate::backend::check_host_memory(batch as u64, AUTOGRAD_BYTES_PER_SAMPLE) {
+                    Err(too_large) => {
+                        let mut row =
+                            empty_row("autograd".into(), "cpu".into(), &config, Duration::ZERO);
+                        row.note = Some(format!("skipped: {too_large}"));
+                        row
+                    }
+                    Ok(()) => measure_autograd(&config, options)?,
+                };
             if row.note.is_none() {
                 autograd_ms.push((batch, row.median_ms));
             }
@@ -158,6 +167,10 @@ fn workload(options: &BenchOptions, batch: usize) -> TrainingConfig {
         ..Default::default()
     }
 }
+
+/// Host memory the autograd crate's step takes per sample: the batch drawn on the host, fed to
+/// its graph, and the graph's batch-sized tensors.
+const AUTOGRAD_BYTES_PER_SAMPLE: u64 = 64;
 
 /// Steps of the warm-up run; its per-step time also estimates whether the row fits the budget.
 const WARMUP_STEPS: u64 = 5;

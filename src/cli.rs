@@ -1,6 +1,6 @@
 //! The command line: argument definitions and what each subcommand prints.
 
-use std::io::BufRead;
+use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -212,6 +212,9 @@ pub struct BenchArgs {
     /// Also write the rows and machine info as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
+    /// Replace the --json file even when it is write-protected.
+    #[arg(long)]
+    pub force: bool,
 }
 
 impl BenchArgs {
@@ -291,9 +294,9 @@ impl TrainObserver<'_> {
         signals::while_saving(|| checkpoint.save_replacing(self.out, self.format, self.force))
     }
 
-    /// The final save: when `--out` cannot be written after all (its directory was removed or
-    /// made read-only during the run), the trained model goes to a fallback file in the
-    /// system's temporary directory rather than being lost.
+    /// Saves to `--out`; when that cannot be written after all (its directory was removed or
+    /// made read-only during the run, the disk is full), the checkpoint goes to a fallback file
+    /// in the system's temporary directory rather than being lost, and the error says where.
     fn save_or_rescue(&self, checkpoint: Checkpoint) -> Result<()> {
         match self.save(checkpoint.clone()) {
             Err(original @ Error::CheckpointWrite { .. }) => {
@@ -313,11 +316,17 @@ impl TrainObserver<'_> {
                     force: false,
                     console: Console::default(),
                 };
-                out.save(checkpoint)?;
-                Err(Error::SavedElsewhere {
-                    original: Box::new(original),
-                    rescued,
-                })
+                match out.save(checkpoint) {
+                    Ok(()) => Err(Error::SavedElsewhere {
+                        original: Box::new(original),
+                        rescued,
+                    }),
+                    // Both failed: the first cause matters most; name the second too.
+                    Err(fallback) => Err(Error::CheckpointWrite {
+                        path: self.out.to_owned(),
+                        message: format!("{original}; the fallback failed as well: {fallback}"),
+                    }),
+                }
             }
             other => other,
         }
@@ -343,9 +352,20 @@ impl Observer for TrainObserver<'_> {
             && trainer.step().is_multiple_of(k)
             && trainer.step() < trainer.config().steps
         {
-            self.save(trainer.checkpoint()?)?;
-            let line = format!("saved {} at step {}", self.out.display(), trainer.step());
-            self.console.line(line);
+            // A periodic save that fails must not end the run: the checkpoint goes to the
+            // fallback file, a warning says so, and training goes on (the next save tries
+            // --out again).
+            match self.save_or_rescue(trainer.checkpoint()?) {
+                Ok(()) => {
+                    let line = format!("saved {} at step {}", self.out.display(), trainer.step());
+                    self.console.line(line);
+                }
+                Err(rescued @ Error::SavedElsewhere { .. }) => {
+                    let message = crate::console::escape_controls(&rescued.to_string());
+                    let _ = writeln!(std::io::stderr(), "warning: {message}; training goes on");
+                }
+                Err(other) => return Err(other),
+            }
         }
         Ok(Flow::Continue)
     }
@@ -465,79 +485,99 @@ fn run_train(args: &TrainArgs) -> Result<()> {
 }
 
 fn run_predict(args: &PredictArgs) -> Result<()> {
-    let inputs = parse_inputs(&args.x)?;
+    // A list is checked before any work; stdin is streamed in chunks, so an endless stream
+    // (`yes 1 | burnfit predict --x -`) prints as it goes in bounded memory.
+    let listed = (args.x != "-").then(|| parse_list(&args.x)).transpose()?;
     let checkpoint = Checkpoint::load(&args.checkpoint)?;
     let backend = Backend::choose(args.backend)?;
     let model = LinearRegression::from_host(&checkpoint.params, &backend.device);
-    let x = HostTensor::new(vec![inputs.len(), 1], inputs).to_tensor::<2>(&backend.device);
-    let z: Tensor<2> = model.forward(x.clone());
-    let predictions = HostTensor::from_tensor(z)?.data;
-    let inputs = HostTensor::from_tensor(x)?.data;
-    if let Some((x, z)) = inputs
-        .iter()
-        .zip(&predictions)
-        .find(|(_, z)| !z.is_finite())
-    {
-        return Err(Error::InvalidInput {
-            what: format!("--x value {x}"),
-            message: format!("its prediction ({z}) is out of f32 range"),
-        });
-    }
     let mut console = Console::default();
-    for value in predictions {
-        console.line(value);
+    let predict = |inputs: Vec<f32>, console: &mut Console| -> Result<()> {
+        let x = HostTensor::new(vec![inputs.len(), 1], inputs).to_tensor::<2>(&backend.device);
+        let z: Tensor<2> = model.forward(x.clone());
+        let predictions = HostTensor::from_tensor(z)?.data;
+        let inputs = HostTensor::from_tensor(x)?.data;
+        if let Some((x, z)) = inputs
+            .iter()
+            .zip(&predictions)
+            .find(|(_, z)| !z.is_finite())
+        {
+            return Err(Error::InvalidInput {
+                what: format!("--x value {x}"),
+                message: format!("its prediction ({z}) is out of f32 range"),
+            });
+        }
+        for value in predictions {
+            console.line(value);
+        }
+        Ok(())
+    };
+    match listed {
+        Some(values) => predict(values, &mut console)?,
+        None => {
+            const CHUNK: usize = 65_536;
+            let mut chunk = Vec::with_capacity(CHUNK);
+            let mut any = false;
+            for (i, line) in std::io::stdin().lock().lines().enumerate() {
+                let line = line.map_err(|e| Error::Stdin(e.to_string()))?;
+                if line.trim().is_empty() {
+                    continue;
+                }
+                chunk.push(parse_number(format!("on stdin line {}", i + 1), &line)?);
+                if chunk.len() == CHUNK {
+                    predict(std::mem::take(&mut chunk), &mut console)?;
+                    any = true;
+                    if console.is_lost() {
+                        break;
+                    }
+                }
+            }
+            if !chunk.is_empty() {
+                predict(chunk, &mut console)?;
+            } else if !any {
+                return Err(Error::InvalidInput {
+                    what: "on stdin".into(),
+                    message: "no numbers given".into(),
+                });
+            }
+        }
     }
     console.finish()
 }
 
-/// `1,2,3` or `-` (stdin, one number per line; blank lines skipped).
-fn parse_inputs(spec: &str) -> Result<Vec<f32>> {
-    let parse = |what: String, text: &str| -> Result<f32> {
-        let shown = abbreviate(text.trim());
-        match text.trim().parse::<f32>() {
-            Ok(v) if v.is_finite() => Ok(v),
-            // "nan", "inf", "infinity": not numbers a model takes.
-            Ok(v) if v.is_nan() || !shown.bytes().any(|b| b.is_ascii_digit()) => {
-                Err(Error::InvalidInput {
-                    what,
-                    message: format!("{shown:?} is not a finite number"),
-                })
-            }
-            Ok(_) => Err(Error::InvalidInput {
+/// One number a user typed, finite and within f32's range.
+fn parse_number(what: String, text: &str) -> Result<f32> {
+    let shown = abbreviate(text.trim());
+    match text.trim().parse::<f32>() {
+        Ok(v) if v.is_finite() => Ok(v),
+        // "nan", "inf", "infinity": not numbers a model takes.
+        Ok(v) if v.is_nan() || !shown.bytes().any(|b| b.is_ascii_digit()) => {
+            Err(Error::InvalidInput {
                 what,
-                message: format!("{shown:?} is out of f32 range (about ±3.4e38)"),
-            }),
-            Err(_) => Err(Error::InvalidInput {
-                what,
-                message: format!("{shown:?} is not a number"),
-            }),
+                message: format!("{shown:?} is not a finite number"),
+            })
         }
-    };
-    let values = if spec == "-" {
-        let mut values = Vec::new();
-        for (i, line) in std::io::stdin().lock().lines().enumerate() {
-            let line = line.map_err(|e| Error::InvalidInput {
-                what: "stdin".into(),
-                message: e.to_string(),
-            })?;
-            if !line.trim().is_empty() {
-                values.push(parse(format!("on stdin line {}", i + 1), &line)?);
-            }
-        }
-        values
-    } else {
-        spec.split(',')
-            .enumerate()
-            .map(|(i, item)| parse(format!("in --x (item {})", i + 1), item))
-            .collect::<Result<_>>()?
-    };
+        Ok(_) => Err(Error::InvalidInput {
+            what,
+            message: format!("{shown:?} is out of f32 range (about ±3.4e38)"),
+        }),
+        Err(_) => Err(Error::InvalidInput {
+            what,
+            message: format!("{shown:?} is not a number"),
+        }),
+    }
+}
+
+/// `1,2,3`: the numbers of `--x`.
+fn parse_list(spec: &str) -> Result<Vec<f32>> {
+    let values: Vec<f32> = spec
+        .split(',')
+        .enumerate()
+        .map(|(i, item)| parse_number(format!("in --x (item {})", i + 1), item))
+        .collect::<Result<_>>()?;
     if values.is_empty() {
         return Err(Error::InvalidInput {
-            what: if spec == "-" {
-                "on stdin".into()
-            } else {
-                "--x".into()
-            },
+            what: "--x".into(),
             message: "no numbers given".into(),
         });
     }
@@ -682,7 +722,7 @@ fn run_backends(args: &BackendsArgs) -> Result<()> {
 fn run_bench(args: &BenchArgs) -> Result<()> {
     let options = args.options()?;
     if let Some(path) = &args.json {
-        checkpoint::check_destination(path, false)?;
+        checkpoint::check_destination(path, args.force)?;
     }
     for kind in &options.backends {
         Backend::open(*kind)?;
@@ -722,7 +762,7 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     );
     if let Some(path) = &args.json {
         let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
-        write_atomically(path, &bytes, false)?;
+        write_atomically(path, &bytes, args.force)?;
         say!(console, "wrote {}", path.display());
     }
     console.finish()

@@ -38,6 +38,11 @@ impl Console {
         }
     }
 
+    /// Whether a line could not be written (the reader went away, the disk is full).
+    pub fn is_lost(&self) -> bool {
+        self.lost.is_some()
+    }
+
     /// For output that is the command's result: `Ok` when every line was written or the reader
     /// closed the pipe, else the write error.
     pub fn finish(mut self) -> Result<()> {

@@ -142,6 +142,10 @@ pub enum Error {
         rescued: PathBuf,
     },
 
+    /// Standard input could not be read.
+    #[error("cannot read stdin: {0}")]
+    Stdin(String),
+
     /// Standard output could not be written (other than a closed pipe).
     #[error("cannot write to stdout: {0}")]
     Stdout(String),

@@ -25,14 +25,19 @@ fn main() {
         Err(error) => {
             // clap's usage errors span several lines; burnfit's errors are one line (plus the
             // hint where to read more).
+            // The message is what comes before clap's usage block, on one line (a missing
+            // argument is named on the line after "not provided:").
             let rendered = error.render().to_string();
-            let first = rendered
+            let message: Vec<&str> = rendered
                 .lines()
-                .next()
-                .unwrap_or("error: invalid arguments");
+                .take_while(|line| !line.starts_with("Usage:") && !line.starts_with("For more"))
+                .map(str::trim)
+                .filter(|line| !line.is_empty())
+                .collect();
+            let message = burnfit::console::escape_controls(&message.join(" "));
             let _ = writeln!(
                 std::io::stderr(),
-                "{first}\nFor more information, try '--help'."
+                "{message}\nFor more information, try '--help'."
             );
             std::process::exit(2);
         }

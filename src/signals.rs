@@ -3,6 +3,9 @@
 //! chunk) finish, the checkpoint is saved, and the process exits with 128 + the signal's number
 //! (130, 143, 129).
 //!
+//! A signal the process inherited as ignored (`nohup` ignores SIGHUP, a non-interactive shell's
+//! background jobs ignore SIGINT) stays ignored.
+//!
 //! A second signal kills the process at once — unless a checkpoint is being written, which takes
 //! milliseconds: then it is held until the write is complete, so no file is ever left half
 //! written and no temporary file is left behind.
@@ -28,6 +31,10 @@ pub fn install() -> std::io::Result<()> {
         return Ok(());
     }
     for signal in STOP_SIGNALS {
+        if inherited_as_ignored(signal) {
+            // `nohup` ignores SIGHUP, a shell's background job SIGINT: keep it that way.
+            continue;
+        }
         // SAFETY: the handler only touches atomics and calls `_exit`, both async-signal-safe.
         unsafe {
             signal_hook::low_level::register(signal, move || {
@@ -40,6 +47,16 @@ pub fn install() -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Whether `signal` is ignored in this process (set so by whoever started it).
+fn inherited_as_ignored(signal: i32) -> bool {
+    // SAFETY: sigaction with a null new action only reads the current disposition into `old`.
+    unsafe {
+        let mut old: libc::sigaction = std::mem::zeroed();
+        libc::sigaction(signal, std::ptr::null(), &mut old) == 0
+            && old.sa_sigaction == libc::SIG_IGN
+    }
 }
 
 /// The stop signal received so far, if any.

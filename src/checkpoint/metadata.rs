@@ -23,6 +23,7 @@ pub struct MetadataDoc {
     adam_updates: Option<u64>,
     engine: Option<String>,
     unknown: Option<String>,
+    repeated: Option<String>,
 }
 
 impl<'de> Deserialize<'de> for MetadataDoc {
@@ -42,7 +43,11 @@ impl<'de> Visitor<'de> for DocVisitor {
 
     fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<MetadataDoc, A::Error> {
         let mut doc = MetadataDoc::default();
+        let mut seen = std::collections::HashSet::new();
         while let Some(key) = map.next_key::<String>()? {
+            if !seen.insert(key.clone()) {
+                doc.repeated.get_or_insert(key.clone());
+            }
             if doc
                 .format_version
                 .is_some_and(|v| v > u64::from(FORMAT_VERSION))
@@ -83,6 +88,11 @@ impl MetadataDoc {
         let format_version = self
             .format_version
             .ok_or_else(|| format!("`{METADATA_KEY}` metadata has no numeric format_version"))?;
+        if format_version == 0 {
+            return Err(format!(
+                "`{METADATA_KEY}` metadata has format_version 0; versions start at 1"
+            ));
+        }
         if format_version > u64::from(FORMAT_VERSION) {
             return Err(format!(
                 "burnfit format version {format_version} is newer than this build reads ({FORMAT_VERSION}); upgrade burnfit"
@@ -91,16 +101,35 @@ impl MetadataDoc {
         if let Some(key) = self.unknown {
             return Err(format!("`{METADATA_KEY}` metadata: unknown field `{key}`"));
         }
+        if let Some(key) = self.repeated {
+            return Err(format!(
+                "`{METADATA_KEY}` metadata: field `{key}` is given twice"
+            ));
+        }
+        if let Some(engine) = &self.engine
+            && !["autodiff", "fused"].contains(&engine.as_str())
+        {
+            return Err(format!(
+                "`{METADATA_KEY}` metadata names engine {engine:?}; this build knows autodiff and fused"
+            ));
+        }
         let config = self.config.ok_or_else(|| missing("config"))?;
         config
             .validate()
             .map_err(|e| format!("`{METADATA_KEY}` metadata holds an invalid config: {e}"))?;
+        let seed = self.seed.ok_or_else(|| missing("seed"))?;
+        if seed != config.seed {
+            return Err(format!(
+                "`{METADATA_KEY}` metadata: seed {seed} disagrees with the config's seed {}",
+                config.seed
+            ));
+        }
         Ok(Metadata {
             format_version: format_version as u32,
             crate_version: self.crate_version.ok_or_else(|| missing("crate_version"))?,
             backend: self.backend.ok_or_else(|| missing("backend"))?,
             step: self.step.ok_or_else(|| missing("step"))?,
-            seed: self.seed.ok_or_else(|| missing("seed"))?,
+            seed,
             final_loss: self.final_loss.ok_or_else(|| missing("final_loss"))?,
             config,
             adam_updates: self.adam_updates,
@@ -121,7 +150,10 @@ mod tests {
             step: 7,
             seed: 3,
             final_loss: Some(0.5),
-            config: TrainingConfig::default(),
+            config: TrainingConfig {
+                seed: 3,
+                ..Default::default()
+            },
             adam_updates: Some(7),
             engine: Some("fused".into()),
         }
@@ -150,6 +182,27 @@ mod tests {
             .into_metadata()
             .unwrap_err();
         assert!(err.contains("unknown field `junk`"), "{err}");
+        for (bad, expected) in [
+            (
+                text.replacen("\"engine\":\"fused\"", "\"engine\":\"turbo\"", 1),
+                "turbo",
+            ),
+            (text.replacen("\"seed\":3", "\"seed\":4", 1), "disagrees"),
+            (
+                text.replacen("\"step\":7", "\"step\":7,\"step\":5", 1),
+                "given twice",
+            ),
+            (
+                text.replacen("\"format_version\":1", "\"format_version\":0", 1),
+                "version",
+            ),
+        ] {
+            let err = MetadataDoc::from_json(&bad)
+                .unwrap()
+                .into_metadata()
+                .unwrap_err();
+            assert!(err.contains(expected), "{bad}: {err}");
+        }
         let no_step = text.replacen("\"step\":7,", "", 1);
         let err = MetadataDoc::from_json(&no_step)
             .unwrap()

@@ -625,6 +625,7 @@ fn usage_errors_are_one_line_and_a_hint() {
         (vec!["train", "--save-every", "-1"], "--save-every"),
         (vec!["train", "--steps", "many"], "--steps"),
         (vec!["train", "--engine", "turbo"], "--engine"),
+        (vec!["predict", "--checkpoint", "x.json"], "--x"),
     ] {
         let (code, stderr) = run_err(&args);
         assert_eq!(code, Some(2), "{args:?}: {stderr}");
@@ -851,4 +852,129 @@ fn convert_names_what_it_leaves_out_and_metadata_keeps_short_floats() {
         .success();
     let text = std::fs::read_to_string(&out).unwrap();
     assert!(text.contains("\"lr\":0.01,"), "{text}");
+}
+
+#[test]
+fn a_failing_periodic_save_rescues_and_training_goes_on() {
+    let rescue_dir = tempfile::tempdir().unwrap();
+    let output = burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--engine",
+            "fused",
+            "--steps",
+            "20",
+            "--save-every",
+            "5",
+            "--format",
+            "json",
+            "--out",
+            "/dev/full",
+        ])
+        .env("TMPDIR", rescue_dir.path())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    let warnings = stderr
+        .lines()
+        .filter(|l| l.starts_with("warning: ") && l.ends_with("training goes on"))
+        .count();
+    assert_eq!(warnings, 3, "{stderr}"); // steps 5, 10, 15; the final save is the error
+    assert!(
+        stderr
+            .lines()
+            .last()
+            .unwrap()
+            .contains("saved the checkpoint to"),
+        "{stderr}"
+    );
+    let rescued: Vec<PathBuf> = std::fs::read_dir(rescue_dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(rescued.len(), 1, "{rescued:?}");
+    assert_eq!(Checkpoint::load(&rescued[0]).unwrap().step(), 20);
+}
+
+#[test]
+fn a_signal_ignored_by_nohup_stays_ignored() {
+    if Command::new("nohup").arg("true").output().is_err() {
+        return skip("the nohup test", "no nohup");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("x.json");
+    let mut child = Command::new("nohup")
+        .arg(binary())
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "100000000",
+            "--log-every",
+            "500",
+            "--out",
+        ])
+        .arg(&out)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    while !line.starts_with("step ") {
+        line.clear();
+        assert!(
+            stdout.read_line(&mut line).unwrap() > 0,
+            "no step line before exit"
+        );
+    }
+    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+    let pid = child.id().to_string();
+    let kill = |signal: &str| {
+        let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
+        assert!(sent.success());
+    };
+    kill("-HUP");
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "SIGHUP stopped a nohup'd run"
+    );
+    kill("-TERM");
+    assert_eq!(child.wait().unwrap().code(), Some(143));
+    assert!(Checkpoint::load(&out).is_ok());
+}
+
+#[test]
+fn bench_skips_rows_that_cannot_fit_including_the_autograd_one() {
+    let output = burnfit()
+        .args([
+            "bench",
+            "--backends",
+            "ndarray",
+            "--engines",
+            "autodiff",
+            "--batches",
+            "2147483648",
+            "--steps",
+            "2",
+            "--repeat",
+            "1",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let skipped = stdout
+        .lines()
+        .filter(|l| l.contains("skipped: --batch 2147483648 needs"))
+        .count();
+    let expected = if cfg!(feature = "autograd-ref") { 2 } else { 1 };
+    assert_eq!(skipped, expected, "{stdout}");
 }

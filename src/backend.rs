@@ -22,7 +22,8 @@ pub enum BackendKind {
 /// What the user asked for: one backend, or `auto`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default, clap::ValueEnum)]
 pub enum BackendChoice {
-    /// A real GPU through wgpu when one is compiled in and present, else the preferred CPU backend.
+    /// A real GPU through wgpu for batches of 65,536 and more when one is compiled in and
+    /// present, else the preferred CPU backend.
     #[default]
     Auto,
     /// burn's NdArray CPU backend.

@@ -57,8 +57,9 @@ fn default_is(text: &str, value: impl std::fmt::Display) -> String {
 /// `burnfit train`.
 #[derive(Debug, Args)]
 pub struct TrainArgs {
-    /// Backend to train on: `auto` takes a real GPU through wgpu when compiled in and present,
-    /// otherwise flex, otherwise ndarray.
+    /// Backend to train on: `auto` takes a real GPU through wgpu when compiled in and present and
+    /// the batch is at least 65,536 samples (below that the CPU backends are faster), otherwise
+    /// flex, otherwise ndarray.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// JSON file with any of the settings below (keys: steps, batch, lr, beta1, beta2, epsilon,

@@ -906,7 +906,9 @@ fn a_signal_ignored_by_nohup_stays_ignored() {
     }
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("x.json");
-    let mut child = Command::new("nohup")
+    let mut nohup = Command::new("nohup");
+    crate::common::with_default_signals(&mut nohup); // nohup then ignores SIGHUP itself
+    let mut child = nohup
         .arg(binary())
         .args([
             "train",

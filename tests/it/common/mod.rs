@@ -68,6 +68,7 @@ pub fn burnfit() -> assert_cmd::Command {
 pub fn start_training(args: &[&str], envs: &[(&str, &std::path::Path)]) -> std::process::Child {
     use std::io::BufRead;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_burnfit"));
+    with_default_signals(&mut command);
     command
         .args(args)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
@@ -108,4 +109,20 @@ pub fn signal_and_wait(mut child: std::process::Child, signal: &str) -> (Option<
         .read_to_string(&mut stderr)
         .unwrap();
     (child.wait().unwrap().code(), stderr)
+}
+
+/// Starts `command` with SIGINT, SIGTERM and SIGHUP at their default disposition, whatever this
+/// test process inherited: burnfit keeps a signal ignored when it was started that way (`nohup`,
+/// a shell's background job), which would make a signal test wait forever.
+pub fn with_default_signals(command: &mut std::process::Command) {
+    use std::os::unix::process::CommandExt;
+    // SAFETY: between fork and exec only `signal`, which is async-signal-safe, is called.
+    unsafe {
+        command.pre_exec(|| {
+            for signal in [libc::SIGINT, libc::SIGTERM, libc::SIGHUP] {
+                libc::signal(signal, libc::SIG_DFL);
+            }
+            Ok(())
+        });
+    }
 }

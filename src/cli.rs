@@ -285,6 +285,8 @@ struct TrainObserver<'a> {
     save_every: Option<u64>,
     force: bool,
     console: Console,
+    /// The last fallback file written this run, if any.
+    rescued: std::cell::RefCell<Option<PathBuf>>,
 }
 
 impl TrainObserver<'_> {
@@ -292,7 +294,7 @@ impl TrainObserver<'_> {
         if !self.format.keeps_optimizer() {
             checkpoint = checkpoint.without_optimizer();
         }
-        signals::while_saving(|| checkpoint.save_replacing(self.out, self.format, self.force))
+        checkpoint.save_replacing(self.out, self.format, self.force)
     }
 
     /// Saves to `--out`; when that cannot be written after all (its directory was removed or
@@ -302,26 +304,40 @@ impl TrainObserver<'_> {
         match self.save(checkpoint.clone()) {
             Err(original @ Error::CheckpointWrite { .. }) => {
                 let extension = match self.format {
-                    Format::Json => "json",
-                    Format::Safetensors => "safetensors",
-                    Format::Bpk => "bpk",
+                    Format::Json => ".json",
+                    Format::Safetensors => ".safetensors",
+                    Format::Bpk => ".bpk",
                 };
-                let rescued = std::env::temp_dir().join(format!(
-                    "burnfit-rescued-{}.{extension}",
-                    std::process::id()
-                ));
-                let out = TrainObserver {
-                    out: &rescued,
-                    format: self.format,
-                    save_every: None,
-                    force: false,
-                    console: Console::default(),
-                };
-                match out.save(checkpoint) {
-                    Ok(()) => Err(Error::SavedElsewhere {
-                        original: Box::new(original),
-                        rescued,
-                    }),
+                let mut checkpoint = checkpoint;
+                if !self.format.keeps_optimizer() {
+                    checkpoint = checkpoint.without_optimizer();
+                }
+                // A fresh file with a random name, written through its descriptor: a name
+                // others could predict in a shared /tmp would let them redirect the write.
+                let rescue = checkpoint
+                    .check_finite()
+                    .and_then(|()| {
+                        checkpoint
+                            .to_bytes(self.format)
+                            .map_err(|message| Error::CheckpointWrite {
+                                path: self.out.to_owned(),
+                                message,
+                            })
+                    })
+                    .and_then(|bytes| {
+                        checkpoint::write_new_temp_file("burnfit-rescued-", extension, &bytes)
+                    });
+                match rescue {
+                    Ok(rescued) => {
+                        // Keep only the newest rescue of this run.
+                        if let Some(older) = self.rescued.replace(Some(rescued.clone())) {
+                            let _ = std::fs::remove_file(older);
+                        }
+                        Err(Error::SavedElsewhere {
+                            original: Box::new(original),
+                            rescued,
+                        })
+                    }
                     // Both failed: the first cause matters most; name the second too.
                     Err(fallback) => Err(Error::CheckpointWrite {
                         path: self.out.to_owned(),
@@ -449,6 +465,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         save_every: args.save_every,
         force: args.force,
         console,
+        rescued: Default::default(),
     };
     let remaining = target - trainer.step();
     let run = trainer.run(remaining, &mut observer)?;

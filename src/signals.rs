@@ -16,6 +16,8 @@ use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
 /// Whether a checkpoint is being written right now.
 static SAVING: AtomicBool = AtomicBool::new(false);
+/// A second signal that arrived during a save: the process exits with it once the save is done.
+static PENDING_EXIT: AtomicI32 = AtomicI32::new(0);
 
 /// The signals that stop training.
 pub const STOP_SIGNALS: [i32; 3] = [
@@ -40,8 +42,12 @@ pub fn install() -> std::io::Result<()> {
             signal_hook::low_level::register(signal, move || {
                 let first =
                     RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
-                if first.is_err() && !SAVING.load(Ordering::SeqCst) {
-                    signal_hook::low_level::exit(128 + signal);
+                if first.is_err() {
+                    if SAVING.load(Ordering::SeqCst) {
+                        PENDING_EXIT.store(signal, Ordering::SeqCst);
+                    } else {
+                        signal_hook::low_level::exit(128 + signal);
+                    }
                 }
             })?;
         }
@@ -67,11 +73,16 @@ pub fn received() -> Option<i32> {
     }
 }
 
-/// Runs `save` with second signals held until it returns.
+/// Runs `save` (a file's final rename: milliseconds, never a blocking write) with second
+/// signals held until it returns; one that came meanwhile then ends the process.
 pub fn while_saving<T>(save: impl FnOnce() -> T) -> T {
     SAVING.store(true, Ordering::SeqCst);
     let result = save();
     SAVING.store(false, Ordering::SeqCst);
+    let pending = PENDING_EXIT.load(Ordering::SeqCst);
+    if pending != 0 {
+        signal_hook::low_level::exit(128 + pending);
+    }
     result
 }
 

@@ -4,8 +4,11 @@
 //! The rules, in order:
 //! - a symlink is followed: the file it points to is replaced (atomically, with the temporary
 //!   file beside the target), and the link itself is kept;
-//! - a character device or a FIFO (`/dev/null`, `/dev/stdout`, a pipe) is written straight
-//!   through, never renamed over; any other file that is not a regular file is refused;
+//! - a character device or a FIFO (`/dev/null`, a pipe) is written straight through, never
+//!   renamed over; `/dev/stdout`, `/dev/fd/N` and `/proc/self/fd/N` are written through this
+//!   process's own descriptor (so `>> log` appends); any other non-regular file is refused;
+//! - a file this process may not write (or that nobody may write: `chmod a-w`) is refused
+//!   unless forced;
 //! - a regular file is written to a temporary file `.burnfit-*.tmp` in its directory, flushed to
 //!   disk, and renamed over the destination. A replaced file keeps its permission bits; a new one
 //!   gets `0666 & !umask`, as any program's new file does;
@@ -37,6 +40,9 @@ enum Destination {
     Regular { path: PathBuf, dir: PathBuf },
     /// A character device or FIFO: opened and written in place.
     Stream(PathBuf),
+    /// One of this process's open files (`/dev/stdout`, `/proc/self/fd/N`, `/dev/fd/N`):
+    /// written through that descriptor, at its offset and in its mode (`>> log` appends).
+    OpenFile(i32),
 }
 
 /// Writes `bytes` to `path` by the rules of this module: the destination is either the complete
@@ -50,6 +56,19 @@ pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
                 .write(true)
                 .open(&target)
                 .map_err(|e| fail(e.to_string()))?;
+            file.write_all(bytes)
+                .and_then(|()| file.flush())
+                .map_err(|e| fail(e.to_string()))
+        }
+        Destination::OpenFile(fd) => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: `dup` of a descriptor this process holds; the File owns the duplicate.
+            let copy = unsafe { libc::dup(fd) };
+            if copy < 0 {
+                return Err(fail(std::io::Error::last_os_error().to_string()));
+            }
+            // SAFETY: `copy` is a fresh descriptor owned by nothing else.
+            let mut file = unsafe { fs::File::from_raw_fd(copy) };
             file.write_all(bytes)
                 .and_then(|()| file.flush())
                 .map_err(|e| fail(e.to_string()))
@@ -71,8 +90,14 @@ pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
             }
             temp.write_all(bytes).map_err(|e| fail(e.to_string()))?;
             temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-            temp.persist(&target)
+            // A second Ctrl-C during these few milliseconds waits for the rename.
+            crate::signals::while_saving(|| temp.persist(&target))
                 .map_err(|e| fail(e.error.to_string()))?;
+            // The rename itself reaches the disk only with its directory (best effort: some
+            // file systems cannot sync a directory).
+            if let Ok(dir) = fs::File::open(&dir) {
+                let _ = dir.sync_all();
+            }
             Ok(())
         }
     }
@@ -123,6 +148,9 @@ fn resolve(path: &Path, force: bool) -> Result<Destination> {
             Err(e) => return Err(fail(e.to_string())),
         };
         let kind = meta.file_type();
+        if let Some(fd) = own_descriptor(&current) {
+            return Ok(Destination::OpenFile(fd));
+        }
         if kind.is_symlink() {
             let link = fs::read_link(&current).map_err(|e| fail(e.to_string()))?;
             // `/dev/stdout` → `/proc/self/fd/1` → `pipe:[123]`: a link into /proc names
@@ -144,9 +172,18 @@ fn resolve(path: &Path, force: bool) -> Result<Destination> {
         }
         if kind.is_file() {
             let mode = meta.permissions().mode();
-            if mode & 0o222 == 0 && !force {
+            let why = if mode & 0o222 == 0 {
+                Some("is write-protected")
+            } else if !writable_by_us(&current) {
+                Some("is not writable by this user")
+            } else {
+                None
+            };
+            if let Some(why) = why
+                && !force
+            {
                 return Err(fail(format!(
-                    "{} is write-protected (mode {:o}); pass --force to replace it",
+                    "{} {why} (mode {:o}); pass --force to replace it",
                     current.display(),
                     mode & 0o7777
                 )));
@@ -156,6 +193,62 @@ fn resolve(path: &Path, force: bool) -> Result<Destination> {
         return special(path, current, kind);
     }
     Err(fail("too many levels of symbolic links".into()))
+}
+
+/// The descriptor behind `/dev/stdout`, `/dev/stderr`, `/dev/fd/N` or `/proc/self/fd/N`:
+/// those name an open file of this process, which must be written through, never replaced by
+/// its path (that would clobber a redirected `>> log` from its start, or replace it).
+fn own_descriptor(path: &Path) -> Option<i32> {
+    let text = path.to_str()?;
+    let number = match text {
+        "/dev/stdin" => return Some(0),
+        "/dev/stdout" => return Some(1),
+        "/dev/stderr" => return Some(2),
+        _ => text
+            .strip_prefix("/dev/fd/")
+            .or_else(|| text.strip_prefix("/proc/self/fd/"))
+            .or_else(|| {
+                let own = format!("/proc/{}/fd/", std::process::id());
+                text.strip_prefix(own.as_str()).map(|_| &text[own.len()..])
+            })?,
+    };
+    number.parse().ok()
+}
+
+/// Whether this process may write to the file (its effective ids; root may write anything,
+/// which the mode check above catches for `chmod a-w` files).
+fn writable_by_us(path: &Path) -> bool {
+    use std::os::unix::ffi::OsStrExt;
+    let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
+        return false;
+    };
+    // SAFETY: a valid C string; faccessat only reads it.
+    unsafe {
+        libc::faccessat(
+            libc::AT_FDCWD,
+            c_path.as_ptr(),
+            libc::W_OK,
+            libc::AT_EACCESS,
+        ) == 0
+    }
+}
+
+/// Writes `bytes` to a new file with a random name `PREFIX*SUFFIX` in the system's temporary
+/// directory, created exclusively and written through its descriptor (no path is followed, so
+/// a planted symlink cannot redirect it), and returns its path.
+pub fn write_new_temp_file(prefix: &str, suffix: &str, bytes: &[u8]) -> Result<PathBuf> {
+    let dir = std::env::temp_dir();
+    let fail = |message: String| write_error(&dir, message);
+    let mut file = tempfile::Builder::new()
+        .prefix(prefix)
+        .suffix(suffix)
+        .permissions(fs::Permissions::from_mode(0o600))
+        .tempfile_in(&dir)
+        .map_err(|e| fail(e.to_string()))?;
+    file.write_all(bytes).map_err(|e| fail(e.to_string()))?;
+    file.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
+    let (_, path) = file.keep().map_err(|e| fail(e.error.to_string()))?;
+    Ok(path)
 }
 
 fn special(path: &Path, target: PathBuf, kind: fs::FileType) -> Result<Destination> {

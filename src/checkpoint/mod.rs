@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use atomic::write_atomically;
+pub use atomic::{write_atomically, write_new_temp_file};
 
 use crate::config::TrainingConfig;
 use crate::error::{Error, Result};

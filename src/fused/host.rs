@@ -142,29 +142,44 @@ fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> Ch
         barrier: SpinBarrier::new(threads),
         threads,
     };
-    std::thread::scope(|scope| {
+    let spawned = std::thread::scope(|scope| {
         for t in 1..threads {
             let team = &team;
-            scope.spawn(move || {
+            let worker = move || {
+                let _poison = PoisonOnPanic(&team.barrier);
                 loop {
-                    team.barrier.wait();
-                    if team.done.load(SeqCst) {
+                    if !team.barrier.wait() || team.done.load(SeqCst) {
                         break;
                     }
                     team.work(spec, t);
-                    team.barrier.wait();
+                    if !team.barrier.wait() {
+                        break;
+                    }
                 }
-            });
+            };
+            if std::thread::Builder::new()
+                .spawn_scoped(scope, worker)
+                .is_err()
+            {
+                // No thread to be had (a process limit): release those already waiting and
+                // run the chunk on this thread alone.
+                team.barrier.poison();
+                return None;
+            }
         }
+        let _poison = PoisonOnPanic(&team.barrier);
         let sums = |step: u64, w: f32, b: f32| {
             team.step.store(step, SeqCst);
             team.wb.store(
                 (u64::from(w.to_bits()) << 32) | u64::from(b.to_bits()),
                 SeqCst,
             );
-            team.barrier.wait();
+            let passed = team.barrier.wait();
             team.work(spec, 0);
-            team.barrier.wait();
+            assert!(
+                passed && team.barrier.wait(),
+                "a fused-engine worker thread panicked"
+            );
             let total = team.slots.iter().fold([0.0; 3], |acc, slot| {
                 add3(acc, slot.each_ref().map(|v| f64::from_bits(v.load(SeqCst))))
             });
@@ -173,8 +188,25 @@ fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> Ch
         let result = run_steps(state, spec, sums);
         team.done.store(true, SeqCst);
         team.barrier.wait();
-        result
+        Some(result)
+    });
+    spawned.unwrap_or_else(|| {
+        run_steps(state, spec, |step, w, b| {
+            batch_sums(&spec.stream, step, spec.batch, w, b)
+        })
     })
+}
+
+/// Poisons the barrier when its thread unwinds, so that the others stop waiting for it (a
+/// panic then ends the process instead of hanging it).
+struct PoisonOnPanic<'a>(&'a SpinBarrier);
+
+impl Drop for PoisonOnPanic<'_> {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.poison();
+        }
+    }
 }
 
 /// A barrier for a few threads that each have a core: waiting spins (then yields, should the
@@ -183,6 +215,7 @@ struct SpinBarrier {
     arrived: AtomicUsize,
     generation: AtomicUsize,
     threads: usize,
+    poisoned: AtomicBool,
 }
 
 impl SpinBarrier {
@@ -191,18 +224,23 @@ impl SpinBarrier {
             arrived: AtomicUsize::new(0),
             generation: AtomicUsize::new(0),
             threads,
+            poisoned: AtomicBool::new(false),
         }
     }
 
-    fn wait(&self) {
+    /// Waits for every thread; `false` when the barrier was poisoned (a thread is gone).
+    fn wait(&self) -> bool {
         let generation = self.generation.load(SeqCst);
         if self.arrived.fetch_add(1, SeqCst) + 1 == self.threads {
             self.arrived.store(0, SeqCst);
             self.generation.fetch_add(1, SeqCst);
-            return;
+            return !self.poisoned.load(SeqCst);
         }
         let mut spins = 0u32;
         while self.generation.load(SeqCst) == generation {
+            if self.poisoned.load(SeqCst) {
+                return false;
+            }
             if spins < 20_000 {
                 std::hint::spin_loop();
                 spins += 1;
@@ -210,6 +248,12 @@ impl SpinBarrier {
                 std::thread::yield_now();
             }
         }
+        !self.poisoned.load(SeqCst)
+    }
+
+    /// Releases every waiting thread for good.
+    fn poison(&self) {
+        self.poisoned.store(true, SeqCst);
     }
 }
 
@@ -299,9 +343,10 @@ fn block_sums_lanes(
     }
     for (lane, p) in (pair..end).enumerate() {
         let [(x0, y0), (x1, y1)] = stream.pair(step, p);
-        let second = if p < full_end { 1.0 } else { 0.0 };
         let e0 = w * x0 + b - y0;
-        let e1 = (w * x1 + b - y1) * second;
+        // The missing second sample of an odd batch contributes exactly nothing (not 0·e, which
+        // is NaN when e overflows).
+        let e1 = if p < full_end { w * x1 + b - y1 } else { 0.0 };
         ex[lane] += e0 * x0 + e1 * x1;
         e[lane] += e0 + e1;
         ee[lane] += e0 * e0 + e1 * e1;

@@ -401,12 +401,12 @@ pub mod kernels {
             let p = line_pair(
                 k0, k1, step_lo, step_hi, j, x_low, x_span, true_w, true_b, noise,
             );
-            let mut second = 1.0f32;
-            if j >= full {
-                second = 0.0f32;
-            }
             let e0 = w * p.x0 + b - p.y0;
-            let e1 = (w * p.x1 + b - p.y1) * second;
+            // The missing second sample of an odd batch adds exactly nothing (as on the host).
+            let mut e1 = 0.0f32;
+            if j < full {
+                e1 = w * p.x1 + b - p.y1;
+            }
             ex += e0 * p.x0 + e1 * p.x1;
             es += e0 + e1;
             ee += e0 * e0 + e1 * e1;
@@ -1175,6 +1175,16 @@ impl GpuExecutor {
             m: [v[2], v[3]],
             v: [v[4], v[5]],
         };
+        // The output buffer may be reused memory: accept only what the kernel can have written.
+        let plausible = (v[9] == 0.0 || v[9] == 1.0)
+            && v[7].fract() == 0.0
+            && (0.0..=spec.steps as f32).contains(&v[7])
+            && (v[9] == 1.0 || v[..6].iter().all(|x| x.is_finite()));
+        if !plausible {
+            return Err(format!(
+                "the fused kernel returned an impossible state {v:?} (did it run at all?)"
+            ));
+        }
         let steps_run = v[7] as u64;
         let stopped = v[9] != 0.0;
         let diverged = stopped.then(|| (spec.first_step.wrapping_add(steps_run), v[8]));
@@ -1223,8 +1233,19 @@ pub fn line_batch(
     batch: usize,
     device: &Device,
 ) -> (Tensor<2>, Tensor<2>) {
+    // The op needs one tensor input to route on; one per thread and device serves every step
+    // (a fresh one would cost an allocation and a fill dispatch per step).
+    thread_local! {
+        static ANCHOR: std::cell::RefCell<Option<Tensor<1>>> = const { std::cell::RefCell::new(None) };
+    }
     let device = device.clone().without_autodiff();
-    let anchor = Tensor::<1>::zeros([1], &device);
+    let anchor = ANCHOR.with(|cell| {
+        let mut cell = cell.borrow_mut();
+        match cell.as_ref() {
+            Some(anchor) if anchor.device() == device => anchor.clone(),
+            _ => cell.insert(Tensor::<1>::zeros([1], &device)).clone(),
+        }
+    });
     let (x, y) = <Dispatch as FusedOps>::line_batch(
         anchor.into_dispatch(),
         stream.key[0],

@@ -980,3 +980,70 @@ fn bench_skips_rows_that_cannot_fit_including_the_autograd_one() {
     let expected = if cfg!(feature = "autograd-ref") { 2 } else { 1 };
     assert_eq!(skipped, expected, "{stdout}");
 }
+
+#[test]
+fn dev_stdout_redirected_to_a_file_is_appended_to_not_replaced() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = dir.path().join("train.log");
+    std::fs::write(&log, "HEAD\n").unwrap();
+    let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let status = Command::new(binary())
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "3",
+            "--format",
+            "json",
+            "--out",
+            "/dev/stdout",
+        ])
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .stdout(append)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(text.starts_with("HEAD\ntraining on "), "{text}");
+    assert!(text.contains("{\"array_list\":"), "{text}");
+    assert!(
+        text.trim_end()
+            .ends_with("saved /dev/stdout (autograd results.json)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn another_users_file_is_not_replaced_without_force() {
+    if !is_root()
+        || !Command::new("setpriv")
+            .arg("--version")
+            .output()
+            .is_ok_and(|o| o.status.success())
+    {
+        return skip("the other-user test", "needs root and setpriv");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+    let exe = public_binary(dir.path());
+    let theirs = dir.path().join("theirs.json");
+    std::fs::copy(autograd_fixture(), &theirs).unwrap();
+    std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let before = std::fs::read(&theirs).unwrap();
+    let output = Command::new("setpriv")
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(&exe)
+        .args(["train", "--backend", "ndarray", "--steps", "3", "--out"])
+        .arg(&theirs)
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("write-protected") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&theirs).unwrap(), before);
+}

@@ -1042,7 +1042,7 @@ fn another_users_file_is_not_replaced_without_force() {
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert_eq!(output.status.code(), Some(1), "{stderr}");
     assert!(
-        stderr.contains("write-protected") && stderr.contains("--force"),
+        stderr.contains("not writable by this user") && stderr.contains("--force"),
         "{stderr}"
     );
     assert_eq!(std::fs::read(&theirs).unwrap(), before);

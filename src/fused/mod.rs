@@ -21,7 +21,7 @@ use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Tensor};
 
-use crate::backend::{Backend, BackendKind};
+use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::TrainingConfig;
 use crate::data::LineStream;
@@ -113,7 +113,7 @@ impl Executor {
     fn for_backend(backend: &Backend) -> Result<Self> {
         match backend.kind {
             #[cfg(feature = "wgpu-backend")]
-            BackendKind::Wgpu => {
+            crate::backend::BackendKind::Wgpu => {
                 let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
                 Ok(Executor::Gpu(kernel::GpuExecutor::new(
                     &backend.device,

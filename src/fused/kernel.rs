@@ -3,9 +3,10 @@
 //! by Fusion when burn's `fusion` feature is on).
 //!
 //! - [`line_batch`]: one dispatch draws a whole batch (one unit per Philox pair).
-//! - [`GpuExecutor::run_chunk`], small batches (at most [`SMALL_MAX_PAIRS`] pairs): ONE dispatch
-//!   of ONE workgroup runs every step of the chunk — draw, forward, the three sums, a
-//!   shared-memory tree reduction, Adam in unit 0, a barrier, the next step.
+//! - [`GpuExecutor::run_chunk`], small batches (at most [`SMALL_MAX_PAIRS`] pairs; on a CPU
+//!   adapter such as lavapipe up to [`CPU_ADAPTER_MAX_PAIRS`]): ONE dispatch of ONE workgroup
+//!   runs every step of the chunk — draw, forward, the three sums, a shared-memory tree
+//!   reduction, Adam in unit 0, a barrier, the next step.
 //! - larger batches: two dispatches per step — partial sums over many workgroups, then one
 //!   workgroup sums the partials in a fixed order and applies Adam to a small state buffer that
 //!   stays on the device — all the chunk's dispatches recorded by one extension-op call, and one
@@ -14,7 +15,8 @@
 //! Every `#[cube]` function here is the twin of a host function (`data/philox.rs`,
 //! `optim.rs`) with the same operation order, so the integer part (Philox, the 24-bit
 //! uniforms) is bit-identical and the float part agrees to the last bit wherever the GPU's
-//! `+`/`*` are IEEE (division and `sqrt` may differ by an ulp on Vulkan).
+//! `+`/`*` are IEEE (cubecl emits `fma` for `a*b + c`, and division and `sqrt` may differ by an
+//! ulp on Vulkan: bit-identical on lavapipe, within ~1e-6 elsewhere).
 //!
 //! Pitfall designed around: lavapipe (Mesa's software Vulkan) silently ends every loop of an
 //! invocation once the loops of that invocation have run 65,535 iterations in total. The

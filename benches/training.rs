@@ -1,9 +1,10 @@
-//! Training-step benchmarks per backend: `cargo bench --features flex,wgpu,autograd-ref --bench training`.
+//! Training-step benchmarks per backend and engine: `cargo bench --features flex,wgpu,autograd-ref --bench training`.
 //!
 //! Each benchmark trains the seed workload for a fixed number of steps; the run ends with a
-//! device sync, so GPU work is inside the timed region.
+//! device sync (the autodiff engine) or a read-back of the state (the fused engine), so GPU work
+//! is inside the timed region.
 
-use burnfit::{Backend, BackendKind, Trainer, TrainingConfig};
+use burnfit::{Backend, BackendKind, EngineKind, TrainingConfig};
 
 fn main() {
     divan::main();
@@ -11,7 +12,7 @@ fn main() {
 
 const STEPS: u64 = 100;
 
-fn bench_backend(bencher: divan::Bencher, kind: BackendKind, batch: usize) {
+fn bench_backend(bencher: divan::Bencher, kind: BackendKind, engine: EngineKind, batch: usize) {
     let Ok(backend) = Backend::open(kind) else {
         eprintln!("skipping {kind}: not available here");
         return;
@@ -22,27 +23,35 @@ fn bench_backend(bencher: divan::Bencher, kind: BackendKind, batch: usize) {
         log_every: STEPS,
         ..Default::default()
     };
+    let open = || engine.open(config.clone(), backend.clone(), None).unwrap();
     // Warm up once (kernel compilation, autotune) outside the measurement.
-    Trainer::new(config.clone(), backend.clone())
-        .unwrap()
-        .run(STEPS, &mut ())
-        .unwrap();
+    open().run(STEPS, &mut ()).unwrap();
     bencher
-        .with_inputs(|| Trainer::new(config.clone(), backend.clone()).unwrap())
+        .with_inputs(open)
         .bench_local_values(|mut trainer| trainer.run(STEPS, &mut ()).unwrap());
 }
 
 #[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
 fn ndarray_100_steps(bencher: divan::Bencher, batch: usize) {
-    bench_backend(bencher, BackendKind::Ndarray, batch);
+    bench_backend(bencher, BackendKind::Ndarray, EngineKind::Autodiff, batch);
 }
 
 #[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
 fn flex_100_steps(bencher: divan::Bencher, batch: usize) {
-    bench_backend(bencher, BackendKind::Flex, batch);
+    bench_backend(bencher, BackendKind::Flex, EngineKind::Autodiff, batch);
 }
 
 #[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
 fn wgpu_100_steps(bencher: divan::Bencher, batch: usize) {
-    bench_backend(bencher, BackendKind::Wgpu, batch);
+    bench_backend(bencher, BackendKind::Wgpu, EngineKind::Autodiff, batch);
+}
+
+#[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
+fn flex_fused_100_steps(bencher: divan::Bencher, batch: usize) {
+    bench_backend(bencher, BackendKind::Flex, EngineKind::Fused, batch);
+}
+
+#[divan::bench(args = [64, 4096, 65536], sample_count = 10, sample_size = 1)]
+fn wgpu_fused_100_steps(bencher: divan::Bencher, batch: usize) {
+    bench_backend(bencher, BackendKind::Wgpu, EngineKind::Fused, batch);
 }

@@ -332,32 +332,38 @@ fn adam_t_without_an_exact_count_is_read_as_written_and_disagreement_is_refused(
 }
 
 /// Copies the binary where any user can run it (the build is under root's home).
-fn public_binary(dir: &Path) -> PathBuf {
+/// A command that runs burnfit as `nobody` (uid 65534) from a copy in `dir` (the build is under
+/// root's home, which nobody can enter); `None` where that needs root or setpriv.
+fn burnfit_as_nobody(dir: &Path) -> Option<Command> {
+    let has_setpriv = Command::new("setpriv")
+        .arg("--version")
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !is_root() || !has_setpriv {
+        return None;
+    }
     let copy = dir.join("burnfit");
     std::fs::copy(binary(), &copy).unwrap();
     std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o755)).unwrap();
-    copy
+    let mut command = Command::new("setpriv");
+    command
+        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+        .arg(copy)
+        .env("XDG_RUNTIME_DIR", "/tmp");
+    Some(command)
 }
 
 #[test]
 fn an_unwritable_destination_is_refused_before_training() {
-    if !is_root()
-        || !Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
-        return skip("the non-root destination test", "needs root and setpriv");
-    }
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
-    let exe = public_binary(dir.path());
+    let Some(mut nobody) = burnfit_as_nobody(dir.path()) else {
+        return skip("the non-root destination test", "needs root and setpriv");
+    };
     let locked = dir.path().join("rootonly");
     std::fs::create_dir(&locked).unwrap();
     std::fs::set_permissions(&locked, std::fs::Permissions::from_mode(0o755)).unwrap();
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
+    let output = nobody
         .args([
             "train",
             "--backend",
@@ -367,7 +373,6 @@ fn an_unwritable_destination_is_refused_before_training() {
             "--out",
         ])
         .arg(locked.join("x.json"))
-        .env("XDG_RUNTIME_DIR", "/tmp")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -911,7 +916,7 @@ fn a_signal_ignored_by_nohup_stays_ignored() {
     let out = dir.path().join("x.json");
     let mut nohup = Command::new("nohup");
     crate::common::with_default_signals(&mut nohup); // nohup then ignores SIGHUP itself
-    let mut child = nohup
+    nohup
         .arg(binary())
         .args([
             "train",
@@ -926,19 +931,8 @@ fn a_signal_ignored_by_nohup_stays_ignored() {
         .arg(&out)
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut stdout = BufReader::new(child.stdout.take().unwrap());
-    let mut line = String::new();
-    while !line.starts_with("step ") {
-        line.clear();
-        assert!(
-            stdout.read_line(&mut line).unwrap() > 0,
-            "no step line before exit"
-        );
-    }
-    std::thread::spawn(move || std::io::copy(&mut stdout, &mut std::io::sink()));
+        .stderr(Stdio::piped());
+    let mut child = crate::common::spawn_until_training(&mut nohup);
     let pid = child.id().to_string();
     let kill = |signal: &str| {
         let sent = Command::new("kill").args([signal, &pid]).status().unwrap();
@@ -1025,27 +1019,18 @@ fn dev_stdout_redirected_to_a_file_is_appended_to_not_replaced() {
 
 #[test]
 fn another_users_file_is_not_replaced_without_force() {
-    if !is_root()
-        || !Command::new("setpriv")
-            .arg("--version")
-            .output()
-            .is_ok_and(|o| o.status.success())
-    {
-        return skip("the other-user test", "needs root and setpriv");
-    }
     let dir = tempfile::tempdir().unwrap();
     std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
-    let exe = public_binary(dir.path());
+    let Some(mut nobody) = burnfit_as_nobody(dir.path()) else {
+        return skip("the other-user test", "needs root and setpriv");
+    };
     let theirs = dir.path().join("theirs.json");
     std::fs::copy(autograd_fixture(), &theirs).unwrap();
     std::fs::set_permissions(&theirs, std::fs::Permissions::from_mode(0o644)).unwrap();
     let before = std::fs::read(&theirs).unwrap();
-    let output = Command::new("setpriv")
-        .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
-        .arg(&exe)
+    let output = nobody
         .args(["train", "--backend", "ndarray", "--steps", "3", "--out"])
         .arg(&theirs)
-        .env("XDG_RUNTIME_DIR", "/tmp")
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);

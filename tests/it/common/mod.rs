@@ -66,7 +66,6 @@ pub fn burnfit() -> assert_cmd::Command {
 /// Starts `burnfit args...` with stdout and stderr piped and `envs` set, and returns it once it
 /// has printed its first `step` line (so that training is under way).
 pub fn start_training(args: &[&str], envs: &[(&str, &std::path::Path)]) -> std::process::Child {
-    use std::io::BufRead;
     let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_burnfit"));
     with_default_signals(&mut command);
     command
@@ -77,6 +76,13 @@ pub fn start_training(args: &[&str], envs: &[(&str, &std::path::Path)]) -> std::
     for (key, value) in envs {
         command.env(key, value);
     }
+    spawn_until_training(&mut command)
+}
+
+/// Spawns `command` (a burnfit `train`, stdout piped) and returns it once it has printed its
+/// first `step` line; the rest of its stdout is drained in the background.
+pub fn spawn_until_training(command: &mut std::process::Command) -> std::process::Child {
+    use std::io::BufRead;
     let mut child = command.spawn().expect("burnfit starts");
     let mut stdout = std::io::BufReader::new(child.stdout.take().expect("piped"));
     let mut line = String::new();

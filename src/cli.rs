@@ -10,16 +10,20 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::{Backend, BackendChoice, BackendKind, probe_all};
 use crate::bench::{self, BenchOptions};
 use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
-use crate::config::TrainingConfig;
+use crate::config::{ModelKind, Task, TrainingConfig};
 use crate::console::Console;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
-use crate::model::LinearRegression;
+use crate::model::{Activation, Network};
+use crate::plan::{Overrides, TrainPlan, TrainRequest};
+use crate::progress::{Progress, ProgressMode};
+use crate::report::FitComparison;
 use crate::signals;
 
-/// Train a one-neuron linear regression with burn on ndarray, flex or wgpu, save checkpoints the
-/// autograd crate, Python and burn programs can load, and benchmark the backends.
+/// Train regression models (a linear model or an MLP, on a synthetic task or your CSV) with burn
+/// on ndarray, flex or wgpu, save checkpoints the autograd crate, Python and burn programs can
+/// load, and benchmark the backends.
 #[derive(Debug, Parser)]
 #[command(name = "burnfit", version, about, long_about = None)]
 pub struct Cli {
@@ -31,8 +35,10 @@ pub struct Cli {
 /// The subcommands.
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Train the model on a fresh noisy-line batch per step and save a checkpoint.
+    /// Train a model (on a noisy line, the sine task, or a CSV file) and save a checkpoint.
     Train(TrainArgs),
+    /// Fit a CSV file by ordinary least squares (closed form, f64) and print the fit.
+    Ols(OlsArgs),
     /// Print the model's prediction for each input.
     Predict(PredictArgs),
     /// Show what a checkpoint file holds.
@@ -63,7 +69,9 @@ pub struct TrainArgs {
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// JSON file with any of the settings below (keys: steps, batch, lr, beta1, beta2, epsilon,
-    /// seed, true_w, true_b, noise, x_low, x_high, log_every); flags given here override it.
+    /// seed, true_w, true_b, noise, x_low, x_high, log_every, task, model, hidden, activation,
+    /// data: {path, target, features, delimiter, standardize, val_frac, drop_invalid_rows});
+    /// flags given here override it.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Continue from a checkpoint (any format): its weights, Adam state, step count and config.
@@ -113,27 +121,124 @@ pub struct TrainArgs {
     /// Replace --out even when it is write-protected (no write permission for anyone).
     #[arg(long)]
     pub force: bool,
+    /// What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x,
+    /// x in [0, 10), the autograd crate's example) [default: line]
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    /// The model: `linear` (z = x·w + b) or `mlp` (dense layers of --hidden widths) [default: linear]
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// The MLP's hidden layer widths, comma-separated [default: 64,64]
+    #[arg(long, value_delimiter = ',', value_name = "W,..")]
+    pub hidden: Option<Vec<usize>>,
+    /// The MLP's activation between layers (also the one assumed for an autograd-written MLP
+    /// file, which does not record it) [default: tanh]
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Fit this CSV file (header row required) instead of a synthetic task.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<String>,
+    /// The CSV column to predict (required with --data).
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// The CSV feature columns, comma-separated, in the model's input order [default: every
+    /// column but the target]
+    #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
+    pub features: Option<Vec<String>>,
+    /// The CSV field delimiter, one ASCII character [default: ,]
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<char>,
+    /// Scale each CSV feature to mean 0, std 1 over the training rows while training (the
+    /// default; the saved weights are in the data's own units either way)
+    #[arg(long, overrides_with = "no_standardize")]
+    pub standardize: bool,
+    /// Train on the raw CSV features.
+    #[arg(long)]
+    pub no_standardize: bool,
+    /// Fraction of the CSV rows held out for validation, a seeded random split [default: 0.2]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub val_frac: Option<f64>,
+    /// Skip CSV rows with an empty or non-numeric cell (and say how many) instead of stopping.
+    #[arg(long)]
+    pub drop_invalid_rows: bool,
+    /// Passes over the CSV's training rows (instead of --steps); with --resume, passes to add.
+    #[arg(long, value_name = "N", allow_negative_numbers = true)]
+    pub epochs: Option<u64>,
+    /// Resume a CSV run on a data file whose content differs from the checkpoint's.
+    #[arg(long)]
+    pub allow_data_change: bool,
+    /// Show a live progress bar on stderr: `auto` when stdout and stderr are terminals,
+    /// `always` when stderr is one, `never`
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+    /// Print no progress bar and no per-step loss lines (the summary still prints).
+    #[arg(long, short)]
+    pub quiet: bool,
 }
 
 impl TrainArgs {
-    /// `base`, then the config file, then the flags.
-    pub fn resolve_config(&self, base: TrainingConfig) -> Result<TrainingConfig> {
-        let mut config = match &self.config {
-            Some(path) => base.overlay_file(path)?,
-            None => base,
-        };
-        macro_rules! apply {
-            ($($field:ident),*) => { $( if let Some(v) = self.$field { config.$field = v; } )* };
+    /// What these flags ask for.
+    pub fn request(&self) -> TrainRequest {
+        TrainRequest {
+            config_file: self.config.clone(),
+            resume: self.resume.clone(),
+            engine: self.engine,
+            allow_data_change: self.allow_data_change,
+            overrides: Overrides {
+                steps: self.steps,
+                epochs: self.epochs,
+                batch: self.batch,
+                lr: self.lr,
+                seed: self.seed,
+                true_w: self.true_w,
+                true_b: self.true_b,
+                noise: self.noise,
+                log_every: self.log_every,
+                task: self.task,
+                model: self.model,
+                hidden: self.hidden.clone(),
+                activation: self.activation,
+                data: self.data.clone(),
+                target: self.target.clone(),
+                features: self.features.clone(),
+                delimiter: self.delimiter,
+                standardize: match (self.standardize, self.no_standardize) {
+                    (_, true) => Some(false),
+                    (true, false) => Some(true),
+                    (false, false) => None,
+                },
+                val_frac: self.val_frac,
+                drop_invalid_rows: self.drop_invalid_rows.then_some(true),
+            },
         }
-        apply!(batch, lr, seed, true_w, true_b, noise, log_every);
-        if self.resume.is_none()
-            && let Some(steps) = self.steps
-        {
-            config.steps = steps;
-        }
-        config.validate()?;
-        Ok(config)
     }
+}
+
+/// `burnfit ols`.
+#[derive(Debug, Args)]
+pub struct OlsArgs {
+    /// The CSV file (header row required).
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: String,
+    /// The column to predict.
+    #[arg(long, value_name = "COLUMN")]
+    pub target: String,
+    /// The feature columns, comma-separated [default: every column but the target]
+    #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
+    pub features: Option<Vec<String>>,
+    /// The field delimiter [default: ,]
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<char>,
+    /// Fraction of rows held out for validation (the same split `train` makes with this seed)
+    /// [default: 0.2]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub val_frac: Option<f64>,
+    /// Seed of the split [default: 42]
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+    /// Skip rows with an empty or non-numeric cell.
+    #[arg(long)]
+    pub drop_invalid_rows: bool,
 }
 
 /// `burnfit predict`.
@@ -142,9 +247,32 @@ pub struct PredictArgs {
     /// The checkpoint whose model predicts (any format).
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
-    /// Inputs, comma-separated (`--x 1,2.5,-3`), or `-` to read one number per line from stdin.
-    #[arg(long, value_name = "X,..", allow_hyphen_values = true)]
-    pub x: String,
+    /// Inputs, comma-separated (`--x 1,2.5,-3`), or `-` to read one number per line from stdin
+    /// (one-input models).
+    #[arg(
+        long,
+        value_name = "X,..",
+        allow_hyphen_values = true,
+        required_unless_present = "data",
+        conflicts_with = "data"
+    )]
+    pub x: Option<String>,
+    /// A CSV file with the feature columns the model was trained on (found by name); writes
+    /// the input with a `prediction` column added.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<PathBuf>,
+    /// Write the --data predictions to this file (atomically) instead of stdout.
+    #[arg(long, value_name = "FILE.csv", requires = "data")]
+    pub out: Option<PathBuf>,
+    /// The --data file's delimiter [default: the one the model was trained with, else ,]
+    #[arg(long, value_name = "CHAR", requires = "data")]
+    pub delimiter: Option<char>,
+    /// The activation of an autograd-written MLP file (which does not record it) [default: tanh]
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+    /// Replace --out even when it is write-protected.
+    #[arg(long, requires = "out")]
+    pub force: bool,
     /// Backend to run on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
@@ -270,6 +398,7 @@ fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> 
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(args) => run_train(&args),
+        Command::Ols(args) => run_ols(&args),
         Command::Predict(args) => run_predict(&args),
         Command::Inspect(args) => run_inspect(&args),
         Command::Convert(args) => run_convert(&args),
@@ -287,6 +416,8 @@ struct TrainObserver<'a> {
     console: Console,
     /// The last fallback file written this run, if any.
     rescued: std::cell::RefCell<Option<PathBuf>>,
+    progress: Progress,
+    quiet: bool,
 }
 
 impl TrainObserver<'_> {
@@ -352,8 +483,12 @@ impl TrainObserver<'_> {
 
 impl Observer for TrainObserver<'_> {
     fn on_loss(&mut self, p: LossPoint) {
-        self.console
-            .line(format_args!("step {:>6}  loss {:.6}", p.step, p.loss));
+        self.progress.set_message(format!("loss {:.6}", p.loss));
+        if !self.quiet {
+            let console = &mut self.console;
+            self.progress
+                .suspend(|| console.line(format_args!("step {:>6}  loss {:.6}", p.step, p.loss)));
+        }
     }
 
     fn checkpoint_every(&self) -> Option<u64> {
@@ -361,6 +496,7 @@ impl Observer for TrainObserver<'_> {
     }
 
     fn after_step(&mut self, trainer: &dyn Engine) -> Result<Flow> {
+        self.progress.set_position(trainer.step());
         if signals::received().is_some() {
             return Ok(Flow::Stop);
         }
@@ -375,7 +511,8 @@ impl Observer for TrainObserver<'_> {
             match self.save_or_rescue(trainer.checkpoint()?) {
                 Ok(()) => {
                     let line = format!("saved {} at step {}", self.out.display(), trainer.step());
-                    self.console.line(line);
+                    let console = &mut self.console;
+                    self.progress.suspend(|| console.line(line));
                 }
                 Err(rescued @ Error::SavedElsewhere { .. }) => {
                     let message = crate::console::escape_controls(&rescued.to_string());
@@ -398,59 +535,48 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     if args.save_every == Some(0) {
         return Err(invalid("--save-every", 0, "must be at least 1"));
     }
-    let resumed = args.resume.as_deref().map(Checkpoint::load).transpose()?;
-    let base = match resumed.as_ref().map(|c| c.meta.as_ref()) {
-        Some(Some(meta)) => meta.config.clone(),
-        Some(None) => {
-            console.line(format_args!(
-                "note: {} has no burnfit metadata (an autograd file?); using the seed workload's config",
-                args.resume
-                    .as_ref()
-                    .map_or(String::new(), |p| p.display().to_string())
-            ));
-            TrainingConfig::default()
-        }
-        None => TrainingConfig::default(),
-    };
-    let mut config = args.resolve_config(base)?;
-    if let Some(checkpoint) = &resumed {
-        let done = checkpoint.step();
-        let more = match args.steps {
-            Some(more) => more,
-            None if config.steps > done => config.steps - done,
-            None => {
-                return Err(invalid(
-                    "--steps",
-                    "(none)",
-                    "the checkpoint has reached its target step count; pass --steps N to train N more",
-                ));
-            }
-        };
-        if more == 0 {
-            return Err(invalid("--steps", 0, "must be at least 1"));
-        }
-        config.steps = done.checked_add(more).ok_or_else(|| {
-            invalid(
-                "--steps",
-                more,
-                "too many: the checkpoint's step count plus --steps must stay below 2^64",
-            )
-        })?;
+    let plan = TrainPlan::resolve(&args.request())?;
+    for note in &plan.notes {
+        console.line(format_args!("note: {note}"));
     }
-    let backend = Backend::choose_for(args.backend, config.batch)?;
-    let engine = args
-        .engine
-        .or_else(|| {
-            let meta = resumed.as_ref()?.meta.as_ref()?;
-            EngineKind::from_name(meta.engine.as_deref()?)
-        })
-        .unwrap_or_default();
-    let mut trainer = engine.open(config, backend, resumed.as_ref())?;
+    if let Some(table) = &plan.table {
+        let t = &table.table;
+        console.line(format_args!(
+            "data: {} — {} rows ({} training, {} validation){}, features [{}], target `{}`{}",
+            t.file_name,
+            t.rows(),
+            table.train.len(),
+            table.val.len(),
+            if t.dropped_rows > 0 {
+                format!(", {} invalid rows dropped", t.dropped_rows)
+            } else {
+                String::new()
+            },
+            t.feature_names.join(", "),
+            t.target_name,
+            if table.scaling.is_some() {
+                ", standardized"
+            } else {
+                ""
+            }
+        ));
+    }
+    let backend = Backend::choose_for(args.backend, plan.config.batch)?;
+    let TrainPlan {
+        config,
+        engine,
+        resumed,
+        table,
+        ..
+    } = plan;
+    let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
+    let mut trainer = engine.open_with(config, backend, table, resumed.as_ref())?;
     let target = trainer.config().steps;
     console.line(format_args!(
-        "training on {} with the {} engine: steps {}..{}, batch {}, lr {}, seed {}",
+        "training on {} with the {} engine: {} model, steps {}..{}, batch {}, lr {}, seed {}",
         trainer.backend().describe(),
         trainer.kind(),
+        spec.describe(),
         trainer.step() + 1,
         target,
         trainer.config().batch,
@@ -466,9 +592,13 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         force: args.force,
         console,
         rescued: Default::default(),
+        progress: Progress::steps(args.progress.enabled(args.quiet), trainer.step(), target),
+        quiet: args.quiet,
     };
     let remaining = target - trainer.step();
-    let run = trainer.run(remaining, &mut observer)?;
+    let run = trainer.run(remaining, &mut observer);
+    observer.progress.finish();
+    let run = run?;
     if run.stopped {
         observer.save_or_rescue(trainer.checkpoint()?)?;
         observer.console.warn_if_lost();
@@ -480,10 +610,15 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     }
     let checkpoint = trainer.checkpoint()?;
     let console = &mut observer.console;
-    console.line(format_args!(
-        "final w = {:.6}  b = {:.6}",
-        checkpoint.params[0].data[0], checkpoint.params[1].data[0]
-    ));
+    if checkpoint.spec == crate::model::ModelSpec::linear(1) {
+        console.line(format_args!(
+            "final w = {:.6}  b = {:.6}",
+            checkpoint.params[0].data[0], checkpoint.params[1].data[0]
+        ));
+    }
+    if let Some(table) = trainer.table() {
+        print_comparison(console, table, &FitComparison::of(table, &checkpoint));
+    }
     console.line(format_args!(
         "{} steps in {:.3} s (first step {:.1} ms)",
         run.steps,
@@ -503,12 +638,31 @@ fn run_train(args: &TrainArgs) -> Result<()> {
 }
 
 fn run_predict(args: &PredictArgs) -> Result<()> {
+    if let Some(data) = &args.data {
+        return run_predict_csv(args, data);
+    }
+    let x = args.x.as_deref().unwrap_or("-");
     // A list is checked before any work; stdin is streamed in chunks, so an endless stream
     // (`yes 1 | burnfit predict --x -`) prints as it goes in bounded memory.
-    let listed = (args.x != "-").then(|| parse_list(&args.x)).transpose()?;
-    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    let listed = (x != "-").then(|| parse_list(x)).transpose()?;
+    let checkpoint =
+        Checkpoint::load(&args.checkpoint)?.with_activation(args.activation.unwrap_or_default());
+    if checkpoint.spec.d_in != 1 {
+        let features = checkpoint
+            .meta
+            .as_ref()
+            .and_then(|m| m.data.as_ref())
+            .map_or(String::new(), |d| format!(" ({})", d.features.join(", ")));
+        return Err(Error::InvalidInput {
+            what: "--x".into(),
+            message: format!(
+                "the model takes {} features{features}; pass them as a CSV with --data",
+                checkpoint.spec.d_in
+            ),
+        });
+    }
     let backend = Backend::choose(args.backend)?;
-    let model = LinearRegression::from_host(&checkpoint.params, &backend.device);
+    let model = Network::from_host(&checkpoint.spec, &checkpoint.params, &backend.device);
     let mut console = Console::default();
     let predict = |inputs: Vec<f32>, console: &mut Console| -> Result<()> {
         let x = HostTensor::new(vec![inputs.len(), 1], inputs).to_tensor::<2>(&backend.device);
@@ -645,10 +799,15 @@ fn run_inspect(args: &InspectArgs) -> Result<()> {
             v.first_values
         );
     }
-    match (&inspection.model, &inspection.model_error) {
-        (Some([w, b]), _) => say!(console, "model: w = {w}, b = {b}"),
-        (None, Some(problem)) => say!(console, "model: not loadable: {problem}"),
-        (None, None) => say!(console, "model: not found"),
+    match (
+        &inspection.model,
+        &inspection.architecture,
+        &inspection.model_error,
+    ) {
+        (Some([w, b]), _, _) => say!(console, "model: w = {w}, b = {b}"),
+        (None, Some(architecture), _) => say!(console, "model: {architecture}"),
+        (None, None, Some(problem)) => say!(console, "model: not loadable: {problem}"),
+        (None, None, None) => say!(console, "model: not found"),
     }
     match inspection.optimizer_updates {
         Some(updates) => say!(
@@ -784,4 +943,169 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         say!(console, "wrote {}", path.display());
     }
     console.finish()
+}
+
+/// Prints a CSV fit's quality next to the closed form's.
+fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c: &FitComparison) {
+    let row = |name: &str, q: &crate::report::SplitQuality| {
+        let val = q.val.map_or("   (no validation rows)".to_string(), |v| {
+            format!(
+                "{:>12.6} {:>10.6} {:>10.6} {:>8.5}",
+                v.mse, v.rmse, v.mae, v.r2
+            )
+        });
+        format!(
+            "  {name:<18} {:>12.6} {:>10.6} {:>10.6} {:>8.5} | {val}",
+            q.train.mse, q.train.rmse, q.train.mae, q.train.r2
+        )
+    };
+    say!(
+        console,
+        "fit quality        {:>12} {:>10} {:>10} {:>8} | {:>12} {:>10} {:>10} {:>8}",
+        "train MSE",
+        "RMSE",
+        "MAE",
+        "R²",
+        "val MSE",
+        "RMSE",
+        "MAE",
+        "R²"
+    );
+    console.line(row("burnfit (Adam)", &c.model));
+    match &c.ols {
+        Ok((fit, quality)) => {
+            console.line(row("OLS (closed form)", quality));
+            if let Some(gap) = c.train_gap() {
+                say!(
+                    console,
+                    "training MSE {:+.3} % relative to the closed form",
+                    gap * 100.0
+                );
+            }
+            if let Some((w, b)) = &c.model_coefficients {
+                say!(
+                    console,
+                    "coefficients       {:>14} {:>14}",
+                    "burnfit",
+                    "OLS"
+                );
+                for ((name, model), ols) in
+                    table.table.feature_names.iter().zip(w).zip(&fit.weights)
+                {
+                    say!(console, "  {name:<16} {model:>14.6} {ols:>14.6}");
+                }
+                say!(
+                    console,
+                    "  {:<16} {b:>14.6} {:>14.6}",
+                    "(intercept)",
+                    fit.bias
+                );
+            }
+        }
+        Err(problem) => say!(console, "OLS (closed form): not available: {problem}"),
+    }
+}
+
+fn run_ols(args: &OlsArgs) -> Result<()> {
+    let mut data = crate::config::TableConfig::new(args.data.clone(), args.target.clone());
+    data.features = args.features.clone();
+    data.standardize = false;
+    if let Some(d) = args.delimiter {
+        data.delimiter = d;
+    }
+    if let Some(f) = args.val_frac {
+        data.val_frac = f;
+    }
+    data.drop_invalid_rows = args.drop_invalid_rows;
+    let config = TrainingConfig {
+        seed: args.seed.unwrap_or(TrainingConfig::default().seed),
+        data: Some(data.clone()),
+        ..TrainingConfig::default()
+    };
+    config.validate()?;
+    let table = crate::data::PreparedTable::load(&data, config.seed)?;
+    let (fit, quality) = crate::report::ols_fit(&table).map_err(|message| Error::Data {
+        path: PathBuf::from(&data.path),
+        message,
+    })?;
+    let mut console = Console::default();
+    let t = &table.table;
+    say!(
+        console,
+        "OLS fit of `{}` on {} training rows of {} ({} validation rows)",
+        t.target_name,
+        table.train.len(),
+        t.file_name,
+        table.val.len()
+    );
+    for (name, w) in t.feature_names.iter().zip(&fit.weights) {
+        say!(console, "  {name:<16} {w:>16.8}");
+    }
+    say!(console, "  {:<16} {:>16.8}", "(intercept)", fit.bias);
+    let show = |q: crate::fit_quality::FitQuality| {
+        format!(
+            "MSE {:.6}  RMSE {:.6}  MAE {:.6}  R² {:.6}",
+            q.mse, q.rmse, q.mae, q.r2
+        )
+    };
+    say!(console, "train: {}", show(quality.train));
+    if let Some(val) = quality.val {
+        say!(console, "validation: {}", show(val));
+    }
+    console.finish()
+}
+
+/// `predict --data`: the input rows with a `prediction` column, to `--out` or stdout.
+fn run_predict_csv(args: &PredictArgs, data: &Path) -> Result<()> {
+    if let Some(out) = &args.out {
+        checkpoint::check_destination(out, args.force)?;
+    }
+    let checkpoint =
+        Checkpoint::load(&args.checkpoint)?.with_activation(args.activation.unwrap_or_default());
+    let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
+    let features: Vec<String> = match record {
+        Some(record) => record.features.clone(),
+        None if checkpoint.spec.d_in == 1 => vec!["x".into()],
+        None => {
+            return Err(Error::InvalidInput {
+                what: format!("--checkpoint {}", args.checkpoint.display()),
+                message: "records no feature names (no burnfit metadata); cannot match CSV columns"
+                    .into(),
+            });
+        }
+    };
+    let delimiter = args
+        .delimiter
+        .or_else(|| {
+            checkpoint
+                .meta
+                .as_ref()?
+                .config
+                .data
+                .as_ref()
+                .map(|d| d.delimiter)
+        })
+        .unwrap_or(',');
+    let params = checkpoint.named_params();
+    let output = crate::data::predict_csv::predict_rows(data, &features, delimiter, |row| {
+        checkpoint.spec.forward_host(&params, row)
+    })?;
+    match &args.out {
+        Some(out) => {
+            write_atomically(out, &output.bytes, args.force)?;
+            let mut console = Console::default();
+            say!(
+                console,
+                "wrote {} predictions to {}",
+                output.rows,
+                out.display()
+            );
+            console.finish()
+        }
+        None => {
+            let mut console = Console::default();
+            console.block(String::from_utf8_lossy(&output.bytes).trim_end_matches('\n'));
+            console.finish()
+        }
+    }
 }

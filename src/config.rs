@@ -8,6 +8,79 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
+use crate::model::{Activation, ModelSpec};
+
+/// What the model is fitted to when no `--data` file is given.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Task {
+    /// y = true_w·x + true_b + noise, x ~ U(x_low, x_high): the seed workload.
+    #[default]
+    Line,
+    /// y = sin x, x ~ U(0, 10): the autograd crate's `sine` example.
+    Sine,
+}
+
+/// Which model is trained.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ModelKind {
+    /// z = x·w + b.
+    #[default]
+    Linear,
+    /// A multi-layer perceptron: dense layers of widths `hidden` with `activation` between.
+    Mlp,
+}
+
+/// A CSV file to fit instead of a synthetic task.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TableConfig {
+    /// The CSV file, as given.
+    pub path: String,
+    /// The column to predict.
+    pub target: String,
+    /// The feature columns, in order; `None`: every column but the target.
+    #[serde(default)]
+    pub features: Option<Vec<String>>,
+    /// The field delimiter (one ASCII character).
+    #[serde(default = "TableConfig::default_delimiter")]
+    pub delimiter: char,
+    /// Scale each feature to mean 0, std 1 over the training rows while training.
+    #[serde(default = "TableConfig::default_standardize")]
+    pub standardize: bool,
+    /// Fraction of the rows held out for validation (a seeded random split).
+    #[serde(default = "TableConfig::default_val_frac")]
+    pub val_frac: f64,
+    /// Skip rows with a cell that is not a finite number, instead of stopping.
+    #[serde(default)]
+    pub drop_invalid_rows: bool,
+}
+
+impl TableConfig {
+    fn default_delimiter() -> char {
+        ','
+    }
+    fn default_standardize() -> bool {
+        true
+    }
+    fn default_val_frac() -> f64 {
+        0.2
+    }
+
+    /// A CSV fit of `target` in `path` with every default.
+    pub fn new(path: impl Into<String>, target: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            target: target.into(),
+            features: None,
+            delimiter: Self::default_delimiter(),
+            standardize: Self::default_standardize(),
+            val_frac: Self::default_val_frac(),
+            drop_invalid_rows: false,
+        }
+    }
+}
 
 /// Every setting of a training run. `Default` is the seed workload: a noisy line
 /// y = 2.5·x − 1 + N(0, 0.5²), one neuron, Adam, batch 64, 1000 steps.
@@ -40,6 +113,17 @@ pub struct TrainingConfig {
     pub x_high: f32,
     /// Read the loss back and log it every this many steps (a read-back syncs the device).
     pub log_every: u64,
+    /// The synthetic task, when no `data` file is given.
+    pub task: Task,
+    /// The model.
+    pub model: ModelKind,
+    /// Widths of the MLP's hidden layers.
+    pub hidden: Vec<usize>,
+    /// The MLP's activation.
+    pub activation: Activation,
+    /// A CSV file to fit instead of the synthetic task.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub data: Option<TableConfig>,
 }
 
 impl Default for TrainingConfig {
@@ -58,6 +142,11 @@ impl Default for TrainingConfig {
             x_low: -10.0,
             x_high: 10.0,
             log_every: 100,
+            task: Task::Line,
+            model: ModelKind::Linear,
+            hidden: vec![64, 64],
+            activation: Activation::Tanh,
+            data: None,
         }
     }
 }
@@ -177,7 +266,51 @@ impl TrainingConfig {
         if self.log_every == 0 {
             return bad("--log-every", self.log_every, "must be at least 1");
         }
+        if self.model == ModelKind::Mlp {
+            if self.hidden.is_empty() {
+                return bad(
+                    "--hidden",
+                    "(none)",
+                    "an MLP needs at least one hidden width",
+                );
+            }
+            self.model_spec(1)
+                .validate()
+                .map_err(|_| Error::InvalidSetting {
+                    name: "--hidden",
+                    value: self
+                        .hidden
+                        .iter()
+                        .map(|w| w.to_string())
+                        .collect::<Vec<_>>()
+                        .join(","),
+                    expected: "widths from 1 to 16384, at most 64 layers",
+                })?;
+        }
+        if let Some(data) = &self.data {
+            if self.task != Task::Line {
+                return bad("--task", "sine", "cannot be combined with --data");
+            }
+            if !(0.0..1.0).contains(&data.val_frac) {
+                return bad("--val-frac", data.val_frac, "must be in [0, 1)");
+            }
+            if !data.delimiter.is_ascii() {
+                return bad("--delimiter", data.delimiter, "must be one ASCII character");
+            }
+        }
         Ok(())
+    }
+
+    /// The model this config trains on data with `d_in` features.
+    pub fn model_spec(&self, d_in: usize) -> ModelSpec {
+        match self.model {
+            ModelKind::Linear => ModelSpec::linear(d_in),
+            ModelKind::Mlp => ModelSpec {
+                d_in,
+                hidden: self.hidden.clone(),
+                activation: self.activation,
+            },
+        }
     }
 }
 

@@ -44,11 +44,22 @@ impl EngineKind {
         backend: Backend,
         resume: Option<&Checkpoint>,
     ) -> Result<Box<dyn Engine>> {
+        self.open_with(config, backend, None, resume)
+    }
+
+    /// [`EngineKind::open`] with the config's `--data` table already read (it is read here
+    /// otherwise).
+    pub fn open_with(
+        self,
+        config: TrainingConfig,
+        backend: Backend,
+        table: Option<std::sync::Arc<crate::data::PreparedTable>>,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Box<dyn Engine>> {
         use crate::fused::FusedTrainer;
         use crate::train::Trainer;
         Ok(match (self, resume) {
-            (EngineKind::Autodiff, None) => Box::new(Trainer::new(config, backend)?),
-            (EngineKind::Autodiff, Some(c)) => Box::new(Trainer::resume(config, backend, c)?),
+            (EngineKind::Autodiff, _) => Box::new(Trainer::start(config, backend, table, resume)?),
             (EngineKind::Fused, None) => Box::new(FusedTrainer::new(config, backend)?),
             (EngineKind::Fused, Some(c)) => Box::new(FusedTrainer::resume(config, backend, c)?),
         })
@@ -77,6 +88,10 @@ pub trait Engine {
     fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport>;
     /// The full state on the host, ready to be saved.
     fn checkpoint(&self) -> Result<Checkpoint>;
+    /// The CSV table the engine fits, for a `--data` run.
+    fn table(&self) -> Option<&std::sync::Arc<crate::data::PreparedTable>> {
+        None
+    }
 }
 
 /// The loss read back at one step.

@@ -55,6 +55,15 @@ pub enum Error {
         message: String,
     },
 
+    /// A data file (`--data`) cannot be read or does not hold a usable table of numbers.
+    #[error("data file {}: {message}", path.display())]
+    Data {
+        /// The file as given.
+        path: PathBuf,
+        /// What is wrong, naming the line and column where there is one.
+        message: String,
+    },
+
     /// A checkpoint could not be read or is not a valid checkpoint.
     #[error("checkpoint {}: {message}", path.display())]
     CheckpointRead {
@@ -80,6 +89,37 @@ pub enum Error {
         to: String,
     },
 
+    /// A checkpoint resumed or used with another model than it holds.
+    #[error(
+        "the checkpoint holds a {checkpoint} model, but this run asks for {requested}; match --model/--hidden/--activation/--data to the checkpoint"
+    )]
+    ModelMismatch {
+        /// The checkpoint's model.
+        checkpoint: String,
+        /// The model the run's settings describe.
+        requested: String,
+    },
+
+    /// A setting the chosen engine does not support.
+    #[error("--engine {engine} {message}")]
+    EngineUnsupported {
+        /// The engine.
+        engine: &'static str,
+        /// What it does not support.
+        message: String,
+    },
+
+    /// A resumed CSV run whose data file is not the one it was trained on.
+    #[error(
+        "data file {path} is not the one the checkpoint was trained on ({what}); pass --allow-data-change to train on it anyway"
+    )]
+    DataChanged {
+        /// The file.
+        path: String,
+        /// What differs.
+        what: String,
+    },
+
     /// Bad input to `predict`.
     #[error("invalid input {what}: {message}")]
     InvalidInput {
@@ -100,7 +140,8 @@ pub enum Error {
         signal: i32,
     },
 
-    /// A checkpoint could not be written; any existing file at the path is untouched.
+    /// A file (a checkpoint, a report, a plot, the metrics log) could not be written. A file
+    /// written whole is untouched by the failure; the metrics log keeps the rows before it.
     #[error("cannot write {}: {message}", path.display())]
     CheckpointWrite {
         /// The destination.
@@ -162,6 +203,25 @@ pub enum Error {
         /// The message from burn.
         message: String,
     },
+
+    /// A training metrics file has the wrong name or content, or does not match the run that
+    /// would continue it.
+    #[error("metrics file {}: {message}", path.display())]
+    Metrics {
+        /// The metrics file.
+        path: PathBuf,
+        /// What is wrong, with the line number when it is about one line.
+        message: String,
+    },
+
+    /// A chart cannot be drawn: the output is not a `.svg` file, or there is nothing to plot.
+    #[error("plot {}: {message}", path.display())]
+    Plot {
+        /// The chart's output file, or the input file the chart was to be drawn from.
+        path: PathBuf,
+        /// What is wrong.
+        message: String,
+    },
 }
 
 impl Error {
@@ -173,9 +233,15 @@ impl Error {
             | Error::InvalidSetting { .. }
             | Error::BatchTooLarge { .. }
             | Error::ConfigParse { .. }
+            | Error::Data { .. }
             | Error::CheckpointFormat { .. }
             | Error::LossyConversion { .. }
-            | Error::InvalidInput { .. } => 2,
+            | Error::ModelMismatch { .. }
+            | Error::EngineUnsupported { .. }
+            | Error::DataChanged { .. }
+            | Error::InvalidInput { .. }
+            | Error::Metrics { .. }
+            | Error::Plot { .. } => 2,
             Error::Interrupted { signal, .. } => 128 + signal,
             _ => 1,
         }

@@ -22,11 +22,18 @@ pub mod console;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod fit_quality;
 pub mod fused;
 pub mod host;
 pub mod input;
+pub mod metrics_log;
 pub mod model;
+pub mod ols;
 pub mod optim;
+pub mod plan;
+pub mod plot;
+pub mod progress;
+pub mod report;
 pub mod signals;
 pub mod train;
 

@@ -2,6 +2,7 @@
 //! backward, Adam; the loss is read back from the device only on logging steps, because every
 //! read-back waits for the device.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Tensor};
@@ -9,15 +10,16 @@ use burn::tensor::{Device, Tensor};
 use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::TrainingConfig;
-use crate::data::LineData;
+use crate::data::{DataSource, PreparedTable};
 pub use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
-use crate::model::{LinearRegression, LinearRegressionConfig, mse};
+use crate::model::{ModelSpec, Network, mse};
 use crate::optim::{Adam, Moments};
 
 /// Memory a step takes per sample of the batch: x, y, z, z − y, its square, the gradient of z
-/// and the copies autodiff keeps — about a dozen f32 tensors of the batch, rounded up.
+/// and the copies autodiff keeps — about a dozen f32 tensors of the batch, rounded up (a
+/// multi-feature or hidden-layer model takes more: see [`Trainer::bytes_per_sample`]).
 pub const BYTES_PER_SAMPLE: u64 = 64;
 
 /// A model, its optimizer state and its place in the data stream, on one backend.
@@ -25,10 +27,11 @@ pub struct Trainer {
     config: TrainingConfig,
     backend: Backend,
     device: Device,
-    model: LinearRegression,
-    moments: [Moments; 2],
+    model: Network,
+    moments: Vec<Moments>,
     adam: Adam,
-    data: LineData,
+    data: DataSource,
+    table: Option<Arc<PreparedTable>>,
     step: u64,
     updates: u64,
     last_loss: Option<f32>,
@@ -40,17 +43,9 @@ pub struct Trainer {
 }
 
 impl Trainer {
-    /// A fresh model for `config` on `backend`.
+    /// A fresh model for `config` on `backend` (a `--data` table is read here).
     pub fn new(config: TrainingConfig, backend: Backend) -> Result<Self> {
-        config.validate()?;
-        backend.check_batch_fits(config.batch, BYTES_PER_SAMPLE)?;
-        let device = backend.device.clone().autodiff();
-        let model = LinearRegressionConfig::new().init(config.seed, &device);
-        let moments = [
-            Moments::zeros_like(&model.w.val().inner()),
-            Moments::zeros_like(&model.b.val().inner()),
-        ];
-        Ok(Self::assemble(config, backend, device, model, moments, 0))
+        Self::start(config, backend, None, None)
     }
 
     /// Continues from a checkpoint: its parameters, Adam state and step count. `config` decides
@@ -60,57 +55,103 @@ impl Trainer {
         backend: Backend,
         checkpoint: &Checkpoint,
     ) -> Result<Self> {
-        config.validate()?;
-        backend.check_batch_fits(config.batch, BYTES_PER_SAMPLE)?;
-        let device = backend.device.clone().autodiff();
-        let model = LinearRegression::from_host(&checkpoint.params, &device);
-        let inner = backend.device.clone();
-        // Without Adam's state (a SafeTensors file) Adam restarts: zero moments, t from 1.
-        let (moments, updates) = match &checkpoint.adam {
-            Some(adam) => (
-                adam.moments.clone().map(|(m, v)| Moments {
-                    m: m.to_tensor(&inner),
-                    v: v.to_tensor(&inner),
-                }),
-                adam.updates,
-            ),
-            None => (
-                [
-                    Moments::zeros_like(&model.w.val().inner()),
-                    Moments::zeros_like(&model.b.val().inner()),
-                ],
-                0,
-            ),
-        };
-        let step = checkpoint.step();
-        let mut trainer = Self::assemble(config, backend, device, model, moments, step);
-        trainer.updates = updates;
-        trainer.last_loss = checkpoint.meta.as_ref().and_then(|m| m.final_loss);
-        Ok(trainer)
+        Self::start(config, backend, None, Some(checkpoint))
     }
 
-    fn assemble(
+    /// A fresh or resumed trainer. `table` is the config's `--data` table when the caller has
+    /// read it already (it is read here otherwise).
+    pub fn start(
         config: TrainingConfig,
         backend: Backend,
-        device: Device,
-        model: LinearRegression,
-        moments: [Moments; 2],
-        step: u64,
-    ) -> Self {
+        table: Option<Arc<PreparedTable>>,
+        resume: Option<&Checkpoint>,
+    ) -> Result<Self> {
+        config.validate()?;
+        let table = match (&config.data, table) {
+            (Some(_), Some(table)) => Some(table),
+            (Some(data), None) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
+            (None, _) => None,
+        };
+        let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
+        backend.check_batch_fits(config.batch, Self::bytes_per_sample(&spec))?;
+        let device = backend.device.clone().autodiff();
+        let inner = backend.device.clone();
+        let mut params = match resume {
+            Some(checkpoint) => {
+                check_same_model(checkpoint, &spec)?;
+                checkpoint.params.clone()
+            }
+            None => {
+                let mut params = spec.init(config.seed);
+                // Raw (unstandardized) targets may sit far from 0: start the output bias at
+                // their mean, so Adam's steps go into the fit, not into walking there.
+                if let Some(table) = table.as_ref().filter(|t| t.target_scaling.is_none()) {
+                    let bias = params.last_mut().expect("a model has parameters");
+                    bias.data = vec![table.training_target_mean() as f32];
+                }
+                params
+            }
+        };
+        // Checkpoints keep the data's units; training runs on the scaled features and target.
+        if let (Some(table), Some(_)) = (&table, resume) {
+            table.to_training_space(&mut params);
+        }
+        let mut model = Network::from_host(&spec, &params, &device);
+        model.params = model.params.into_iter().map(Tensor::require_grad).collect();
+        let zeros = || {
+            model
+                .params
+                .iter()
+                .map(|p| Moments::zeros_like(&p.clone().inner()))
+                .collect()
+        };
+        // Without Adam's state (a SafeTensors file) Adam restarts: zero moments, t from 1.
+        let (moments, updates) = match resume.and_then(|c| c.adam.as_ref()) {
+            Some(adam) => (
+                adam.moments
+                    .iter()
+                    .map(|(m, v)| Moments {
+                        m: m.to_tensor(&inner),
+                        v: v.to_tensor(&inner),
+                    })
+                    .collect(),
+                adam.updates,
+            ),
+            None => (zeros(), 0),
+        };
+        let data = match &table {
+            Some(table) => DataSource::table(table, &config, &device),
+            None => DataSource::synthetic(&config),
+        };
         let sync_every_step = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
-        Self {
+        Ok(Self {
             adam: Adam::new(&config),
-            data: LineData::new(&config),
+            step: resume.map_or(0, Checkpoint::step),
+            last_loss: resume
+                .and_then(|c| c.meta.as_ref())
+                .and_then(|m| m.final_loss),
             config,
             backend,
             device,
             model,
             moments,
-            step,
-            updates: step,
-            last_loss: None,
+            data,
+            table,
+            updates,
             sync_every_step,
-        }
+        })
+    }
+
+    /// Memory a step takes per sample: [`BYTES_PER_SAMPLE`] for the one-input linear model,
+    /// more for wider inputs and hidden layers (each activation is kept for the backward pass).
+    pub fn bytes_per_sample(spec: &ModelSpec) -> u64 {
+        let widths: u64 = spec.widths().iter().map(|w| *w as u64).sum();
+        BYTES_PER_SAMPLE.max(16 * widths)
+    }
+
+    /// The CSV table this trainer fits, for a `--data` run.
+    pub fn table(&self) -> Option<&Arc<PreparedTable>> {
+        self.table.as_ref()
     }
 
     /// Steps taken so far, across resumes.
@@ -128,8 +169,8 @@ impl Trainer {
         &self.config
     }
 
-    /// The model as it stands.
-    pub fn model(&self) -> &LinearRegression {
+    /// The model as it stands (in the scaled space for a standardized `--data` run).
+    pub fn model(&self) -> &Network {
         &self.model
     }
 
@@ -189,13 +230,15 @@ impl Trainer {
         let loss = mse(self.model.forward(x), y);
         let loss_value = loss.clone().inner();
         let grads = loss.backward();
-        let [mw, mb] = self.moments.clone();
         self.updates += 1;
-        let (w, mw) = self.update(&self.model.w.val(), &grads, mw, self.updates);
-        let (b, mb) = self.update(&self.model.b.val(), &grads, mb, self.updates);
-        self.model.w = self.model.w.clone().map(|_| w);
-        self.model.b = self.model.b.clone().map(|_| b);
-        self.moments = [mw, mb];
+        let moments = std::mem::take(&mut self.moments);
+        let mut params = Vec::with_capacity(moments.len());
+        for (param, moments) in self.model.params.iter().zip(moments) {
+            let (updated, moments) = self.update(param, &grads, moments, self.updates);
+            params.push(updated);
+            self.moments.push(moments);
+        }
+        self.model.params = params;
         loss_value
     }
 
@@ -213,8 +256,12 @@ impl Trainer {
         (Tensor::from_inner(updated).require_grad(), moments)
     }
 
+    /// The loss in the target's units (a standardized table's model trains on the scaled
+    /// target).
     fn read_loss(&self, loss: Tensor<1>) -> Result<f32> {
+        let scale = self.table.as_ref().map_or(1.0, |t| t.loss_scale());
         loss.try_into_scalar::<f32>()
+            .map(|loss| loss * scale)
             .map_err(|e| self.device_error(format!("{e:?}")))
     }
 
@@ -235,16 +282,25 @@ impl Trainer {
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         let moments = self
             .moments
-            .clone()
+            .iter()
             .map(|m| -> Result<(HostTensor, HostTensor)> {
-                Ok((HostTensor::from_tensor(m.m)?, HostTensor::from_tensor(m.v)?))
-            });
-        let [mw, mb] = moments;
+                Ok((
+                    HostTensor::from_tensor(m.m.clone())?,
+                    HostTensor::from_tensor(m.v.clone())?,
+                ))
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let mut params: Vec<HostTensor> =
+            self.model.to_host()?.into_iter().map(|p| p.value).collect();
+        if let Some(table) = &self.table {
+            table.to_data_units(&mut params);
+        }
         Ok(Checkpoint {
-            params: self.model.to_host()?,
+            spec: self.model.spec.clone(),
+            params,
             adam: Some(AdamSnapshot {
                 updates: self.updates,
-                moments: [mw?, mb?],
+                moments,
             }),
             meta: Some(Metadata::from(RunRecord {
                 config: &self.config,
@@ -253,6 +309,7 @@ impl Trainer {
                 step: self.step,
                 adam_updates: self.updates,
                 final_loss: self.last_loss,
+                data: self.table.as_ref().map(|t| t.record()),
             })),
         })
     }
@@ -282,6 +339,21 @@ impl Engine for Trainer {
     fn checkpoint(&self) -> Result<Checkpoint> {
         Trainer::checkpoint(self)
     }
+
+    fn table(&self) -> Option<&Arc<PreparedTable>> {
+        Trainer::table(self)
+    }
+}
+
+/// A checkpoint resumes only into the model it holds.
+pub(crate) fn check_same_model(checkpoint: &Checkpoint, spec: &ModelSpec) -> Result<()> {
+    if checkpoint.spec == *spec {
+        return Ok(());
+    }
+    Err(Error::ModelMismatch {
+        checkpoint: checkpoint.spec.describe(),
+        requested: spec.describe(),
+    })
 }
 
 /// The result of [`train`]: the run and the final state.

@@ -11,9 +11,9 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use super::metadata::MetadataDoc;
-use super::{AdamSnapshot, Checkpoint, check_moments, check_param, parse_t};
+use super::{AdamSnapshot, Checkpoint, activation_of, check_moments, parse_t};
 use crate::host::HostTensor;
-use crate::model::PARAM_NAMES;
+use crate::model::{Activation, ModelSpec};
 
 /// The namespace the autograd seed program gives its Adam optimizer.
 pub const ADAM_NAMESPACE: &str = "linear_reg_adam";
@@ -75,15 +75,57 @@ pub fn display_name(namespace: &str, name: &str) -> String {
     }
 }
 
+/// The namespace that holds the model: the default one when it has `w`/`b` or `w1`/`b1`, …,
+/// else the one other namespace that does (the autograd crate's examples may name theirs).
+fn model_namespace(variables: &[Variable]) -> Result<String, String> {
+    let is_param = |name: &str| matches!(name, "w" | "b" | "w1" | "b1");
+    let mut namespaces: Vec<&str> = variables
+        .iter()
+        .filter(|v| v.namespace != ADAM_NAMESPACE && is_param(&v.name))
+        .map(|v| v.namespace.as_str())
+        .collect();
+    namespaces.sort();
+    namespaces.dedup();
+    match namespaces.as_slice() {
+        [] => Err(
+            "no model variables (expected `w` and `b`, or `w1`, `b1`, …, in one namespace)".into(),
+        ),
+        [one] => Ok(one.to_string()),
+        many if many.contains(&"") => Ok(String::new()),
+        many => Err(format!(
+            "model variables in several namespaces ({}); burnfit reads one model",
+            many.join(", ")
+        )),
+    }
+}
+
+/// The model's variables, in order, with the architecture they describe.
+fn model_variables(
+    variables: &[Variable],
+    activation: Activation,
+) -> Result<(ModelSpec, Vec<&Variable>), String> {
+    let namespace = model_namespace(variables)?;
+    let find = |name: &str| {
+        variables
+            .iter()
+            .find(|v| v.namespace == namespace && v.name == name)
+    };
+    let (spec, _) = ModelSpec::infer(|name| find(name).map(|v| &v.value), activation)
+        .map_err(|e| e.replace("no tensor", "no variable"))?;
+    let vars = spec
+        .param_names()
+        .iter()
+        .map(|name| find(name).expect("infer found it"))
+        .collect();
+    Ok((spec, vars))
+}
+
 /// Display names of the variables that belong to the model or to its Adam state.
 pub fn model_variable_names(variables: &[Variable]) -> Vec<String> {
     let mut names = Vec::new();
-    for param in PARAM_NAMES {
-        if let Some(var) = variables
-            .iter()
-            .find(|v| v.namespace.is_empty() && v.name == param)
-        {
-            names.push(param.to_owned());
+    if let Ok((_, vars)) = model_variables(variables, Activation::default()) {
+        for var in vars {
+            names.push(display_name(&var.namespace, &var.name));
             for suffix in ["m", "v", "t"] {
                 names.push(display_name(ADAM_NAMESPACE, &format!("{}{suffix}", var.id)));
             }
@@ -105,7 +147,7 @@ pub fn to_bytes(checkpoint: &Checkpoint) -> Vec<u8> {
             data: tensor.data.clone(),
         });
     };
-    for (name, tensor) in PARAM_NAMES.iter().zip(&checkpoint.params) {
+    for (name, tensor) in checkpoint.spec.param_names().iter().zip(&checkpoint.params) {
         push(key("", name), tensor);
     }
     if let Some(adam) = &checkpoint.adam {
@@ -192,40 +234,38 @@ pub fn variables(bytes: &[u8]) -> Result<(Vec<Variable>, Option<MetadataDoc>), S
 /// are left out (see [`variables`] to list them).
 pub fn from_bytes(bytes: &[u8]) -> Result<Checkpoint, String> {
     let (variables, metadata) = variables(bytes)?;
+    let meta = metadata.map(MetadataDoc::into_metadata).transpose()?;
+    let (spec, vars) = model_variables(&variables, activation_of(meta.as_ref()))?;
+    let names = spec.param_names();
+    let ids: Vec<usize> = vars.iter().map(|v| v.id).collect();
+    let params: Vec<HostTensor> = vars.iter().map(|v| v.value.clone()).collect();
     let find = |namespace: &str, name: &str| {
         variables
             .iter()
             .find(|v| v.namespace == namespace && v.name == name)
     };
-    let mut params = Vec::new();
-    let mut ids = Vec::new();
-    for name in PARAM_NAMES {
-        let var = find("", name)
-            .ok_or_else(|| format!("no variable `{name}` in the default namespace"))?;
-        check_param(name, &var.value)?;
-        params.push(var.value.clone());
-        ids.push(var.id);
-    }
-    let adam = adam_state(&ids, &params, &find)?;
-    let meta = metadata.map(MetadataDoc::into_metadata).transpose()?;
-    let [w, b]: [HostTensor; 2] = params.try_into().expect("two parameters");
-    Ok(Checkpoint {
-        params: [w, b],
+    let adam = adam_state(&ids, &names, &params, &find)?;
+    let checkpoint = Checkpoint {
+        spec,
+        params,
         adam,
         meta,
-    })
+    };
+    checkpoint.check_against_metadata()?;
+    Ok(checkpoint)
 }
 
 /// Adam's state for the parameters with variable ids `ids`: all of it, or none at all.
 fn adam_state<'a>(
     ids: &[usize],
+    names: &[String],
     params: &[HostTensor],
     find: &dyn Fn(&str, &str) -> Option<&'a Variable>,
 ) -> Result<Option<AdamSnapshot>, String> {
     let mut moments = Vec::new();
     let mut times = Vec::new();
     let mut missing = Vec::new();
-    for ((id, param), pname) in ids.iter().zip(params).zip(PARAM_NAMES) {
+    for ((id, param), pname) in ids.iter().zip(params).zip(names) {
         let get = |suffix: &str| find(ADAM_NAMESPACE, &format!("{id}{suffix}"));
         match (get("m"), get("v"), get("t")) {
             (Some(m), Some(v), Some(t)) => {
@@ -234,7 +274,7 @@ fn adam_state<'a>(
                 moments.push((m.value.clone(), v.value.clone()));
                 times.push(t);
             }
-            (None, None, None) => missing.push(pname),
+            (None, None, None) => missing.push(pname.as_str()),
             _ => {
                 return Err(format!(
                     "Adam state of `{pname}` is incomplete (needs {id}m, {id}v and {id}t)"
@@ -254,10 +294,9 @@ fn adam_state<'a>(
     if times.windows(2).any(|w| w[0] != w[1]) {
         return Err(format!("Adam step counters disagree: {times:?}"));
     }
-    let [w, b]: [(HostTensor, HostTensor); 2] = moments.try_into().expect("two parameters");
     Ok(Some(AdamSnapshot {
         updates: times[0] - 1,
-        moments: [w, b],
+        moments,
     }))
 }
 
@@ -273,10 +312,11 @@ mod tests {
 
     fn sample() -> Checkpoint {
         Checkpoint {
-            params: [one(2.5), one(-1.0)],
+            spec: ModelSpec::linear(1),
+            params: vec![one(2.5), one(-1.0)],
             adam: Some(AdamSnapshot {
                 updates: 1000,
-                moments: [(one(0.1), one(2.0)), (one(-0.2), one(0.5))],
+                moments: vec![(one(0.1), one(2.0)), (one(-0.2), one(0.5))],
             }),
             meta: Some(Metadata {
                 format_version: FORMAT_VERSION,
@@ -288,6 +328,7 @@ mod tests {
                 config: TrainingConfig::default(),
                 adam_updates: Some(1000),
                 engine: Some("autodiff".into()),
+                data: None,
             }),
         }
     }

@@ -7,7 +7,7 @@
 
 use serde::de::{Deserialize, Deserializer, IgnoredAny, MapAccess, Visitor};
 
-use super::{FORMAT_VERSION, METADATA_KEY, Metadata};
+use super::{DataRecord, FORMAT_VERSION, METADATA_KEY, Metadata};
 use crate::config::TrainingConfig;
 
 /// burnfit's metadata as a file holds it, before it is checked.
@@ -22,6 +22,7 @@ pub struct MetadataDoc {
     config: Option<TrainingConfig>,
     adam_updates: Option<u64>,
     engine: Option<String>,
+    data: Option<DataRecord>,
     unknown: Option<String>,
     repeated: Option<String>,
 }
@@ -66,6 +67,7 @@ impl<'de> Visitor<'de> for DocVisitor {
                 "config" => doc.config = Some(map.next_value()?),
                 "adam_updates" => doc.adam_updates = Some(map.next_value()?),
                 "engine" => doc.engine = Some(map.next_value()?),
+                "data" => doc.data = Some(map.next_value()?),
                 _ => {
                     map.next_value::<IgnoredAny>()?;
                     doc.unknown.get_or_insert(key);
@@ -117,6 +119,41 @@ impl MetadataDoc {
         config
             .validate()
             .map_err(|e| format!("`{METADATA_KEY}` metadata holds an invalid config: {e}"))?;
+        match (&config.data, &self.data) {
+            (Some(_), None) => {
+                return Err(format!(
+                    "`{METADATA_KEY}` metadata: a CSV run without its `data` record"
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(format!(
+                    "`{METADATA_KEY}` metadata: a `data` record, but the config names no data file"
+                ));
+            }
+            (Some(_), Some(data)) => {
+                let d = data.features.len();
+                if d == 0
+                    || data
+                        .scaling
+                        .as_ref()
+                        .is_some_and(|s| s.mean.len() != d || s.std.len() != d)
+                {
+                    return Err(format!(
+                        "`{METADATA_KEY}` metadata: the `data` record's features and scaling disagree"
+                    ));
+                }
+                let bad_scaling = data.scaling.as_ref().is_some_and(|s| {
+                    s.mean.iter().chain(&s.std).any(|v| !v.is_finite())
+                        || s.std.iter().any(|v| *v <= 0.0)
+                });
+                if bad_scaling {
+                    return Err(format!(
+                        "`{METADATA_KEY}` metadata: the `data` record's scaling is not finite and positive"
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
         let seed = self.seed.ok_or_else(|| missing("seed"))?;
         if seed != config.seed {
             return Err(format!(
@@ -134,6 +171,7 @@ impl MetadataDoc {
             config,
             adam_updates: self.adam_updates,
             engine: self.engine,
+            data: self.data,
         })
     }
 }
@@ -156,6 +194,7 @@ mod tests {
             },
             adam_updates: Some(7),
             engine: Some("fused".into()),
+            data: None,
         }
     }
 

@@ -22,7 +22,7 @@ pub use atomic::{write_atomically, write_new_temp_file};
 use crate::config::TrainingConfig;
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
-use crate::model::PARAM_NAMES;
+use crate::model::{Activation, ModelSpec};
 use metadata::MetadataDoc;
 
 /// The version of burnfit's metadata this build writes; files with a newer one are refused.
@@ -34,8 +34,10 @@ pub const METADATA_KEY: &str = "burnfit";
 /// A model's state on the host: what a checkpoint file holds.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Checkpoint {
-    /// `[w, b]`, in [`PARAM_NAMES`] order.
-    pub params: [HostTensor; 2],
+    /// The model's architecture (read from the parameters' names and shapes).
+    pub spec: ModelSpec,
+    /// The parameters' values, in [`ModelSpec::param_names`] order.
+    pub params: Vec<HostTensor>,
     /// Adam's state, when the file has it.
     pub adam: Option<AdamSnapshot>,
     /// burnfit's own metadata; absent in files written by the autograd crate.
@@ -47,8 +49,8 @@ pub struct Checkpoint {
 pub struct AdamSnapshot {
     /// Updates applied so far (the autograd crate stores this plus one as `t`).
     pub updates: u64,
-    /// `(m, v)` for each parameter, in [`PARAM_NAMES`] order.
-    pub moments: [(HostTensor, HostTensor); 2],
+    /// `(m, v)` for each parameter, in [`ModelSpec::param_names`] order.
+    pub moments: Vec<(HostTensor, HostTensor)>,
 }
 
 /// burnfit's metadata, kept under the key `"burnfit"` of every format.
@@ -77,6 +79,52 @@ pub struct Metadata {
     /// The engine that wrote the file: `autodiff` or `fused` (absent in older files).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub engine: Option<String>,
+    /// The CSV file the model was fitted to, for a `--data` run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<DataRecord>,
+}
+
+/// What a checkpoint records of the CSV file it was trained on: enough to predict from the
+/// right columns, to undo nothing (the parameters are in the data's own units), and to resume
+/// in the same scaled space on the same rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataRecord {
+    /// The file's name as given to `--data`.
+    pub file: String,
+    /// Data rows read (after any dropped ones).
+    pub rows: usize,
+    /// Rows skipped by `--drop-invalid-rows`.
+    pub dropped_rows: usize,
+    /// The file's content hash (16 hex digits; detects changes, not cryptographic).
+    pub hash: String,
+    /// The feature columns, in the model's input order.
+    pub features: Vec<String>,
+    /// The target column.
+    pub target: String,
+    /// Rows in the training split.
+    pub train_rows: usize,
+    /// Rows in the validation split.
+    pub val_rows: usize,
+    /// The standardization used while training: per feature mean and standard deviation over
+    /// the training rows. The checkpoint's parameters are in the data's units regardless.
+    pub scaling: Option<ScalingRecord>,
+}
+
+/// Feature means and standard deviations.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScalingRecord {
+    /// Per feature mean.
+    pub mean: Vec<f64>,
+    /// Per feature standard deviation.
+    pub std: Vec<f64>,
+    /// The target's mean over the training rows (the model trained on the scaled target).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_mean: Option<f64>,
+    /// The target's standard deviation over the training rows.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target_std: Option<f64>,
 }
 
 /// What a run on `backend` with `engine` has to say about itself after `step` steps and
@@ -94,6 +142,8 @@ pub struct RunRecord<'a> {
     pub adam_updates: u64,
     /// The last loss read back.
     pub final_loss: Option<f32>,
+    /// The CSV file, for a `--data` run.
+    pub data: Option<DataRecord>,
 }
 
 impl From<RunRecord<'_>> for Metadata {
@@ -108,6 +158,7 @@ impl From<RunRecord<'_>> for Metadata {
             config: run.config.clone(),
             adam_updates: Some(run.adam_updates),
             engine: Some(run.engine.to_string()),
+            data: run.data,
         }
     }
 }
@@ -215,22 +266,44 @@ impl Checkpoint {
 
     /// The value of a 1×1 parameter by name (`"w"` or `"b"`), for display.
     pub fn scalar_param(&self, name: &str) -> Option<f32> {
-        let index = PARAM_NAMES.iter().position(|n| *n == name)?;
+        let index = self.spec.param_names().iter().position(|n| n == name)?;
         self.params[index].data.first().copied()
+    }
+
+    /// The parameters with their names.
+    pub fn named_params(&self) -> Vec<NamedTensor> {
+        self.spec
+            .param_names()
+            .into_iter()
+            .zip(&self.params)
+            .map(|(name, value)| NamedTensor {
+                name,
+                value: value.clone(),
+            })
+            .collect()
+    }
+
+    /// A checkpoint from named parameters (as [`ModelSpec::infer`] returns them).
+    pub fn from_named(
+        spec: ModelSpec,
+        params: Vec<NamedTensor>,
+        adam: Option<AdamSnapshot>,
+        meta: Option<Metadata>,
+    ) -> Checkpoint {
+        Checkpoint {
+            spec,
+            params: params.into_iter().map(|p| p.value).collect(),
+            adam,
+            meta,
+        }
     }
 
     /// Every tensor under the name SafeTensors and burnpack files give it.
     pub fn named_tensors(&self) -> Vec<NamedTensor> {
-        let mut all: Vec<NamedTensor> = PARAM_NAMES
-            .iter()
-            .zip(&self.params)
-            .map(|(name, value)| NamedTensor {
-                name: name.to_string(),
-                value: value.clone(),
-            })
-            .collect();
+        let names = self.spec.param_names();
+        let mut all = self.named_params();
         if let Some(adam) = &self.adam {
-            for (name, (m, v)) in PARAM_NAMES.iter().zip(&adam.moments) {
+            for (name, (m, v)) in names.iter().zip(&adam.moments) {
                 for (moment, value) in [("m", m), ("v", v)] {
                     all.push(NamedTensor {
                         name: adam_name(name, moment),
@@ -256,14 +329,15 @@ impl Checkpoint {
                 .find(|t| t.name == name)
                 .map(|t| &t.value)
         };
-        let mut params = Vec::new();
-        for name in PARAM_NAMES {
-            let value = find(name).ok_or_else(|| format!("no tensor `{name}`"))?;
-            check_param(name, value)?;
-            params.push(value.clone());
-        }
-        let params: [HostTensor; 2] = params.try_into().expect("two parameters");
-        let moments: Vec<Option<(HostTensor, HostTensor)>> = PARAM_NAMES
+        let meta = contents
+            .metadata
+            .as_deref()
+            .map(|text| MetadataDoc::from_json(text).and_then(MetadataDoc::into_metadata))
+            .transpose()?;
+        let (spec, named) = ModelSpec::infer(find, activation_of(meta.as_ref()))?;
+        let names = spec.param_names();
+        let params: Vec<HostTensor> = named.into_iter().map(|p| p.value).collect();
+        let moments: Vec<Option<(HostTensor, HostTensor)>> = names
             .iter()
             .map(|p| {
                 Some((
@@ -273,11 +347,15 @@ impl Checkpoint {
             })
             .collect();
         let t = find(ADAM_T);
-        let adam = match (moments.iter().all(Option::is_some), moments.iter().any(Option::is_some), t) {
+        let adam = match (
+            moments.iter().all(Option::is_some),
+            moments.iter().any(Option::is_some),
+            t,
+        ) {
             (true, _, Some(t)) => {
-                let moments: Vec<(HostTensor, HostTensor)> = moments.into_iter().flatten().collect();
-                let moments: [(HostTensor, HostTensor); 2] = moments.try_into().expect("two parameters");
-                for ((name, (m, v)), param) in PARAM_NAMES.iter().zip(&moments).zip(&params) {
+                let moments: Vec<(HostTensor, HostTensor)> =
+                    moments.into_iter().flatten().collect();
+                for ((name, (m, v)), param) in names.iter().zip(&moments).zip(&params) {
                     check_moments(name, m, v, param)?;
                 }
                 Some(AdamSnapshot {
@@ -286,14 +364,52 @@ impl Checkpoint {
                 })
             }
             (false, false, None) => None,
-            _ => return Err("Adam state is incomplete (needs adam.w.m, adam.w.v, adam.b.m, adam.b.v and adam.t)".into()),
+            _ => {
+                let needed: Vec<String> = names
+                    .iter()
+                    .flat_map(|p| [adam_name(p, "m"), adam_name(p, "v")])
+                    .chain([ADAM_T.to_string()])
+                    .collect();
+                return Err(format!(
+                    "Adam state is incomplete (needs {})",
+                    needed.join(", ")
+                ));
+            }
         };
-        let meta = contents
-            .metadata
-            .as_deref()
-            .map(|text| MetadataDoc::from_json(text).and_then(MetadataDoc::into_metadata))
-            .transpose()?;
-        Ok(Checkpoint { params, adam, meta })
+        let checkpoint = Checkpoint {
+            spec,
+            params,
+            adam,
+            meta,
+        };
+        checkpoint.check_against_metadata()?;
+        Ok(checkpoint)
+    }
+
+    /// A file's parameters must be the model its metadata's config describes.
+    pub(crate) fn check_against_metadata(&self) -> Result<(), String> {
+        let Some(meta) = &self.meta else {
+            return Ok(());
+        };
+        let d_in = meta.data.as_ref().map_or(1, |d| d.features.len());
+        let expected = meta.config.model_spec(d_in);
+        if expected != self.spec {
+            return Err(format!(
+                "the parameters are a {} model, the metadata's config describes a {} model",
+                self.spec.describe(),
+                expected.describe()
+            ));
+        }
+        Ok(())
+    }
+
+    /// The same checkpoint with another activation, for files that do not record theirs (the
+    /// autograd crate's): `--activation` says which.
+    pub fn with_activation(mut self, activation: Activation) -> Checkpoint {
+        if self.meta.is_none() {
+            self.spec.activation = activation;
+        }
+        self
     }
 
     /// Refuses NaN and infinities: JSON cannot hold them and no loader reads them back.
@@ -454,18 +570,10 @@ fn read_file(path: &Path) -> Result<(Format, Vec<u8>)> {
     Ok((format, bytes))
 }
 
-/// A model parameter must be [1, 1] and finite.
-pub(crate) fn check_param(name: &str, value: &HostTensor) -> Result<(), String> {
-    if value.shape != [1, 1] {
-        return Err(format!(
-            "`{name}` has shape {:?}, the model needs [1, 1]",
-            value.shape
-        ));
-    }
-    if let Some(bad) = value.first_non_finite() {
-        return Err(format!("`{name}` holds a non-finite value ({bad})"));
-    }
-    Ok(())
+/// The activation a file's metadata records; files without metadata get the default (the
+/// caller may override it: [`Checkpoint::with_activation`]).
+pub(crate) fn activation_of(meta: Option<&Metadata>) -> Activation {
+    meta.map_or_else(Activation::default, |m| m.config.activation)
 }
 
 /// Adam's moments must be shaped like their parameter, finite, and v non-negative.
@@ -527,8 +635,10 @@ pub struct Inspection {
     pub namespaces: Vec<String>,
     /// Every variable: name, shape and first values.
     pub variables: Vec<VariableSummary>,
-    /// The model found in the file: `[w, b]`.
+    /// The model found in the file: `[w, b]` for a one-input linear model.
     pub model: Option<[f32; 2]>,
+    /// The model's architecture, e.g. `linear, 3 inputs` or `mlp 1-64-64-1, tanh`.
+    pub architecture: Option<String>,
     /// Why the file does not load as a model, when it does not.
     pub model_error: Option<String>,
     /// Adam's state found: its update count, when present.
@@ -582,8 +692,18 @@ impl Listing {
     }
 
     fn named(contents: Contents) -> Listing {
-        let mut known: Vec<String> = PARAM_NAMES.iter().map(|n| n.to_string()).collect();
-        for param in PARAM_NAMES {
+        let find = |name: &str| {
+            contents
+                .tensors
+                .iter()
+                .find(|t| t.name == name)
+                .map(|t| &t.value)
+        };
+        let names = ModelSpec::infer(find, Activation::default())
+            .map(|(spec, _)| spec.param_names())
+            .unwrap_or_default();
+        let mut known = names.clone();
+        for param in &names {
             known.push(adam_name(param, "m"));
             known.push(adam_name(param, "v"));
         }
@@ -639,7 +759,9 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
         model: checkpoint
             .as_ref()
             .ok()
+            .filter(|c| c.spec == ModelSpec::linear(1))
             .map(|c| [c.params[0].data[0], c.params[1].data[0]]),
+        architecture: checkpoint.as_ref().ok().map(|c| c.spec.describe()),
         model_error: checkpoint.as_ref().err().cloned(),
         optimizer_updates: checkpoint
             .as_ref()

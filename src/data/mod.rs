@@ -6,12 +6,19 @@
 //! every backend trains on the same data.
 
 pub mod philox;
+pub mod predict_csv;
+pub mod prepared;
+pub mod sine;
+pub mod source;
+pub mod table;
 
 use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backend::{Backend, BackendKind};
 use crate::config::TrainingConfig;
 pub use philox::LineStream;
+pub use prepared::PreparedTable;
+pub use source::DataSource;
 
 /// y = true_w·x + true_b + N(0, noise²), x ~ U(x_low, x_high), drawn batch by batch.
 #[derive(Clone, Debug)]

@@ -23,12 +23,12 @@ use burn::tensor::{Device, Tensor};
 
 use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
-use crate::config::TrainingConfig;
+use crate::config::{ModelKind, Task, TrainingConfig};
 use crate::data::LineStream;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
-use crate::model::LinearRegressionConfig;
+use crate::model::ModelSpec;
 use crate::optim::Adam;
 
 /// About this much work per chunk (between two looks at Ctrl-C).
@@ -159,8 +159,8 @@ pub struct FusedTrainer {
 impl FusedTrainer {
     /// A fresh model for `config` on `backend`: the same initial weights as the autodiff engine.
     pub fn new(config: TrainingConfig, backend: Backend) -> Result<Self> {
-        config.validate()?;
-        let w = LinearRegressionConfig::new().initial_weights(config.seed)[0];
+        Self::check_supports(&config)?;
+        let w = ModelSpec::linear(1).init(config.seed)[0].data[0];
         let executor = Executor::for_backend(&backend)?;
         Ok(Self {
             config,
@@ -173,6 +173,28 @@ impl FusedTrainer {
         })
     }
 
+    /// The fused step is written for the seed workload's shape: the synthetic line and the
+    /// one-input linear model. Anything else is refused, naming what.
+    pub fn check_supports(config: &TrainingConfig) -> Result<()> {
+        config.validate()?;
+        let unsupported = |message: &str| {
+            Err(Error::EngineUnsupported {
+                engine: EngineKind::Fused.name(),
+                message: format!("{message}; use --engine autodiff"),
+            })
+        };
+        if config.data.is_some() {
+            return unsupported("fits the synthetic line only, not a --data file");
+        }
+        if config.task != Task::Line {
+            return unsupported("fits the synthetic line only, not --task sine");
+        }
+        if config.model != ModelKind::Linear {
+            return unsupported("trains the linear model only, not --model mlp");
+        }
+        Ok(())
+    }
+
     /// Continues from a checkpoint of either engine.
     pub fn resume(
         config: TrainingConfig,
@@ -180,10 +202,15 @@ impl FusedTrainer {
         checkpoint: &Checkpoint,
     ) -> Result<Self> {
         let mut trainer = Self::new(config, backend)?;
-        let [w, b] = &checkpoint.params;
+        crate::train::check_same_model(checkpoint, &ModelSpec::linear(1))?;
+        let [w, b] = &checkpoint.params[..] else {
+            unreachable!("checked: the one-input linear model")
+        };
         trainer.state = FusedState::new(w.data[0], b.data[0]);
         if let Some(adam) = &checkpoint.adam {
-            let [(mw, vw), (mb, vb)] = &adam.moments;
+            let [(mw, vw), (mb, vb)] = &adam.moments[..] else {
+                unreachable!("one moment pair per parameter")
+            };
             trainer.state.m = [mw.data[0], mb.data[0]];
             trainer.state.v = [vw.data[0], vb.data[0]];
             trainer.updates = adam.updates;
@@ -302,10 +329,11 @@ impl Engine for FusedTrainer {
         let one = |v: f32| HostTensor::new(vec![1, 1], vec![v]);
         let s = self.state;
         Ok(Checkpoint {
-            params: [one(s.w), one(s.b)],
+            spec: ModelSpec::linear(1),
+            params: vec![one(s.w), one(s.b)],
             adam: Some(AdamSnapshot {
                 updates: self.updates,
-                moments: [(one(s.m[0]), one(s.v[0])), (one(s.m[1]), one(s.v[1]))],
+                moments: vec![(one(s.m[0]), one(s.v[0])), (one(s.m[1]), one(s.v[1]))],
             }),
             meta: Some(Metadata::from(RunRecord {
                 config: &self.config,
@@ -314,6 +342,7 @@ impl Engine for FusedTrainer {
                 step: self.step,
                 adam_updates: self.updates,
                 final_loss: self.last_loss,
+                data: None,
             })),
         })
     }

@@ -76,7 +76,7 @@ fn bad_checkpoints() -> Vec<(&'static str, Option<Vec<u8>>, &'static str)> {
                 "\"dim\":[1],\"data\":[2.4951487]",
                 1,
             )),
-            "needs [1, 1]",
+            "`w` has shape [1], expected [inputs, outputs]",
         ),
         (
             "future.json",

@@ -70,7 +70,7 @@ fn burn_stores_load_our_files_into_a_burn_module() {
         };
         assert_eq!(result, Ok(2), "{name}: burn applied w and b");
         let [w, b] = model.to_host().unwrap();
-        assert_eq!([w, b], c.params, "{name}");
+        assert_eq!(vec![w, b], c.params, "{name}");
     }
 }
 

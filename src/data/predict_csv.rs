@@ -1,0 +1,152 @@
+//! `burnfit predict --data`: a CSV's rows with the model's prediction added as a last column.
+//! Feature columns are found by name, so a file may hold more columns, in any order.
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+
+/// The largest CSV read for prediction.
+pub const MAX_PREDICT_BYTES: u64 = 4 << 30;
+
+/// The output CSV and how many rows it has.
+#[derive(Debug)]
+pub struct Predictions {
+    /// The CSV text: the input's header plus `prediction`, then every input row plus its value.
+    pub bytes: Vec<u8>,
+    /// Data rows.
+    pub rows: usize,
+}
+
+/// Reads `path`, predicts each row from the columns `features` (in that order) and returns the
+/// input with a `prediction` column.
+pub fn predict_rows(
+    path: &Path,
+    features: &[String],
+    delimiter: char,
+    predict: impl Fn(&[f64]) -> f64,
+) -> Result<Predictions> {
+    let error = |message: String| Error::Data {
+        path: path.to_owned(),
+        message,
+    };
+    if !delimiter.is_ascii() {
+        return Err(Error::InvalidSetting {
+            name: "--delimiter",
+            value: delimiter.to_string(),
+            expected: "must be one ASCII character",
+        });
+    }
+    let bytes = crate::input::read_regular_file(path, MAX_PREDICT_BYTES).map_err(error)?;
+    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
+    if text.iter().all(u8::is_ascii_whitespace) {
+        return Err(error("file is empty".into()));
+    }
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(delimiter as u8)
+        .flexible(true)
+        .from_reader(text);
+    let header = reader
+        .byte_headers()
+        .map_err(|e| error(format!("cannot read the header: {e}")))?
+        .clone();
+    let names: Vec<String> = header
+        .iter()
+        .map(|h| String::from_utf8_lossy(h).trim().to_string())
+        .collect();
+    let columns: Vec<usize> = features
+        .iter()
+        .map(|f| {
+            names.iter().position(|n| n == f).ok_or_else(|| {
+                error(format!(
+                    "no column `{f}` (the model's features: {}; the file has: {})",
+                    features.join(", "),
+                    names.join(", ")
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut writer = csv::WriterBuilder::new()
+        .delimiter(delimiter as u8)
+        .from_writer(Vec::with_capacity(text.len() + text.len() / 4));
+    let write_error = |e: csv::Error| error(format!("cannot write the output: {e}"));
+    let mut out_header = header.clone();
+    out_header.push_field(b"prediction");
+    writer.write_byte_record(&out_header).map_err(write_error)?;
+    let mut row = vec![0.0f64; features.len()];
+    let mut record = csv::ByteRecord::new();
+    let mut rows = 0;
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(false) => break,
+            Ok(true) => {}
+            Err(e) => return Err(error(format!("cannot read the CSV: {e}"))),
+        }
+        let line = record.position().map_or(0, |p| p.line());
+        if record.len() != header.len() {
+            return Err(error(format!(
+                "line {line}: {} fields, the header has {}",
+                record.len(),
+                header.len()
+            )));
+        }
+        for ((value, &column), name) in row.iter_mut().zip(&columns).zip(features) {
+            let cell = std::str::from_utf8(&record[column]).unwrap_or("").trim();
+            *value = match cell.parse::<f64>() {
+                Ok(v) if v.is_finite() => v,
+                _ => {
+                    return Err(error(format!(
+                        "line {line}, column `{name}`: {cell:?} is not a finite number"
+                    )));
+                }
+            };
+        }
+        let prediction = predict(&row);
+        if !prediction.is_finite() {
+            return Err(error(format!(
+                "line {line}: the prediction is not finite ({prediction})"
+            )));
+        }
+        let mut out = record.clone();
+        out.push_field(format!("{}", prediction as f32).as_bytes());
+        writer.write_byte_record(&out).map_err(write_error)?;
+        rows += 1;
+    }
+    if rows == 0 {
+        return Err(error("has a header but no data rows".into()));
+    }
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| error(format!("cannot write the output: {e}")))?;
+    Ok(Predictions { bytes, rows })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn adds_a_prediction_column_by_feature_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("in.csv");
+        std::fs::write(&path, "id,b,a\n1,2,10\n2,\"3\",20\n").unwrap();
+        let features = ["a".to_string(), "b".to_string()];
+        let out = predict_rows(&path, &features, ',', |r| r[0] + 100.0 * r[1]).unwrap();
+        assert_eq!(out.rows, 2);
+        assert_eq!(
+            String::from_utf8(out.bytes).unwrap(),
+            "id,b,a,prediction\n1,2,10,210\n2,3,20,320\n"
+        );
+        let err = predict_rows(&path, &["c".to_string()], ',', |_| 0.0)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("no column `c`") && err.contains("id, b, a"),
+            "{err}"
+        );
+        std::fs::write(&path, "a,b\n1,x\n").unwrap();
+        let err = predict_rows(&path, &features, ',', |_| 0.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 2, column `b`"), "{err}");
+    }
+}

@@ -1,0 +1,721 @@
+//! A CSV file of numbers as a table: one target column and the feature columns, as f64.
+//!
+//! The whole file is read into memory once and parsed in place (`csv`'s `ByteRecord`: no
+//! allocation per row), and only the columns in use are parsed. Every error names the line
+//! (the file's own line number: the header is line 1) and the column at fault.
+//!
+//! The rows are split into training and validation rows by [`holdout_split`], visited in a
+//! fresh order each epoch by [`epoch_permutation`], and standardized by [`Scaling`].
+
+pub mod scaling;
+pub mod split;
+
+use std::path::Path;
+
+use crate::error::{Error, Result};
+pub use scaling::Scaling;
+pub use split::{epoch_permutation, holdout_split};
+
+/// The largest data file read: the table is held in memory whole.
+const MAX_FILE_BYTES: u64 = 4 << 30;
+
+/// How to read a data file.
+#[derive(Clone, Debug, PartialEq)]
+pub struct TableOptions {
+    /// The column to predict.
+    pub target: String,
+    /// The feature columns, in the model's order; `None`: every column but the target, in file
+    /// order.
+    pub features: Option<Vec<String>>,
+    /// The field separator, e.g. `b','` or `b'\t'`.
+    pub delimiter: u8,
+    /// Skip (and count) rows with an empty, non-numeric or non-finite cell in a column in use,
+    /// instead of failing on the first one.
+    pub drop_invalid_rows: bool,
+}
+
+impl TableOptions {
+    /// Comma-separated, every other column a feature, invalid rows an error.
+    pub fn new(target: impl Into<String>) -> Self {
+        Self {
+            target: target.into(),
+            features: None,
+            delimiter: b',',
+            drop_invalid_rows: false,
+        }
+    }
+}
+
+/// The numbers of a data file: `x` (rows × d, row-major) and `y` (rows).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Table {
+    /// The path as given, for messages and metadata.
+    pub file_name: String,
+    /// Every column of the header, in file order.
+    pub columns: Vec<String>,
+    /// The feature columns, in the order of `x`'s columns.
+    pub feature_names: Vec<String>,
+    /// The target column.
+    pub target_name: String,
+    /// The features, row-major: row `i` is `x[i * d..(i + 1) * d]`.
+    pub x: Vec<f64>,
+    /// The target of each row.
+    pub y: Vec<f64>,
+    /// Rows skipped because of an invalid cell (only with `drop_invalid_rows`).
+    pub dropped_rows: usize,
+    /// [`content_hash`] of the file's bytes: tells whether a file changed, see there.
+    pub content_hash: u64,
+    /// The file's size in bytes.
+    pub bytes: u64,
+}
+
+impl Table {
+    /// Reads and checks the data file at `path`.
+    pub fn read(path: &Path, options: &TableOptions) -> Result<Table> {
+        let fail = |message: String| Error::Data {
+            path: path.to_path_buf(),
+            message,
+        };
+        let bytes = match std::fs::metadata(path) {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                return Err(fail("no such file".into()));
+            }
+            _ => crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(fail)?,
+        };
+        Self::parse(&bytes, path, options)
+    }
+
+    /// The table in `bytes`, the contents of the file `path`.
+    fn parse(bytes: &[u8], path: &Path, options: &TableOptions) -> Result<Table> {
+        let fail = |message: String| Error::Data {
+            path: path.to_path_buf(),
+            message,
+        };
+        if matches!(options.delimiter, b'"' | b'\n' | b'\r') {
+            return Err(fail(format!(
+                "the delimiter cannot be {:?}",
+                options.delimiter as char
+            )));
+        }
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Err(fail("the file is empty".into()));
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .delimiter(options.delimiter)
+            // Ragged rows are found below, so that the message names both counts.
+            .flexible(true)
+            .from_reader(text);
+        let header = reader
+            .byte_headers()
+            .map_err(|e| fail(format!("line 1: {e}")))?;
+        let columns = header
+            .iter()
+            .map(|name| String::from_utf8_lossy(name.trim_ascii()).into_owned())
+            .collect::<Vec<_>>();
+        let layout = Layout::new(&columns, options).map_err(fail)?;
+
+        let d = layout.feature_names.len();
+        // Row count estimate from the line count (a quoted field may span lines: only a guess).
+        let lines = text.iter().filter(|&&b| b == b'\n').count() + 1;
+        let mut x = Vec::with_capacity(lines.saturating_sub(1) * d);
+        let mut y = Vec::with_capacity(lines.saturating_sub(1));
+        let mut dropped_rows = 0;
+        let mut first_invalid = None;
+        let mut record = csv::ByteRecord::new();
+        let mut row = vec![0.0; d + 1];
+        loop {
+            match reader.read_byte_record(&mut record) {
+                Ok(true) => {}
+                Ok(false) => break,
+                Err(e) => return Err(fail(e.to_string())),
+            }
+            let line = || line_of(text, &record);
+            if record.len() != columns.len() {
+                return Err(fail(format!(
+                    "line {} has {} field{}, but the header has {} columns",
+                    line(),
+                    record.len(),
+                    if record.len() == 1 { "" } else { "s" },
+                    columns.len()
+                )));
+            }
+            match layout.parse_row(&record, &mut row) {
+                Ok(()) => {
+                    x.extend_from_slice(&row[..d]);
+                    y.push(row[d]);
+                }
+                Err((column, problem)) => {
+                    let message =
+                        format!("line {}, column `{}`: {problem}", line(), columns[column]);
+                    if !options.drop_invalid_rows {
+                        return Err(fail(format!(
+                            "{message} (use --drop-invalid-rows to skip such rows)"
+                        )));
+                    }
+                    dropped_rows += 1;
+                    first_invalid.get_or_insert(message);
+                }
+            }
+        }
+        if y.is_empty() {
+            return Err(fail(match first_invalid {
+                None => "no data rows after the header".into(),
+                Some(first) => format!(
+                    "all {dropped_rows} data rows have an invalid cell, so none is left (the first: {first})"
+                ),
+            }));
+        }
+        Ok(Table {
+            file_name: path.display().to_string(),
+            columns,
+            feature_names: layout.feature_names,
+            target_name: options.target.clone(),
+            x,
+            y,
+            dropped_rows,
+            content_hash: content_hash(bytes),
+            bytes: bytes.len() as u64,
+        })
+    }
+
+    /// The number of rows.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    /// The number of features.
+    pub fn d(&self) -> usize {
+        self.feature_names.len()
+    }
+
+    /// The features of row `i`.
+    pub fn row(&self, i: usize) -> &[f64] {
+        let d = self.d();
+        &self.x[i * d..(i + 1) * d]
+    }
+}
+
+/// The line of `text` on which `record` starts (1-based). csv's own position is where the reader
+/// stood before the record, i.e. before any blank lines it skipped: those are counted here.
+fn line_of(text: &[u8], record: &csv::ByteRecord) -> u64 {
+    let Some(position) = record.position() else {
+        return 0;
+    };
+    let skipped = text[position.byte() as usize..]
+        .iter()
+        .take_while(|&&b| b == b'\n' || b == b'\r')
+        .filter(|&&b| b == b'\n')
+        .count();
+    position.line() + skipped as u64
+}
+
+/// Which file column goes where: checked against the header once, then used for every row.
+struct Layout {
+    feature_names: Vec<String>,
+    /// Per file column: its slot in a parsed row (features `0..d`, the target `d`), or `None`
+    /// when unused.
+    slots: Vec<Option<usize>>,
+}
+
+impl Layout {
+    fn new(columns: &[String], options: &TableOptions) -> Result<Layout, String> {
+        if columns.iter().all(|c| c.parse::<f64>().is_ok()) {
+            return Err("the first line has no column names (a header row is required)".into());
+        }
+        for (i, name) in columns.iter().enumerate() {
+            if let Some(j) = columns[..i].iter().position(|c| !c.is_empty() && c == name) {
+                return Err(format!(
+                    "column `{name}` appears twice in the header (columns {} and {})",
+                    j + 1,
+                    i + 1
+                ));
+            }
+        }
+        let find = |name: &str, role: &str| {
+            columns.iter().position(|c| c == name).ok_or_else(|| {
+                format!(
+                    "no column `{name}` for the {role}; the columns are {}",
+                    list(columns)
+                )
+            })
+        };
+        let target = find(&options.target, "target")?;
+        let features = match &options.features {
+            Some(names) => {
+                let mut features = Vec::with_capacity(names.len());
+                for name in names {
+                    if *name == options.target {
+                        return Err(format!(
+                            "`{name}` is the target; it cannot also be a feature"
+                        ));
+                    }
+                    let column = find(name, "feature")?;
+                    if features.contains(&column) {
+                        return Err(format!("feature `{name}` is listed twice"));
+                    }
+                    features.push(column);
+                }
+                features
+            }
+            None => {
+                if let Some(i) = columns.iter().position(String::is_empty) {
+                    return Err(format!(
+                        "column {} has no name in the header; name it, or pick the features with --features",
+                        i + 1
+                    ));
+                }
+                (0..columns.len()).filter(|&c| c != target).collect()
+            }
+        };
+        if features.is_empty() {
+            return Err(format!(
+                "no feature columns: the model needs at least one besides the target `{}`",
+                options.target
+            ));
+        }
+        let mut slots = vec![None; columns.len()];
+        for (slot, &column) in features.iter().enumerate() {
+            slots[column] = Some(slot);
+        }
+        slots[target] = Some(features.len());
+        Ok(Layout {
+            feature_names: features.iter().map(|&c| columns[c].clone()).collect(),
+            slots,
+        })
+    }
+
+    /// Parses the columns in use of `record` into `row` (features, then the target), or says
+    /// which column holds what problem.
+    fn parse_row(&self, record: &csv::ByteRecord, row: &mut [f64]) -> Result<(), (usize, String)> {
+        for (column, (field, slot)) in record.iter().zip(&self.slots).enumerate() {
+            if let Some(slot) = *slot {
+                row[slot] = parse_number(field).map_err(|problem| (column, problem))?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// A cell as a finite f64: surrounding ASCII whitespace is ignored; the rest is Rust's f64
+/// syntax (`1`, `-2.5`, `3e-4`), and `nan`, `inf` and overflowing values like `1e999` are refused.
+fn parse_number(field: &[u8]) -> Result<f64, String> {
+    let cell = field.trim_ascii();
+    if cell.is_empty() {
+        return Err("the cell is empty".into());
+    }
+    match std::str::from_utf8(cell)
+        .ok()
+        .and_then(|s| s.parse::<f64>().ok())
+    {
+        Some(v) if v.is_finite() => Ok(v),
+        Some(_) => Err(format!("{} is not a finite number", shown(cell))),
+        None => Err(format!("{} is not a number", shown(cell))),
+    }
+}
+
+/// A cell for a message: quoted, at most 40 characters.
+fn shown(cell: &[u8]) -> String {
+    let text = String::from_utf8_lossy(cell);
+    match text.char_indices().nth(40) {
+        Some((end, _)) => format!("{:?}...", &text[..end]),
+        None => format!("{text:?}"),
+    }
+}
+
+/// Column names as `` `a`, `b`, `c` ``.
+fn list(columns: &[String]) -> String {
+    columns
+        .iter()
+        .map(|c| format!("`{c}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// A 64-bit hash of a file's bytes, to tell whether a data file changed between runs (e.g. a
+/// resumed run on different data). It is XXH64 with seed 0, fast (several GB/s) and
+/// well-mixed, but not cryptographic: anyone can make two files with the same hash on purpose.
+pub fn content_hash(bytes: &[u8]) -> u64 {
+    xxh64(bytes, 0)
+}
+
+/// `h` as 16 lowercase hex digits, the way burnfit shows and stores content hashes.
+pub fn hash_hex(h: u64) -> String {
+    format!("{h:016x}")
+}
+
+const P1: u64 = 0x9E37_79B1_85EB_CA87;
+const P2: u64 = 0xC2B2_AE3D_27D4_EB4F;
+const P3: u64 = 0x1656_67B1_9E37_79F9;
+const P4: u64 = 0x85EB_CA77_C2B2_AE63;
+const P5: u64 = 0x27D4_EB2F_1656_67C5;
+
+/// XXH64 (Yann Collet's xxHash, 64-bit): four independent lanes over 32-byte stripes, so the
+/// multiplies of one stripe overlap, then the lanes, the length and the tail are folded in.
+fn xxh64(bytes: &[u8], seed: u64) -> u64 {
+    let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
+    let round = |acc: u64, w: u64| {
+        acc.wrapping_add(w.wrapping_mul(P2))
+            .rotate_left(31)
+            .wrapping_mul(P1)
+    };
+    let merge = |h: u64, lane: u64| (h ^ round(0, lane)).wrapping_mul(P1).wrapping_add(P4);
+
+    let stripes = bytes.chunks_exact(32);
+    let mut rest = stripes.remainder();
+    let mut h = if bytes.len() >= 32 {
+        let mut lanes = [
+            seed.wrapping_add(P1).wrapping_add(P2),
+            seed.wrapping_add(P2),
+            seed,
+            seed.wrapping_sub(P1),
+        ];
+        for stripe in stripes {
+            for (lane, w) in lanes.iter_mut().zip(stripe.chunks_exact(8)) {
+                *lane = round(*lane, word(w));
+            }
+        }
+        let [a, b, c, d] = lanes;
+        let h = a
+            .rotate_left(1)
+            .wrapping_add(b.rotate_left(7))
+            .wrapping_add(c.rotate_left(12))
+            .wrapping_add(d.rotate_left(18));
+        lanes.iter().fold(h, |h, &lane| merge(h, lane))
+    } else {
+        seed.wrapping_add(P5)
+    };
+    h = h.wrapping_add(bytes.len() as u64);
+    while rest.len() >= 8 {
+        h = (h ^ round(0, word(rest)))
+            .rotate_left(27)
+            .wrapping_mul(P1)
+            .wrapping_add(P4);
+        rest = &rest[8..];
+    }
+    if rest.len() >= 4 {
+        let w = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as u64;
+        h = (h ^ w.wrapping_mul(P1))
+            .rotate_left(23)
+            .wrapping_mul(P2)
+            .wrapping_add(P3);
+        rest = &rest[4..];
+    }
+    for &b in rest {
+        h = (h ^ (b as u64).wrapping_mul(P5))
+            .rotate_left(11)
+            .wrapping_mul(P1);
+    }
+    h ^= h >> 33;
+    h = h.wrapping_mul(P2);
+    h ^= h >> 29;
+    h = h.wrapping_mul(P3);
+    h ^ (h >> 32)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &str, options: &TableOptions) -> Result<Table> {
+        Table::parse(text.as_bytes(), Path::new("t.csv"), options)
+    }
+
+    fn message(text: &str, options: &TableOptions) -> String {
+        let err = read(text, options).unwrap_err();
+        assert_eq!(err.exit_code(), 2);
+        err.to_string()
+    }
+
+    fn y() -> TableOptions {
+        TableOptions::new("y")
+    }
+
+    #[test]
+    fn table_columns_rows_and_features_in_file_order() {
+        let table = read("a,y,b\n1,2,3\n4,5,6\n", &y()).unwrap();
+        assert_eq!(table.columns, ["a", "y", "b"]);
+        assert_eq!(table.feature_names, ["a", "b"]);
+        assert_eq!(table.target_name, "y");
+        assert_eq!((table.rows(), table.d()), (2, 2));
+        assert_eq!(table.x, [1.0, 3.0, 4.0, 6.0]);
+        assert_eq!(table.row(1), [4.0, 6.0]);
+        assert_eq!(table.y, [2.0, 5.0]);
+        assert_eq!(table.dropped_rows, 0);
+        assert_eq!(table.bytes, 18);
+        assert_eq!(table.content_hash, content_hash(b"a,y,b\n1,2,3\n4,5,6\n"));
+    }
+
+    #[test]
+    fn table_features_pick_and_order_columns() {
+        let options = TableOptions {
+            features: Some(vec!["c".into(), "a".into()]),
+            ..y()
+        };
+        let table = read("a,b,c,y\n1,2,3,4\n", &options).unwrap();
+        assert_eq!(table.feature_names, ["c", "a"]);
+        assert_eq!(table.x, [3.0, 1.0]);
+        assert_eq!(table.y, [4.0]);
+    }
+
+    #[test]
+    fn table_reads_bom_quotes_crlf_spaces_and_other_delimiters() {
+        let text = "\u{feff}\"x 1\" ; y \r\n\" 1.5\";-2e3\r\n\r\n3;\"4\"\r\n";
+        let options = TableOptions {
+            delimiter: b';',
+            ..y()
+        };
+        let table = read(text, &options).unwrap();
+        assert_eq!(table.columns, ["x 1", "y"]);
+        assert_eq!(table.x, [1.5, 3.0]);
+        assert_eq!(table.y, [-2000.0, 4.0]);
+    }
+
+    #[test]
+    fn table_missing_empty_and_headerless_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let missing = dir.path().join("missing.csv");
+        let err = Table::read(&missing, &y()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("data file {}: no such file", missing.display())
+        );
+        assert_eq!(err.exit_code(), 2);
+        let err = Table::read(dir.path(), &y()).unwrap_err().to_string();
+        assert!(err.ends_with("is a directory, not a file"), "{err}");
+
+        assert_eq!(message("", &y()), "data file t.csv: the file is empty");
+        assert_eq!(
+            message("\u{feff}\n \n", &y()),
+            "data file t.csv: the file is empty"
+        );
+        assert_eq!(
+            message("x,y\n", &y()),
+            "data file t.csv: no data rows after the header"
+        );
+        assert_eq!(
+            message("1,2\n3,4\n", &y()),
+            "data file t.csv: the first line has no column names (a header row is required)"
+        );
+    }
+
+    #[test]
+    fn table_reads_a_real_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("d.csv");
+        std::fs::write(&path, "x,y\n1,2\n").unwrap();
+        let table = Table::read(&path, &y()).unwrap();
+        assert_eq!(table.file_name, path.display().to_string());
+        assert_eq!(
+            (table.x.as_slice(), table.y.as_slice()),
+            (&[1.0][..], &[2.0][..])
+        );
+    }
+
+    #[test]
+    fn table_column_name_errors() {
+        assert_eq!(
+            message("a,b\n1,2\n", &y()),
+            "data file t.csv: no column `y` for the target; the columns are `a`, `b`"
+        );
+        let features = |names: &[&str]| TableOptions {
+            features: Some(names.iter().map(|s| s.to_string()).collect()),
+            ..y()
+        };
+        assert_eq!(
+            message("a,y\n1,2\n", &features(&["b"])),
+            "data file t.csv: no column `b` for the feature; the columns are `a`, `y`"
+        );
+        assert_eq!(
+            message("a,y,a\n1,2,3\n", &y()),
+            "data file t.csv: column `a` appears twice in the header (columns 1 and 3)"
+        );
+        assert_eq!(
+            message("a,y\n1,2\n", &features(&["a", "a"])),
+            "data file t.csv: feature `a` is listed twice"
+        );
+        assert_eq!(
+            message("a,y\n1,2\n", &features(&["a", "y"])),
+            "data file t.csv: `y` is the target; it cannot also be a feature"
+        );
+        assert_eq!(
+            message("y\n1\n", &y()),
+            "data file t.csv: no feature columns: the model needs at least one besides the target `y`"
+        );
+        assert_eq!(
+            message("a,y\n1,2\n", &features(&[])),
+            "data file t.csv: no feature columns: the model needs at least one besides the target `y`"
+        );
+        assert_eq!(
+            message(",a,y\n0,1,2\n", &y()),
+            "data file t.csv: column 1 has no name in the header; name it, or pick the features with --features"
+        );
+        let quote = TableOptions {
+            delimiter: b'"',
+            ..y()
+        };
+        assert_eq!(
+            message("a,y\n1,2\n", &quote),
+            "data file t.csv: the delimiter cannot be '\"'"
+        );
+        // An unnamed column nobody asks for is fine.
+        let table = read(",a,y\n0,1,2\n", &features(&["a"])).unwrap();
+        assert_eq!(table.x, [1.0]);
+    }
+
+    #[test]
+    fn table_invalid_cells_name_line_and_column() {
+        let text = "x1,x2,y\n1,2,3\n4,abc,6\n";
+        assert_eq!(
+            message(text, &y()),
+            "data file t.csv: line 3, column `x2`: \"abc\" is not a number (use --drop-invalid-rows to skip such rows)"
+        );
+        assert_eq!(
+            message("x1,x2,y\n1,,3\n", &y()),
+            "data file t.csv: line 2, column `x2`: the cell is empty (use --drop-invalid-rows to skip such rows)"
+        );
+        for bad in ["nan", "NaN", "inf", "-infinity", "1e999"] {
+            assert_eq!(
+                message(&format!("x,y\n1,{bad}\n"), &y()),
+                format!(
+                    "data file t.csv: line 2, column `y`: {bad:?} is not a finite number (use --drop-invalid-rows to skip such rows)"
+                )
+            );
+        }
+        // A quoted field over two lines: the next row's line number is still the file's.
+        assert_eq!(
+            message("x,y\n\"1\n\",2\n3,?\n", &y()),
+            "data file t.csv: line 4, column `y`: \"?\" is not a number (use --drop-invalid-rows to skip such rows)"
+        );
+        // Cells outside the columns in use are never looked at.
+        let options = TableOptions {
+            features: Some(vec!["x1".into()]),
+            ..y()
+        };
+        assert_eq!(read(text, &options).unwrap().x, [1.0, 4.0]);
+    }
+
+    #[test]
+    fn table_drops_invalid_rows_when_asked() {
+        let options = TableOptions {
+            drop_invalid_rows: true,
+            ..y()
+        };
+        let table = read("x,y\n1,2\nnan,3\n4,\n5,6\n", &options).unwrap();
+        assert_eq!(
+            (table.x.as_slice(), table.y.as_slice()),
+            (&[1.0, 5.0][..], &[2.0, 6.0][..])
+        );
+        assert_eq!(table.dropped_rows, 2);
+        assert_eq!(
+            message("x,y\nnan,3\n4,\n", &options),
+            "data file t.csv: all 2 data rows have an invalid cell, so none is left (the first: line 2, column `x`: \"nan\" is not a finite number)"
+        );
+    }
+
+    #[test]
+    fn table_ragged_rows_name_both_counts() {
+        let options = TableOptions {
+            drop_invalid_rows: true,
+            ..y()
+        };
+        assert_eq!(
+            message("x,y\n1,2\n3,4,5\n", &options),
+            "data file t.csv: line 3 has 3 fields, but the header has 2 columns"
+        );
+        assert_eq!(
+            message("a,x,y\n1,2,3\n\n4,5\n", &y()),
+            "data file t.csv: line 4 has 2 fields, but the header has 3 columns"
+        );
+        // Line numbers are the file's, with CRLF, blank lines and a BOM.
+        assert_eq!(
+            message("\u{feff}x,y\r\n\r\n1,2\r\n\r\n\r\n3\r\n", &y()),
+            "data file t.csv: line 6 has 1 field, but the header has 2 columns"
+        );
+        assert_eq!(
+            message("\n\nx,y\n1,2\n3\n", &y()),
+            "data file t.csv: line 5 has 1 field, but the header has 2 columns"
+        );
+    }
+
+    #[test]
+    fn table_long_cells_are_cut_in_messages() {
+        let long = "z".repeat(100);
+        let err = message(&format!("x,y\n1,{long}\n"), &y());
+        assert!(
+            err.contains(&format!("\"{}\"... is not a number", "z".repeat(40))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn table_hash_matches_xxh64_known_answers() {
+        // From the reference implementation (libxxhash 0.8.1, XXH64 with seed 0).
+        let long: Vec<u8> = (0..=255u8).cycle().take(1024).chain(*b"tail!").collect();
+        let cases: [(&[u8], u64); 5] = [
+            (b"", 0xef46_db37_51d8_e999),
+            (b"a", 0xd24e_c4f1_a98c_6e5b),
+            (b"abc", 0x44bc_2cf5_ad77_0999),
+            (b"x,y\n1,2\n", 0x3e3a_9410_e49b_8724),
+            (&long, 0x92fd_9dcc_ca84_e2eb),
+        ];
+        for (bytes, expected) in cases {
+            assert_eq!(content_hash(bytes), expected, "{} bytes", bytes.len());
+        }
+        assert_eq!(hash_hex(0xef46_db37_51d8_e999), "ef46db3751d8e999");
+        assert_eq!(hash_hex(0x1f), "000000000000001f");
+    }
+
+    /// A numeric CSV of `rows` rows × 11 columns (`x1`..`x10`, `y`), about 140 bytes a row.
+    fn numeric_csv(rows: usize) -> Vec<u8> {
+        use std::io::Write;
+        let mut out = Vec::with_capacity(rows * 140 + 64);
+        let names: Vec<String> = (1..=10).map(|j| format!("x{j}")).collect();
+        writeln!(out, "{},y", names.join(",")).unwrap();
+        let mut state = 7u64;
+        for _ in 0..rows {
+            for j in 0..11 {
+                state = crate::data::splitmix64(state);
+                let v = (state >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0;
+                let sep = if j == 10 { '\n' } else { ',' };
+                write!(out, "{v:.9}{sep}").unwrap();
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn table_reads_a_generated_numeric_file() {
+        let bytes = numeric_csv(1000);
+        let table = Table::parse(&bytes, Path::new("n.csv"), &y()).unwrap();
+        assert_eq!((table.rows(), table.d()), (1000, 10));
+        assert!(table.x.iter().chain(&table.y).all(|v| v.abs() <= 100.0));
+    }
+
+    /// Ingest and hash speed on 1,000,000 rows × 11 columns:
+    /// `cargo test --release --features flex --lib -- --ignored table_speed --nocapture`
+    #[test]
+    #[ignore = "a measurement, prints MB/s"]
+    fn table_speed() {
+        let bytes = numeric_csv(1_000_000);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.csv");
+        std::fs::write(&path, &bytes).unwrap();
+        let mb = bytes.len() as f64 / 1e6;
+        for _ in 0..3 {
+            let start = std::time::Instant::now();
+            let table = Table::read(&path, &y()).unwrap();
+            let read = start.elapsed().as_secs_f64();
+            let start = std::time::Instant::now();
+            let h = std::hint::black_box(content_hash(std::hint::black_box(&bytes)));
+            let hash = start.elapsed().as_secs_f64();
+            assert_eq!((table.rows(), table.content_hash), (1_000_000, h));
+            println!(
+                "{mb:.0} MB: read {:.0} MB/s ({read:.2} s), hash {:.1} GB/s",
+                mb / read,
+                mb / hash / 1e3
+            );
+        }
+    }
+}

@@ -1,0 +1,366 @@
+//! The decisions `train` makes before the loop: the config (defaults, then a checkpoint's,
+//! then a config file, then flags), the step count (`--steps`, `--epochs`, or a resumed run's
+//! target), the engine, and the checks on a `--data` file — in the library, so that a program
+//! can do what the command line does without it.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::checkpoint::Checkpoint;
+use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
+use crate::data::PreparedTable;
+use crate::data::source::steps_per_epoch;
+use crate::engine::EngineKind;
+use crate::error::{Error, Result};
+use crate::model::Activation;
+
+/// Settings given for this run; `None` keeps the value from the layer below.
+#[derive(Clone, Debug, Default)]
+pub struct Overrides {
+    /// Optimizer steps (fresh run), or steps to add (resumed run).
+    pub steps: Option<u64>,
+    /// Passes over a `--data` table's training rows (to add, when resuming).
+    pub epochs: Option<u64>,
+    /// Samples (or table rows) per step.
+    pub batch: Option<usize>,
+    /// Adam's learning rate.
+    pub lr: Option<f32>,
+    /// Seed of the data stream, the split and the initial weights.
+    pub seed: Option<u64>,
+    /// The line's slope.
+    pub true_w: Option<f32>,
+    /// The line's intercept.
+    pub true_b: Option<f32>,
+    /// The line's noise.
+    pub noise: Option<f32>,
+    /// Logging interval.
+    pub log_every: Option<u64>,
+    /// The synthetic task.
+    pub task: Option<Task>,
+    /// The model.
+    pub model: Option<ModelKind>,
+    /// The MLP's hidden widths.
+    pub hidden: Option<Vec<usize>>,
+    /// The MLP's activation.
+    pub activation: Option<Activation>,
+    /// A CSV file to fit.
+    pub data: Option<String>,
+    /// The CSV's target column (required with a new `data` file).
+    pub target: Option<String>,
+    /// The CSV's feature columns.
+    pub features: Option<Vec<String>>,
+    /// The CSV's delimiter.
+    pub delimiter: Option<char>,
+    /// Standardize the CSV's features.
+    pub standardize: Option<bool>,
+    /// The CSV's validation fraction.
+    pub val_frac: Option<f64>,
+    /// Skip invalid CSV rows.
+    pub drop_invalid_rows: Option<bool>,
+}
+
+/// What the user asked of `train`.
+#[derive(Clone, Debug, Default)]
+pub struct TrainRequest {
+    /// A JSON config file laid over the defaults (or over a resumed checkpoint's config).
+    pub config_file: Option<PathBuf>,
+    /// The checkpoint to continue from.
+    pub resume: Option<PathBuf>,
+    /// Flags.
+    pub overrides: Overrides,
+    /// The engine; default: the checkpoint's, else autodiff.
+    pub engine: Option<EngineKind>,
+    /// Resume on a `--data` file that differs from the one the checkpoint was trained on.
+    pub allow_data_change: bool,
+}
+
+/// A run, resolved: everything the training loop needs.
+#[derive(Debug)]
+pub struct TrainPlan {
+    /// The config, validated; `steps` is the total to reach (across resumes).
+    pub config: TrainingConfig,
+    /// The engine.
+    pub engine: EngineKind,
+    /// The checkpoint continued from.
+    pub resumed: Option<Checkpoint>,
+    /// The `--data` table, read and split.
+    pub table: Option<Arc<PreparedTable>>,
+    /// Things the user should know (printed as `note:` lines by the CLI).
+    pub notes: Vec<String>,
+}
+
+fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> Error {
+    Error::InvalidSetting {
+        name,
+        value: value.to_string(),
+        expected,
+    }
+}
+
+impl TrainPlan {
+    /// Resolves a request: reads the checkpoint, the config file and the data file, and checks
+    /// that they fit together.
+    pub fn resolve(request: &TrainRequest) -> Result<TrainPlan> {
+        let mut notes = Vec::new();
+        let resumed = request
+            .resume
+            .as_deref()
+            .map(|path| {
+                Checkpoint::load(path)
+                    .map(|c| c.with_activation(request.overrides.activation.unwrap_or_default()))
+            })
+            .transpose()?;
+        let base = match &resumed {
+            Some(Checkpoint {
+                meta: Some(meta), ..
+            }) => meta.config.clone(),
+            Some(checkpoint) => {
+                notes.push(format!(
+                    "{} has no burnfit metadata (an autograd file?); using the default config for a {} model",
+                    request.resume.as_ref().map_or(String::new(), |p| p.display().to_string()),
+                    checkpoint.spec.describe()
+                ));
+                let mut config = TrainingConfig::default();
+                if !checkpoint.spec.is_linear() {
+                    config.model = ModelKind::Mlp;
+                    config.hidden = checkpoint.spec.hidden.clone();
+                    config.activation = checkpoint.spec.activation;
+                }
+                config
+            }
+            None => TrainingConfig::default(),
+        };
+        let mut config = match &request.config_file {
+            Some(path) => base.overlay_file(path)?,
+            None => base,
+        };
+        apply_overrides(&mut config, &request.overrides)?;
+        if let Some(checkpoint) = &resumed
+            && checkpoint.meta.is_none()
+            && checkpoint.spec.d_in > 1
+            && config.data.is_none()
+        {
+            return Err(Error::ModelMismatch {
+                checkpoint: checkpoint.spec.describe(),
+                requested: "the one-input synthetic task; pass --data and --target".into(),
+            });
+        }
+        config.validate()?;
+        let engine = request
+            .engine
+            .or_else(|| {
+                let meta = resumed.as_ref()?.meta.as_ref()?;
+                EngineKind::from_name(meta.engine.as_deref()?)
+            })
+            .unwrap_or_default();
+        if engine == EngineKind::Fused {
+            crate::fused::FusedTrainer::check_supports(&config)?;
+        }
+        let table = match &config.data {
+            Some(data) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
+            None => None,
+        };
+        if let (Some(table), Some(checkpoint)) = (&table, &resumed) {
+            check_same_data(table, checkpoint, request.allow_data_change, &mut notes)?;
+        }
+        config.steps = resolve_steps(
+            &config,
+            &request.overrides,
+            resumed.as_ref(),
+            table.as_deref(),
+        )?;
+        if let Some(table) = &table
+            && config.batch >= table.train.len()
+            && request.overrides.batch.is_some()
+        {
+            notes.push(format!(
+                "--batch {} covers all {} training rows: full-batch training",
+                config.batch,
+                table.train.len()
+            ));
+        }
+        Ok(TrainPlan {
+            config,
+            engine,
+            resumed,
+            table,
+            notes,
+        })
+    }
+}
+
+fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
+    macro_rules! apply {
+        ($($field:ident),*) => { $( if let Some(v) = o.$field.clone() { config.$field = v; } )* };
+    }
+    apply!(
+        batch, lr, seed, true_w, true_b, noise, log_every, task, model, hidden, activation
+    );
+    if let Some(path) = &o.data {
+        let target = match (&o.target, &config.data) {
+            (Some(target), _) => target.clone(),
+            (None, Some(old)) => old.target.clone(),
+            (None, None) => {
+                return Err(invalid(
+                    "--target",
+                    "(none)",
+                    "is required with --data: name the column to predict",
+                ));
+            }
+        };
+        let mut data = config
+            .data
+            .clone()
+            .unwrap_or_else(|| TableConfig::new(path.clone(), target.clone()));
+        data.path = path.clone();
+        data.target = target;
+        config.data = Some(data);
+    } else if o.target.is_some() && config.data.is_none() {
+        return Err(invalid(
+            "--target",
+            o.target.as_deref().unwrap_or(""),
+            "needs --data FILE.csv",
+        ));
+    }
+    match &mut config.data {
+        Some(data) => {
+            if let Some(target) = &o.target {
+                data.target = target.clone();
+            }
+            if let Some(features) = &o.features {
+                data.features = Some(features.clone());
+            }
+            if let Some(d) = o.delimiter {
+                data.delimiter = d;
+            }
+            if let Some(s) = o.standardize {
+                data.standardize = s;
+            }
+            if let Some(f) = o.val_frac {
+                data.val_frac = f;
+            }
+            if let Some(d) = o.drop_invalid_rows {
+                data.drop_invalid_rows = d;
+            }
+        }
+        None => {
+            let csv_only = [
+                ("--features", o.features.is_some()),
+                ("--delimiter", o.delimiter.is_some()),
+                ("--standardize/--no-standardize", o.standardize.is_some()),
+                ("--val-frac", o.val_frac.is_some()),
+                ("--drop-invalid-rows", o.drop_invalid_rows.is_some()),
+                ("--epochs", o.epochs.is_some()),
+            ];
+            if let Some((name, _)) = csv_only.iter().find(|(_, given)| *given) {
+                return Err(invalid(
+                    name,
+                    "(given)",
+                    "applies to CSV data only: pass --data FILE.csv --target COLUMN",
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The total step count to reach: `--steps` or `--epochs` (added to a checkpoint's count when
+/// resuming), else the config's (a resumed run goes on to its own target).
+fn resolve_steps(
+    config: &TrainingConfig,
+    o: &Overrides,
+    resumed: Option<&Checkpoint>,
+    table: Option<&PreparedTable>,
+) -> Result<u64> {
+    let asked = match (o.steps, o.epochs, table) {
+        (Some(_), Some(_), _) => {
+            return Err(invalid(
+                "--epochs",
+                "(with --steps)",
+                "give --steps or --epochs, not both",
+            ));
+        }
+        (Some(steps), None, _) => Some(steps),
+        (None, Some(0), _) => return Err(invalid("--epochs", 0, "must be at least 1")),
+        (None, Some(epochs), Some(table)) => {
+            let per_epoch = steps_per_epoch(table.train.len(), config.batch);
+            Some(epochs.checked_mul(per_epoch).ok_or_else(|| {
+                invalid(
+                    "--epochs",
+                    epochs,
+                    "too many: the step count must stay below 2^64",
+                )
+            })?)
+        }
+        (None, Some(_), None) => unreachable!("checked: --epochs needs --data"),
+        (None, None, _) => None,
+    };
+    let Some(checkpoint) = resumed else {
+        let steps = asked.unwrap_or(config.steps);
+        if steps == 0 {
+            return Err(invalid("--steps", 0, "must be at least 1"));
+        }
+        return Ok(steps);
+    };
+    let done = checkpoint.step();
+    let more = match asked {
+        Some(more) => more,
+        None if config.steps > done => config.steps - done,
+        None => {
+            return Err(invalid(
+                "--steps",
+                "(none)",
+                "the checkpoint has reached its target step count; pass --steps N to train N more",
+            ));
+        }
+    };
+    if more == 0 {
+        return Err(invalid("--steps", 0, "must be at least 1"));
+    }
+    done.checked_add(more).ok_or_else(|| {
+        invalid(
+            "--steps",
+            more,
+            "too many: the checkpoint's step count plus --steps must stay below 2^64",
+        )
+    })
+}
+
+/// A resumed CSV run must train on the rows and columns it started with.
+fn check_same_data(
+    table: &PreparedTable,
+    checkpoint: &Checkpoint,
+    allow_change: bool,
+    notes: &mut Vec<String>,
+) -> Result<()> {
+    let Some(old) = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref()) else {
+        return Ok(());
+    };
+    let new = table.record();
+    if old.features != new.features {
+        return Err(Error::ModelMismatch {
+            checkpoint: format!("model of features [{}]", old.features.join(", ")),
+            requested: format!("features [{}]", new.features.join(", ")),
+        });
+    }
+    let what = if old.hash != new.hash {
+        Some(format!("content hash {} was {}", new.hash, old.hash))
+    } else if old.rows != new.rows {
+        Some(format!("{} rows, was {}", new.rows, old.rows))
+    } else {
+        None
+    };
+    if let Some(what) = what {
+        if !allow_change {
+            return Err(Error::DataChanged {
+                path: table.table.file_name.clone(),
+                what,
+            });
+        }
+        notes.push(format!(
+            "{} changed since the checkpoint ({what}); training on it as asked (--allow-data-change)",
+            table.table.file_name
+        ));
+    }
+    Ok(())
+}

@@ -1,0 +1,80 @@
+//! How good a fit to a CSV table is: MSE, RMSE, MAE and R² on the training and validation rows,
+//! side by side with the closed-form least-squares fit of the same training rows.
+
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::PreparedTable;
+use crate::fit_quality::FitQuality;
+use crate::ols::{self, OlsFit};
+
+/// A fit's quality on both splits.
+#[derive(Clone, Copy, Debug, PartialEq, Serialize)]
+pub struct SplitQuality {
+    /// On the training rows.
+    pub train: FitQuality,
+    /// On the validation rows (none with `--val-frac 0`).
+    pub val: Option<FitQuality>,
+}
+
+/// A trained model next to the closed-form fit.
+#[derive(Clone, Debug)]
+pub struct FitComparison {
+    /// The trained model's quality.
+    pub model: SplitQuality,
+    /// Its weights and bias in the data's units (linear models only).
+    pub model_coefficients: Option<(Vec<f64>, f64)>,
+    /// The least-squares fit and its quality, or why there is none (collinear features).
+    pub ols: Result<(OlsFit, SplitQuality), String>,
+}
+
+impl FitComparison {
+    /// Evaluates `checkpoint` (parameters in the data's units) on `table`'s splits and fits OLS
+    /// on the same training rows.
+    pub fn of(table: &PreparedTable, checkpoint: &Checkpoint) -> FitComparison {
+        let params = checkpoint.named_params();
+        let quality = |rows: &[u32]| table.quality(&checkpoint.spec, &params, rows);
+        let model = SplitQuality {
+            train: quality(&table.train),
+            val: (!table.val.is_empty()).then(|| quality(&table.val)),
+        };
+        let model_coefficients = checkpoint.spec.is_linear().then(|| {
+            (
+                checkpoint.params[0]
+                    .data
+                    .iter()
+                    .map(|v| f64::from(*v))
+                    .collect(),
+                f64::from(checkpoint.params[1].data[0]),
+            )
+        });
+        FitComparison {
+            model,
+            model_coefficients,
+            ols: ols_fit(table),
+        }
+    }
+
+    /// The model's training MSE relative to the closed form's: 0.004 means 0.4 % above it.
+    pub fn train_gap(&self) -> Option<f64> {
+        let (_, ols) = self.ols.as_ref().ok()?;
+        Some(self.model.train.mse / ols.train.mse - 1.0)
+    }
+}
+
+/// The least-squares fit of a table's training rows, and its quality on both splits.
+pub fn ols_fit(table: &PreparedTable) -> Result<(OlsFit, SplitQuality), String> {
+    let t = &table.table;
+    let fit = ols::fit_table(t, &table.train)?;
+    let quality = |rows: &[u32]| {
+        FitQuality::of(
+            rows.iter().map(|&r| fit.predict(t.row(r as usize))),
+            rows.iter().map(|&r| t.y[r as usize]),
+        )
+    };
+    let split = SplitQuality {
+        train: quality(&table.train),
+        val: (!table.val.is_empty()).then(|| quality(&table.val)),
+    };
+    Ok((fit, split))
+}

@@ -1,0 +1,514 @@
+//! `train --data`: fitting a CSV file, checked against the closed-form least-squares fit, its
+//! checkpoints in every format, resume, `predict --data`, `ols`, and bad input.
+
+use std::path::{Path, PathBuf};
+
+use ag::variable::NamespaceTrait;
+use autograd as ag;
+use burnfit::config::{TableConfig, TrainingConfig};
+use burnfit::report::FitComparison;
+use burnfit::{Checkpoint, EngineKind, Trainer};
+use predicates::str::contains;
+
+use crate::common::{backends, burnfit, serial};
+
+/// y = 3·a − 2·b + 0.5·c + 4 + N(0, 0.1²), with features of different scales (so that
+/// standardization matters) and a deterministic pseudo-random generator.
+pub fn write_linear_csv(path: &Path, rows: usize) {
+    let mut state = 0x1234_5678_u64;
+    let mut uniform = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    };
+    let mut text = String::from("a,b,c,y\n");
+    for _ in 0..rows {
+        let a = uniform() * 10.0 - 5.0;
+        let b = uniform() * 0.2 + 1.0;
+        let c = uniform() * 100.0;
+        // Box–Muller for the noise.
+        let noise = (-2.0 * uniform().max(1e-12).ln()).sqrt()
+            * (2.0 * std::f64::consts::PI * uniform()).cos()
+            * 0.1;
+        let y = 3.0 * a - 2.0 * b + 0.5 * c + 4.0 + noise;
+        text.push_str(&format!("{a},{b},{c},{y}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+fn csv_config(path: &Path, steps: u64, batch: usize) -> TrainingConfig {
+    TrainingConfig {
+        steps,
+        batch,
+        lr: 0.05,
+        data: Some(TableConfig::new(path.display().to_string(), "y")),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn adam_reaches_the_closed_form_fit_on_every_backend() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("linear.csv");
+    write_linear_csv(&csv, 1000);
+    // Full batch (800 training rows): Adam's steps shrink with the gradient and settle on the
+    // optimum.
+    let config = csv_config(&csv, 2000, 4096);
+    for backend in backends() {
+        let kind = backend.kind;
+        let mut trainer = Trainer::new(config.clone(), backend).unwrap();
+        trainer.run(config.steps, &mut ()).unwrap();
+        let checkpoint = trainer.checkpoint().unwrap();
+        let table = trainer.table().unwrap();
+        let comparison = FitComparison::of(table, &checkpoint);
+        let (ols, ols_quality) = comparison.ols.as_ref().unwrap();
+        let gap = comparison.train_gap().unwrap();
+        assert!(gap < 0.005, "{kind}: training MSE {gap:.4} above OLS");
+        // And OLS itself found the generating coefficients.
+        // Tolerances follow each coefficient's standard error (b spans only 0.2).
+        for ((got, want), tolerance) in ols
+            .weights
+            .iter()
+            .zip([3.0, -2.0, 0.5])
+            .zip([0.01, 0.25, 0.002])
+        {
+            assert!(
+                (got - want).abs() < tolerance,
+                "{kind}: OLS {got} vs {want}"
+            );
+        }
+        assert!(
+            (ols_quality.train.mse - 0.01).abs() < 0.003,
+            "{kind}: noise² = 0.01"
+        );
+        // The checkpoint holds the model in the data's units: w close to OLS's.
+        let w = &checkpoint.params[0].data;
+        for (got, want) in w.iter().zip(&ols.weights) {
+            assert!(
+                (f64::from(*got) - want).abs() < 0.01,
+                "{kind}: w {got} vs OLS {want}"
+            );
+        }
+        assert!(comparison.model.val.unwrap().r2 > 0.999, "{kind}");
+    }
+}
+
+#[test]
+fn minibatches_cover_every_row_once_per_epoch_and_resume_exactly() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("linear.csv");
+    write_linear_csv(&csv, 250);
+    for standardize in [false, true] {
+        let mut config = csv_config(&csv, 60, 64);
+        config.data.as_mut().unwrap().standardize = standardize;
+        for backend in backends() {
+            let kind = backend.kind;
+            let mut straight = Trainer::new(config.clone(), backend.clone()).unwrap();
+            straight.run(60, &mut ()).unwrap();
+            let straight = straight.checkpoint().unwrap();
+            let mut first = Trainer::new(config.clone(), backend.clone()).unwrap();
+            first.run(35, &mut ()).unwrap();
+            let saved = first.checkpoint().unwrap();
+            let path = dir.path().join("mid.bpk");
+            saved.save(&path).unwrap();
+            let loaded = Checkpoint::load(&path).unwrap();
+            let mut second = Trainer::resume(config.clone(), backend.clone(), &loaded).unwrap();
+            second.run(25, &mut ()).unwrap();
+            let resumed = second.checkpoint().unwrap();
+            if standardize {
+                // The checkpoint keeps the data's units; converting back to the scaled space
+                // rounds in f32, so a standardized resume agrees to rounding, not bit for bit.
+                for (a, b) in resumed.params.iter().zip(&straight.params) {
+                    for (x, y) in a.data.iter().zip(&b.data) {
+                        assert!(
+                            (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+                            "{kind}: {x} vs {y}"
+                        );
+                    }
+                }
+            } else {
+                assert_eq!(resumed.params, straight.params, "{kind}: not bit-identical");
+                assert_eq!(resumed.adam, straight.adam, "{kind}");
+            }
+        }
+    }
+}
+
+#[test]
+fn cli_fits_a_csv_prints_the_comparison_and_predicts_from_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("linear.csv");
+    write_linear_csv(&csv, 500);
+    let out = dir.path().join("model.json");
+    let assert = burnfit()
+        .args(["train", "--backend", "ndarray", "--data"])
+        .arg(&csv)
+        .args([
+            "--target", "y", "--batch", "1000", "--lr", "0.05", "--steps", "1500", "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("500 rows (400 training, 100 validation)"))
+        .stdout(contains("features [a, b, c], target `y`, standardized"))
+        .stdout(contains("OLS (closed form)"))
+        .stdout(contains("relative to the closed form"))
+        .stdout(contains("(intercept)"));
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let gap: f64 = stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("training MSE "))
+        .and_then(|l| l.split_whitespace().next())
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(gap.abs() < 0.5, "gap {gap} %");
+
+    // The autograd crate loads the JSON: w is [3, 1] in the data's units.
+    let env = ag::VariableEnvironment::<f32>::load(&out).unwrap();
+    let namespace = env.default_namespace();
+    let w = namespace.get_array_by_name("w").unwrap();
+    assert_eq!(w.borrow().shape(), &[3, 1]);
+    let w: Vec<f32> = w.borrow().iter().copied().collect();
+    assert!(
+        (w[0] - 3.0).abs() < 0.05 && (w[1] + 2.0).abs() < 0.2,
+        "{w:?}"
+    );
+
+    // inspect shows the data record; predict --data adds a column by feature name.
+    burnfit()
+        .args(["inspect"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("model: linear, 3 inputs"))
+        .stdout(contains("\"features\":[\"a\",\"b\",\"c\"]"));
+    let input = dir.path().join("new.csv");
+    std::fs::write(&input, "c,a,b,note\n10,1,1,x\n0,0,0,y\n").unwrap();
+    let preds = dir.path().join("preds.csv");
+    burnfit()
+        .args(["predict", "--checkpoint"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&input)
+        .arg("--out")
+        .arg(&preds)
+        .assert()
+        .success()
+        .stdout(contains("wrote 2 predictions"));
+    let text = std::fs::read_to_string(&preds).unwrap();
+    let mut lines = text.lines();
+    assert_eq!(lines.next(), Some("c,a,b,note,prediction"));
+    // 3·1 − 2·1 + 0.5·10 + 4 = 10; 0 + 4 = 4.
+    for (line, want) in lines.zip([10.0f32, 4.0]) {
+        let got: f32 = line.rsplit(',').next().unwrap().parse().unwrap();
+        assert!((got - want).abs() < 0.1, "{line}: want {want}");
+    }
+
+    // Every format keeps the [3, 1] model.
+    for name in ["m.safetensors", "m.bpk"] {
+        let converted = dir.path().join(name);
+        burnfit()
+            .args(["convert", "--drop-optimizer"])
+            .arg(&out)
+            .arg(&converted)
+            .assert()
+            .success();
+        let original = Checkpoint::load(&out).unwrap();
+        let back = Checkpoint::load(&converted).unwrap();
+        assert_eq!(back.params, original.params, "{name}");
+        assert_eq!(back.meta.unwrap().data, original.meta.clone().unwrap().data);
+    }
+
+    // Resume continues on the same file; a changed file is refused unless allowed.
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--resume"])
+        .arg(&out)
+        .args(["--epochs", "2", "--out"])
+        .arg(dir.path().join("more.json"))
+        .assert()
+        .success()
+        .stdout(contains("steps 1501..1502"));
+    write_linear_csv(&csv, 501);
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--resume"])
+        .arg(&out)
+        .args(["--steps", "2", "--out"])
+        .arg(dir.path().join("more.json"))
+        .assert()
+        .code(2)
+        .stderr(contains("is not the one the checkpoint was trained on"))
+        .stderr(contains("--allow-data-change"));
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--allow-data-change",
+            "--resume",
+        ])
+        .arg(&out)
+        .args(["--steps", "2", "--out"])
+        .arg(dir.path().join("more.json"))
+        .assert()
+        .success()
+        .stdout(contains("changed since the checkpoint"));
+}
+
+#[test]
+fn ols_prints_the_closed_form_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("linear.csv");
+    write_linear_csv(&csv, 400);
+    let assert = burnfit()
+        .args(["ols", "--data"])
+        .arg(&csv)
+        .args(["--target", "y", "--features", "c,a,b"])
+        .assert()
+        .success()
+        .stdout(contains("OLS fit of `y` on 320 training rows"));
+    let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+    let coefficient = |name: &str| -> f64 {
+        stdout
+            .lines()
+            .find_map(|l| l.trim().strip_prefix(name))
+            .unwrap()
+            .trim()
+            .parse()
+            .unwrap()
+    };
+    assert!((coefficient("c ") - 0.5).abs() < 0.01);
+    assert!((coefficient("a ") - 3.0).abs() < 0.01);
+    assert!((coefficient("(intercept)") - 4.0).abs() < 0.2);
+    assert!(stdout.contains("validation: MSE 0.0"), "{stdout}");
+}
+
+fn expect_data_error(csv_text: &str, extra: &[&str], code: i32, message: &str) {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    std::fs::write(&csv, csv_text).unwrap();
+    let out = dir.path().join("out.json");
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--data"])
+        .arg(&csv)
+        .args(extra)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(code)
+        .stderr(contains(message))
+        .stdout("");
+    assert!(!out.exists(), "{message}: nothing written");
+}
+
+#[test]
+fn bad_csv_input_is_named_with_its_row_and_column() {
+    let good = "a,b,y\n1,2,3\n2,1,4\n3,5,1\n4,4,2\n5,2,7\n";
+    expect_data_error(good, &["--target", "z"], 2, "`z`");
+    expect_data_error(good, &["--target", "y", "--features", "a,q"], 2, "`q`");
+    expect_data_error(good, &["--target", "y", "--features", "a,y"], 2, "target");
+    expect_data_error("", &["--target", "y"], 2, "empty");
+    expect_data_error("a,b,y\n", &["--target", "y"], 2, "no data rows");
+    expect_data_error("1,2,3\n4,5,6\n", &["--target", "3"], 2, "header");
+    expect_data_error("a,a,y\n1,2,3\n", &["--target", "y"], 2, "appears twice");
+    expect_data_error(
+        "a,b,y\n1,2,3\n2,x,4\n3,1,2\n",
+        &["--target", "y"],
+        2,
+        "line 3, column `b`",
+    );
+    expect_data_error(
+        "a,b,y\n1,2,3\n2,,4\n3,1,2\n",
+        &["--target", "y"],
+        2,
+        "line 3, column `b`",
+    );
+    expect_data_error(
+        "a,b,y\n1,2,3\n2,nan,4\n3,1,2\n",
+        &["--target", "y"],
+        2,
+        "finite",
+    );
+    expect_data_error(
+        "a,b,y\n1,2,3\n2,4\n3,1,2\n",
+        &["--target", "y"],
+        2,
+        "line 3",
+    );
+    expect_data_error(
+        "a,b,y\n1,2,3\n2,2,4\n",
+        &["--target", "y", "--val-frac", "0.2"],
+        2,
+        "--val-frac",
+    );
+    expect_data_error(
+        "a,b,y\n1,2,3\n1,3,4\n1,1,2\n1,5,2\n1,6,1\n",
+        &["--target", "y", "--val-frac", "0"],
+        2,
+        "constant",
+    );
+    expect_data_error(
+        good,
+        &["--target", "y", "--val-frac", "1.5"],
+        2,
+        "--val-frac",
+    );
+    expect_data_error(
+        good,
+        &["--target", "y", "--engine", "fused"],
+        2,
+        "--engine fused",
+    );
+    expect_data_error(
+        good,
+        &["--target", "y", "--model", "mlp", "--hidden", "0"],
+        2,
+        "--hidden",
+    );
+    expect_data_error(
+        good,
+        &["--target", "y", "--model", "mlp", "--hidden", "64,99999999"],
+        2,
+        "--hidden",
+    );
+    expect_data_error(good, &[], 2, "--target");
+
+    // --drop-invalid-rows skips them and says how many.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("d.csv");
+    std::fs::write(&csv, "a,b,y\n1,2,3\n2,x,4\n3,1,2\n4,4,2\n5,2,7\n6,1,1\n").unwrap();
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "3",
+            "--target",
+            "y",
+            "--drop-invalid-rows",
+            "--data",
+        ])
+        .arg(&csv)
+        .arg("--out")
+        .arg(dir.path().join("o.json"))
+        .assert()
+        .success()
+        .stdout(contains(
+            "5 rows (4 training, 1 validation), 1 invalid rows dropped",
+        ));
+
+    // Flags that only make sense with --data.
+    burnfit()
+        .args(["train", "--epochs", "3"])
+        .assert()
+        .code(2)
+        .stderr(contains("--epochs").and(contains("CSV data only")));
+}
+
+use predicates::prelude::PredicateBooleanExt;
+
+#[test]
+fn a_checkpoint_is_used_only_with_its_own_columns_and_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("linear.csv");
+    write_linear_csv(&csv, 200);
+    let out = dir.path().join("m.json");
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "5",
+            "--target",
+            "y",
+            "--data",
+        ])
+        .arg(&csv)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+    let before = std::fs::read(&out).unwrap();
+    // Other columns.
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "5",
+            "--features",
+            "a,b",
+            "--resume",
+        ])
+        .arg(&out)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("features [a, b]"));
+    // Another model.
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "5",
+            "--model",
+            "mlp",
+            "--resume",
+        ])
+        .arg(&out)
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("holds a linear, 3 inputs model"));
+    // Predict from a file missing a feature column.
+    let input = dir.path().join("in.csv");
+    std::fs::write(&input, "a,b\n1,2\n").unwrap();
+    burnfit()
+        .args(["predict", "--checkpoint"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&input)
+        .assert()
+        .code(2)
+        .stderr(contains("no column `c`"));
+    burnfit()
+        .args(["predict", "--x", "1", "--checkpoint"])
+        .arg(&out)
+        .assert()
+        .code(2)
+        .stderr(contains("takes 3 features"));
+    assert_eq!(std::fs::read(&out).unwrap(), before, "checkpoint untouched");
+}
+
+/// The path of a fresh CSV of the linear data, for other test files.
+pub fn linear_csv(dir: &Path, rows: usize) -> PathBuf {
+    let path = dir.join("linear.csv");
+    write_linear_csv(&path, rows);
+    path
+}
+
+#[test]
+fn engines_other_than_autodiff_refuse_csv_data_in_the_library_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = linear_csv(dir.path(), 50);
+    let backend = backends().remove(0);
+    let err = EngineKind::Fused
+        .open(csv_config(&csv, 5, 8), backend, None)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        err.contains("--engine fused") && err.contains("autodiff"),
+        "{err}"
+    );
+}

@@ -43,6 +43,8 @@ pub enum Command {
     Predict(PredictArgs),
     /// Show what a checkpoint file holds.
     Inspect(InspectArgs),
+    /// Draw the loss curve of a metrics file (`train --metrics`) as SVG.
+    Plot(PlotArgs),
     /// Convert a checkpoint between formats (chosen by extension).
     Convert(ConvertArgs),
     /// List the compiled-in backends, whether each has a working device, and wgpu's adapter.
@@ -174,6 +176,19 @@ pub struct TrainArgs {
     /// Print no progress bar and no per-step loss lines (the summary still prints).
     #[arg(long, short)]
     pub quiet: bool,
+    /// Write one row per logged step (step, loss, elapsed_s, lr, and val_loss for CSV data with
+    /// validation rows) to FILE, as CSV (.csv) or JSON Lines (.jsonl), flushed as the run goes;
+    /// with --resume, rows past the checkpoint's step are dropped and the run appends.
+    #[arg(long, value_name = "FILE")]
+    pub metrics: Option<PathBuf>,
+    /// Draw the loss against the step (log scale; the validation loss too) to FILE (.svg only:
+    /// PNG would need system font libraries). With --metrics, the whole history in that file.
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// For a one-input linear model (the line, or a one-feature CSV): draw a sample of the data,
+    /// the fitted line and, for the synthetic line, the true one, to FILE (.svg only).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot_fit: Option<PathBuf>,
 }
 
 impl TrainArgs {
@@ -278,6 +293,19 @@ pub struct PredictArgs {
     pub backend: BackendChoice,
 }
 
+/// `burnfit plot`.
+#[derive(Debug, Args)]
+pub struct PlotArgs {
+    /// A metrics file written by `train --metrics` (.csv or .jsonl).
+    pub metrics: PathBuf,
+    /// The chart to write (.svg only: PNG would need system font libraries).
+    #[arg(long, value_name = "FILE.svg")]
+    pub out: PathBuf,
+    /// Replace --out even when it is write-protected.
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// `burnfit inspect`.
 #[derive(Debug, Args)]
 pub struct InspectArgs {
@@ -341,9 +369,20 @@ pub struct BenchArgs {
     /// Also write the rows and machine info as JSON to FILE
     #[arg(long, value_name = "FILE")]
     pub json: Option<PathBuf>,
-    /// Replace the --json file even when it is write-protected.
+    /// Replace the --json and --plot files even when they are write-protected.
     #[arg(long)]
     pub force: bool,
+    /// Draw µs per step against the batch size (log scales), one line per backend/engine and
+    /// the autograd crate, to FILE (.svg only).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Also draw the rows of this benchmark JSON (`benches/torch_reference.py --json`, or an
+    /// earlier `bench --json`) on the --plot chart; repeatable.
+    #[arg(long, value_name = "FILE.json", requires = "plot")]
+    pub plot_with: Vec<PathBuf>,
+    /// Show a progress bar over the rows on stderr: auto, always or never.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
 }
 
 impl BenchArgs {
@@ -401,6 +440,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Ols(args) => run_ols(&args),
         Command::Predict(args) => run_predict(&args),
         Command::Inspect(args) => run_inspect(&args),
+        Command::Plot(args) => run_plot(&args),
         Command::Convert(args) => run_convert(&args),
         Command::Backends(args) => run_backends(&args),
         Command::Bench(args) => run_bench(&args),
@@ -418,6 +458,16 @@ struct TrainObserver<'a> {
     rescued: std::cell::RefCell<Option<PathBuf>>,
     progress: Progress,
     quiet: bool,
+    /// The metrics file, when asked for.
+    metrics: Option<crate::metrics_log::MetricsLog>,
+    /// Every row of this run (for `--plot` without `--metrics`).
+    rows: Vec<crate::metrics_log::MetricsRow>,
+    /// Whether rows carry the validation loss (a CSV run with validation rows, and a file or
+    /// plot that will show it).
+    with_val: bool,
+    /// The loss read back at the last logged step, waiting for its row.
+    pending: Option<LossPoint>,
+    started: std::time::Instant,
 }
 
 impl TrainObserver<'_> {
@@ -481,8 +531,35 @@ impl TrainObserver<'_> {
     }
 }
 
+impl TrainObserver<'_> {
+    /// The row of a logged step: to the metrics file (flushed) and kept for `--plot`.
+    fn record(&mut self, point: LossPoint, trainer: &dyn Engine) -> Result<()> {
+        let mut extra = Vec::new();
+        if self.with_val
+            && let Some(table) = trainer.table()
+        {
+            let checkpoint = trainer.checkpoint()?;
+            let quality = table.quality(&checkpoint.spec, &checkpoint.named_params(), &table.val);
+            extra.push((crate::metrics_log::VAL_LOSS.to_string(), quality.mse));
+        }
+        let row = crate::metrics_log::MetricsRow {
+            step: point.step,
+            loss: point.loss,
+            elapsed_s: self.started.elapsed().as_secs_f64(),
+            lr: trainer.config().lr,
+            extra,
+        };
+        if let Some(metrics) = &mut self.metrics {
+            metrics.append(&row)?;
+        }
+        self.rows.push(row);
+        Ok(())
+    }
+}
+
 impl Observer for TrainObserver<'_> {
     fn on_loss(&mut self, p: LossPoint) {
+        self.pending = Some(p);
         self.progress.set_message(format!("loss {:.6}", p.loss));
         if !self.quiet {
             let console = &mut self.console;
@@ -497,6 +574,9 @@ impl Observer for TrainObserver<'_> {
 
     fn after_step(&mut self, trainer: &dyn Engine) -> Result<Flow> {
         self.progress.set_position(trainer.step());
+        if let Some(point) = self.pending.take() {
+            self.record(point, trainer)?;
+        }
         if signals::received().is_some() {
             return Ok(Flow::Stop);
         }
@@ -528,6 +608,12 @@ impl Observer for TrainObserver<'_> {
 fn run_train(args: &TrainArgs) -> Result<()> {
     let mut console = Console::default();
     checkpoint::check_destination(&args.out, args.force)?;
+    for path in [&args.plot, &args.plot_fit].into_iter().flatten() {
+        crate::plot::check_svg_path(path, args.force)?;
+    }
+    if let Some(path) = &args.metrics {
+        crate::metrics_log::MetricsFormat::from_path(path)?;
+    }
     let format = match args.format {
         Some(format) => format,
         None => Format::from_path(&args.out)?,
@@ -570,6 +656,31 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         ..
     } = plan;
     let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
+    if args.plot_fit.is_some() && spec != crate::model::ModelSpec::linear(1) {
+        return Err(invalid(
+            "--plot-fit",
+            spec.describe(),
+            "draws one-input linear models only (the line, or a CSV with one feature)",
+        ));
+    }
+    let with_val = table.as_ref().is_some_and(|t| !t.val.is_empty())
+        && (args.metrics.is_some() || args.plot.is_some());
+    let extra: &[&str] = if with_val {
+        &[crate::metrics_log::VAL_LOSS]
+    } else {
+        &[]
+    };
+    let metrics = match (&args.metrics, &resumed) {
+        (None, _) => None,
+        (Some(path), None) => Some(crate::metrics_log::MetricsLog::create(
+            path, extra, args.force,
+        )?),
+        (Some(path), Some(checkpoint)) => Some(crate::metrics_log::MetricsLog::resume(
+            path,
+            extra,
+            checkpoint.step(),
+        )?),
+    };
     let mut trainer = engine.open_with(config, backend, table, resumed.as_ref())?;
     let target = trainer.config().steps;
     console.line(format_args!(
@@ -594,6 +705,11 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         rescued: Default::default(),
         progress: Progress::steps(args.progress.enabled(args.quiet), trainer.step(), target),
         quiet: args.quiet,
+        metrics,
+        rows: Vec::new(),
+        with_val,
+        pending: None,
+        started: std::time::Instant::now(),
     };
     let remaining = target - trainer.step();
     let run = trainer.run(remaining, &mut observer);
@@ -625,7 +741,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         run.total.as_secs_f64(),
         run.first_step.as_secs_f64() * 1e3
     ));
-    observer.save_or_rescue(checkpoint)?;
+    observer.save_or_rescue(checkpoint.clone())?;
     let console = &mut observer.console;
     if !format.keeps_optimizer() {
         console.line(format_args!(
@@ -633,8 +749,71 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         ));
     }
     console.line(format_args!("saved {} ({format})", args.out.display()));
+    if let Some(path) = &args.plot {
+        // The whole history when a metrics file holds it (a resumed run's earlier rows too).
+        let rows = match &args.metrics {
+            Some(metrics) => crate::metrics_log::read_metrics(metrics)?,
+            None => std::mem::take(&mut observer.rows),
+        };
+        crate::plot::loss_chart(&crate::plot::loss_series(&rows), path, args.force)?;
+        observer
+            .console
+            .line(format_args!("wrote {}", path.display()));
+    }
+    if let Some(path) = &args.plot_fit {
+        plot_fit(trainer.as_ref(), &checkpoint, path, args.force)?;
+        observer
+            .console
+            .line(format_args!("wrote {}", path.display()));
+    }
+    let console = &mut observer.console;
     console.warn_if_lost();
     Ok(())
+}
+
+/// `--plot-fit`: data points, the fitted line and (synthetic data) the true line.
+fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bool) -> Result<()> {
+    let fitted = (
+        f64::from(checkpoint.params[0].data[0]),
+        f64::from(checkpoint.params[1].data[0]),
+    );
+    let config = trainer.config();
+    let (points, truth): (Vec<(f64, f64)>, _) = match trainer.table() {
+        Some(table) => {
+            let t = &table.table;
+            let points = (0..t.rows()).map(|r| (t.row(r)[0], t.y[r])).collect();
+            (points, None)
+        }
+        None => {
+            let sample = crate::data::LineStream::new(config);
+            let (x, y) = sample.batch(1, config.batch.min(crate::plot::FIT_SAMPLE));
+            let points = x
+                .iter()
+                .zip(&y)
+                .map(|(x, y)| (f64::from(*x), f64::from(*y)))
+                .collect();
+            (
+                points,
+                Some((f64::from(config.true_w), f64::from(config.true_b))),
+            )
+        }
+    };
+    crate::plot::fit_chart(&points, fitted, truth, out, force)
+}
+
+fn run_plot(args: &PlotArgs) -> Result<()> {
+    crate::plot::check_svg_path(&args.out, args.force)?;
+    let rows = crate::metrics_log::read_metrics(&args.metrics)?;
+    crate::plot::loss_chart(&crate::plot::loss_series(&rows), &args.out, args.force)?;
+    let mut console = Console::default();
+    say!(
+        console,
+        "wrote {} ({} rows of {})",
+        args.out.display(),
+        rows.len(),
+        args.metrics.display()
+    );
+    console.finish()
 }
 
 fn run_predict(args: &PredictArgs) -> Result<()> {
@@ -901,6 +1080,13 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         checkpoint::check_destination(path, args.force)?;
     }
+    if let Some(path) = &args.plot {
+        crate::plot::check_svg_path(path, args.force)?;
+    }
+    let mut extra_series = Vec::new();
+    for path in &args.plot_with {
+        extra_series.extend(crate::plot::bench_series(path)?);
+    }
     for kind in &options.backends {
         Backend::open(*kind)?;
     }
@@ -912,18 +1098,32 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         );
     }
     let mut printed_header = false;
+    let rows = options.backends.len() * options.engines.len() * options.batches.len()
+        + if options.autograd && cfg!(feature = "autograd-ref") {
+            options.batches.len()
+        } else {
+            0
+        };
+    let progress = Progress::rows(args.progress.enabled(false), rows as u64);
+    let mut done = 0;
     let report = bench::run(&options, &mut |row| {
+        done += 1;
+        progress.set_position(done);
+        progress.set_message(format!("last: {} at batch {}", row.system, row.batch));
         let table = bench::format_table(std::slice::from_ref(row));
         let mut lines = table.lines();
         let header = lines.next().unwrap_or_default();
-        if !printed_header {
-            say!(console, "{header}");
-            printed_header = true;
-        }
-        for line in lines {
-            say!(console, "{line}");
-        }
+        progress.suspend(|| {
+            if !printed_header {
+                say!(console, "{header}");
+                printed_header = true;
+            }
+            for line in lines {
+                say!(console, "{line}");
+            }
+        });
     })?;
+    progress.finish();
     say!(
         console,
         "machine: {} ({} cores){}; burnfit {}, burn {}",
@@ -940,6 +1140,13 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     if let Some(path) = &args.json {
         let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
         write_atomically(path, &bytes, args.force)?;
+        say!(console, "wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let bytes = serde_json::to_vec(&report).expect("report serialises");
+        let mut series = crate::plot::bench_series_from_json(&bytes, path)?;
+        series.extend(extra_series);
+        crate::plot::bench_chart(&series, path, args.force)?;
         say!(console, "wrote {}", path.display());
     }
     console.finish()

@@ -246,6 +246,15 @@ pub fn bench_chart(series: &[Series], out: &Path, force: bool) -> Result<()> {
 /// `torch/cuda` → `torch cuda`); x = batch, y = µs per step. A skipped row (`us_per_step` is
 /// null) has no point.
 pub fn bench_series(path: &Path) -> Result<Vec<Series>> {
+    let text = crate::input::read_regular_file(path, 64 << 20).map_err(|message| Error::Plot {
+        path: path.to_owned(),
+        message,
+    })?;
+    bench_series_from_json(&text, path)
+}
+
+/// [`bench_series`] of a benchmark JSON already in memory; `path` names it in errors.
+pub fn bench_series_from_json(text: &[u8], path: &Path) -> Result<Vec<Series>> {
     #[derive(Deserialize)]
     struct BenchFile {
         rows: Vec<BenchFileRow>,
@@ -260,8 +269,7 @@ pub fn bench_series(path: &Path) -> Result<Vec<Series>> {
         path: path.to_owned(),
         message,
     };
-    let text = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    let file: BenchFile = serde_json::from_slice(&text).map_err(|e| {
+    let file: BenchFile = serde_json::from_slice(text).map_err(|e| {
         fail(format!(
             "not the JSON of `burnfit bench --json` or torch_reference.py --json: {e}"
         ))

@@ -13,5 +13,6 @@ mod fused;
 mod fuzz;
 mod hardening;
 mod mlp;
+mod observe;
 mod resume;
 mod training;

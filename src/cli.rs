@@ -36,7 +36,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Train a model (on a noisy line, the sine task, or a CSV file) and save a checkpoint.
-    Train(TrainArgs),
+    Train(Box<TrainArgs>),
     /// Fit a CSV file by ordinary least squares (closed form, f64) and print the fit.
     Ols(OlsArgs),
     /// Print the model's prediction for each input.

@@ -93,8 +93,11 @@ impl Trainer {
             }
         };
         // Checkpoints keep the data's units; training runs on the scaled features and target.
-        if let (Some(table), Some(_)) = (&table, resume) {
-            table.to_training_space(&mut params);
+        if let (Some(table), Some(checkpoint)) = (&table, resume)
+            && table.is_scaled()
+        {
+            let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
+            params = table.resume_params(&spec.param_names(), &params, record);
         }
         let mut model = Network::from_host(&spec, &params, &device);
         model.params = model.params.into_iter().map(Tensor::require_grad).collect();
@@ -292,7 +295,18 @@ impl Trainer {
             .collect::<Result<Vec<_>>>()?;
         let mut params: Vec<HostTensor> =
             self.model.to_host()?.into_iter().map(|p| p.value).collect();
-        if let Some(table) = &self.table {
+        let mut record = self.table.as_ref().map(|t| t.record());
+        if let Some(table) = self.table.as_ref().filter(|t| t.is_scaled()) {
+            let names = self.model.spec.param_names();
+            let last = params.len() - 2;
+            let changed = [0, 1, last, last + 1];
+            let exact = changed
+                .iter()
+                .map(|&i| (names[i].clone(), params[i].data.clone()))
+                .collect();
+            if let Some(record) = &mut record {
+                record.training_space = Some(exact);
+            }
             table.to_data_units(&mut params);
         }
         Ok(Checkpoint {
@@ -309,7 +323,7 @@ impl Trainer {
                 step: self.step,
                 adam_updates: self.updates,
                 final_loss: self.last_loss,
-                data: self.table.as_ref().map(|t| t.record()),
+                data: record,
             })),
         })
     }

@@ -109,6 +109,11 @@ pub struct DataRecord {
     /// The standardization used while training: per feature mean and standard deviation over
     /// the training rows. The checkpoint's parameters are in the data's units regardless.
     pub scaling: Option<ScalingRecord>,
+    /// With standardization: the values, in the scaled space the model trains in, of the
+    /// parameters the scaling changes (the first and last layer), by name. Converting the data's
+    /// units back rounds in f32; with these a resume continues bit for bit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub training_space: Option<std::collections::BTreeMap<String, Vec<f32>>>,
 }
 
 /// Feature means and standard deviations.

@@ -137,6 +137,39 @@ impl PreparedTable {
         }
     }
 
+    /// Whether training changes units at all (standardization on).
+    pub fn is_scaled(&self) -> bool {
+        self.scaling.is_some() || self.target_scaling.is_some()
+    }
+
+    /// Parameters in the scaled space for a resume: the exact values a checkpoint recorded
+    /// ([`DataRecord::training_space`]) when they agree with its parameters in the data's units
+    /// (a file edited or rewritten by another tool falls back to converting those).
+    pub fn resume_params(
+        &self,
+        names: &[String],
+        params: &[HostTensor],
+        record: Option<&DataRecord>,
+    ) -> Vec<HostTensor> {
+        let mut converted = params.to_vec();
+        self.to_training_space(&mut converted);
+        let Some(exact) = record.and_then(|r| r.training_space.as_ref()) else {
+            return converted;
+        };
+        let mut trained = params.to_vec();
+        for (name, value) in names.iter().zip(trained.iter_mut()) {
+            if let Some(data) = exact.get(name) {
+                if data.len() != value.data.len() {
+                    return converted;
+                }
+                value.data = data.clone();
+            }
+        }
+        let mut check = trained.clone();
+        self.to_data_units(&mut check);
+        if check == params { trained } else { converted }
+    }
+
     /// The inverse of [`PreparedTable::to_data_units`].
     pub fn to_training_space(&self, params: &mut [HostTensor]) {
         if let Some((mean, std)) = self.target_scaling {
@@ -173,6 +206,7 @@ impl PreparedTable {
             target: self.table.target_name.clone(),
             train_rows: self.train.len(),
             val_rows: self.val.len(),
+            training_space: None,
             scaling: self.scaling.as_ref().map(|s| ScalingRecord {
                 mean: s.mean.clone(),
                 std: s.std.clone(),

@@ -113,3 +113,53 @@ impl TableBatches {
 pub fn steps_per_epoch(rows: usize, batch: usize) -> u64 {
     rows.div_ceil(batch.min(rows).max(1)) as u64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::BackendKind;
+    use crate::config::TableConfig;
+    use crate::host::HostTensor;
+
+    #[test]
+    fn an_epoch_of_minibatches_covers_every_training_row_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        let mut text = String::from("x,y\n");
+        for i in 0..50 {
+            text.push_str(&format!("{i},{}\n", i * 2));
+        }
+        std::fs::write(&path, text).unwrap();
+        let mut table_config = TableConfig::new(path.display().to_string(), "y");
+        table_config.standardize = false;
+        table_config.val_frac = 0.2;
+        let config = TrainingConfig {
+            batch: 16,
+            data: Some(table_config.clone()),
+            ..Default::default()
+        };
+        let table = PreparedTable::load(&table_config, config.seed).unwrap();
+        let backend = Backend::open(BackendKind::compiled()[0]).unwrap();
+        let mut source = DataSource::table(&table, &config, &backend.device);
+        // 40 training rows at 16 per step: steps of 16, 16 and 8 rows per epoch.
+        let mut epochs: Vec<Vec<f32>> = vec![Vec::new(), Vec::new()];
+        for step in 1..=6 {
+            let (x, y) = source.batch(step, &backend, &backend.device);
+            let x = HostTensor::from_tensor(x).unwrap().data;
+            let y = HostTensor::from_tensor(y).unwrap().data;
+            assert_eq!(x.len(), [16, 16, 8][(step as usize - 1) % 3]);
+            assert!(
+                x.iter().zip(&y).all(|(x, y)| *y == 2.0 * x),
+                "rows stay whole"
+            );
+            epochs[(step as usize - 1) / 3].extend(x);
+        }
+        let mut expected: Vec<f32> = table.train.iter().map(|&r| r as f32).collect();
+        expected.sort_by(f32::total_cmp);
+        for epoch in &mut epochs {
+            assert_ne!(*epoch, expected, "shuffled");
+            epoch.sort_by(f32::total_cmp);
+            assert_eq!(*epoch, expected);
+        }
+    }
+}

@@ -766,7 +766,17 @@ pub fn inspect(path: &Path) -> Result<Inspection> {
             .ok()
             .filter(|c| c.spec == ModelSpec::linear(1))
             .map(|c| [c.params[0].data[0], c.params[1].data[0]]),
-        architecture: checkpoint.as_ref().ok().map(|c| c.spec.describe()),
+        architecture: checkpoint.as_ref().ok().map(|c| {
+            if c.meta.is_none() && !c.spec.is_linear() {
+                let widths: Vec<String> = c.spec.widths().iter().map(|w| w.to_string()).collect();
+                format!(
+                    "mlp {} (the file does not record its activation: pass --activation to predict or resume)",
+                    widths.join("-")
+                )
+            } else {
+                c.spec.describe()
+            }
+        }),
         model_error: checkpoint.as_ref().err().cloned(),
         optimizer_updates: checkpoint
             .as_ref()

@@ -364,6 +364,21 @@ fn bad_csv_input_is_named_with_its_row_and_column() {
         "--hidden",
     );
     expect_data_error(good, &[], 2, "--target");
+    // A --data path that does not exist.
+    burnfit()
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--data",
+            "/nonexistent/d.csv",
+            "--target",
+            "y",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("data file /nonexistent/d.csv: no such file"))
+        .stdout("");
 
     // --drop-invalid-rows skips them and says how many.
     let dir = tempfile::tempdir().unwrap();

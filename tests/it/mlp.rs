@@ -208,7 +208,9 @@ fn an_autograd_written_mlp_loads_for_predict_inspect_and_resume() {
         .arg(&path)
         .assert()
         .success()
-        .stdout(contains("model: mlp 1-3-1 (the file does not record its activation"))
+        .stdout(contains(
+            "model: mlp 1-3-1 (the file does not record its activation",
+        ))
         .stdout(contains("sine_mlp/w1"));
     let out = dir.path().join("resumed.bpk");
     burnfit()

@@ -272,6 +272,62 @@ fn plots_are_svg_with_one_line_per_series() {
 }
 
 #[test]
+fn plot_fit_draws_a_one_feature_csv_fit() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let mut text = String::from("hours,score\n");
+    for i in 0..40 {
+        text.push_str(&format!("{},{}\n", i, 3 * i + (i % 3)));
+    }
+    std::fs::write(d.join("one.csv"), text).unwrap();
+    train(
+        d,
+        &[
+            "--data",
+            "one.csv",
+            "--target",
+            "score",
+            "--steps",
+            "300",
+            "--out",
+            "a.json",
+            "--plot-fit",
+            "fit.svg",
+        ],
+    );
+    let fit = std::fs::read_to_string(d.join("fit.svg")).unwrap();
+    assert_eq!(
+        series_lines(&fit),
+        1,
+        "the fitted line (no true line for a file)"
+    );
+    assert_eq!(fit.matches("<circle").count(), 40 + 1, "every row, and the legend's marker");
+    // Two features cannot be drawn as a line.
+    std::fs::write(
+        d.join("two.csv"),
+        "a,b,y\n1,2,3\n2,1,4\n3,3,5\n4,1,1\n5,2,2\n",
+    )
+    .unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--data",
+            "two.csv",
+            "--target",
+            "y",
+            "--out",
+            "b.json",
+            "--plot-fit",
+            "f2.svg",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("--plot-fit"));
+    assert!(!d.join("b.json").exists() && !d.join("f2.svg").exists());
+}
+
+#[test]
 fn bad_plot_and_metrics_paths_are_refused_before_training() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();

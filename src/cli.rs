@@ -120,7 +120,9 @@ pub struct TrainArgs {
     /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
     #[arg(long, value_enum)]
     pub engine: Option<EngineKind>,
-    /// Replace --out even when it is write-protected (no write permission for anyone).
+    /// Replace --out, --plot and --plot-fit even when write-protected (no write permission for
+    /// anyone); let a fresh run replace an existing --metrics file, and a resumed run cut a
+    /// --metrics file that is not its checkpoint's history.
     #[arg(long)]
     pub force: bool,
     /// What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x,
@@ -268,7 +270,6 @@ pub struct PredictArgs {
         long,
         value_name = "X,..",
         allow_hyphen_values = true,
-        required_unless_present = "data",
         conflicts_with = "data"
     )]
     pub x: Option<String>,
@@ -622,6 +623,28 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         return Err(invalid("--save-every", 0, "must be at least 1"));
     }
     let plan = TrainPlan::resolve(&args.request())?;
+    // No output may overwrite an input or another output.
+    let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
+    crate::input::check_distinct(&[
+        ("--out", Some(args.out.as_path())),
+        ("--metrics", args.metrics.as_deref()),
+        ("--plot", args.plot.as_deref()),
+        ("--plot-fit", args.plot_fit.as_deref()),
+        ("--data", data_path.as_deref()),
+        ("--config", args.config.as_deref()),
+    ])?;
+    crate::input::check_distinct(&[
+        ("--resume", args.resume.as_deref()),
+        ("--metrics", args.metrics.as_deref()),
+        ("--plot", args.plot.as_deref()),
+        ("--plot-fit", args.plot_fit.as_deref()),
+        ("--data", data_path.as_deref()),
+    ])?;
+    if let (Some(path), Some(checkpoint)) = (&args.metrics, &plan.resumed)
+        && !args.force
+    {
+        check_metrics_continue(path, checkpoint)?;
+    }
     for note in &plan.notes {
         console.line(format_args!("note: {note}"));
     }
@@ -634,7 +657,8 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             table.train.len(),
             table.val.len(),
             if t.dropped_rows > 0 {
-                format!(", {} invalid rows dropped", t.dropped_rows)
+                let s = if t.dropped_rows == 1 { "" } else { "s" };
+                format!(", {} invalid row{s} dropped", t.dropped_rows)
             } else {
                 String::new()
             },
@@ -734,6 +758,13 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     }
     if let Some(table) = trainer.table() {
         print_comparison(console, table, &FitComparison::of(table, &checkpoint));
+    } else if checkpoint.spec != crate::model::ModelSpec::linear(1)
+        && let Some(loss) = run.final_loss()
+    {
+        console.line(format_args!(
+            "final loss {loss:.6} (step {})",
+            trainer.step()
+        ));
     }
     console.line(format_args!(
         "{} steps in {:.3} s (first step {:.1} ms)",
@@ -771,6 +802,40 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// A resumed run appends to a metrics file only if the file is this run's history: its last
+/// row at or before the checkpoint's step holds the checkpoint's last loss, bit for bit.
+fn check_metrics_continue(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
+    let Some(last_loss) = checkpoint.meta.as_ref().and_then(|m| m.final_loss) else {
+        return Ok(());
+    };
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    // An unreadable file is reported by the metrics log itself.
+    let Ok(rows) = crate::metrics_log::read_metrics(path) else {
+        return Ok(());
+    };
+    let step = checkpoint.step();
+    let message = match rows.iter().rev().find(|r| r.step <= step) {
+        Some(row) if row.loss.to_bits() == last_loss.to_bits() => return Ok(()),
+        Some(row) => format!(
+            "is not this checkpoint's history: its row at step {} has loss {}, the checkpoint's last loss is {last_loss}",
+            row.step, row.loss
+        ),
+        None if rows.is_empty() => return Ok(()),
+        None => format!(
+            "is not this checkpoint's history: it starts at step {}, after the checkpoint's step {step}",
+            rows[0].step
+        ),
+    };
+    Err(Error::Metrics {
+        path: path.to_owned(),
+        message: format!(
+            "{message}; use another file, or --force to cut it at step {step} and append"
+        ),
+    })
+}
+
 /// `--plot-fit`: data points, the fitted line and (synthetic data) the true line.
 fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bool) -> Result<()> {
     let fitted = (
@@ -802,6 +867,10 @@ fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bo
 }
 
 fn run_plot(args: &PlotArgs) -> Result<()> {
+    crate::input::check_distinct(&[
+        ("METRICS", Some(args.metrics.as_path())),
+        ("--out", Some(args.out.as_path())),
+    ])?;
     crate::plot::check_svg_path(&args.out, args.force)?;
     let rows = crate::metrics_log::read_metrics(&args.metrics)?;
     crate::plot::loss_chart(&crate::plot::loss_series(&rows), &args.out, args.force)?;
@@ -820,12 +889,18 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
     if let Some(data) = &args.data {
         return run_predict_csv(args, data);
     }
-    let x = args.x.as_deref().unwrap_or("-");
+    let Some(x) = args.x.as_deref() else {
+        return Err(Error::InvalidInput {
+            what: "to predict".into(),
+            message:
+                "give the inputs with --x X,.. (or --x - for stdin), or a CSV with --data FILE.csv"
+                    .into(),
+        });
+    };
     // A list is checked before any work; stdin is streamed in chunks, so an endless stream
     // (`yes 1 | burnfit predict --x -`) prints as it goes in bounded memory.
     let listed = (x != "-").then(|| parse_list(x)).transpose()?;
-    let checkpoint =
-        Checkpoint::load(&args.checkpoint)?.with_activation(args.activation.unwrap_or_default());
+    let checkpoint = load_for_predict(args)?;
     if checkpoint.spec.d_in != 1 {
         let features = checkpoint
             .meta
@@ -1255,6 +1330,13 @@ fn run_ols(args: &OlsArgs) -> Result<()> {
             q.mse, q.rmse, q.mae, q.r2
         )
     };
+    if t.dropped_rows > 0 {
+        say!(
+            console,
+            "dropped {} rows with an invalid cell",
+            t.dropped_rows
+        );
+    }
     say!(console, "train: {}", show(quality.train));
     if let Some(val) = quality.val {
         say!(console, "validation: {}", show(val));
@@ -1262,13 +1344,31 @@ fn run_ols(args: &OlsArgs) -> Result<()> {
     console.finish()
 }
 
+/// The checkpoint `predict` uses; `--activation` only for a file that does not record one.
+fn load_for_predict(args: &PredictArgs) -> Result<Checkpoint> {
+    let checkpoint = Checkpoint::load(&args.checkpoint)?;
+    if let (Some(asked), Some(meta)) = (args.activation, &checkpoint.meta)
+        && (checkpoint.spec.is_linear() || asked != meta.config.activation)
+    {
+        return Err(Error::InvalidInput {
+            what: "--activation".into(),
+            message: format!(
+                "{} records its model ({}); --activation is for files that do not",
+                args.checkpoint.display(),
+                checkpoint.spec.describe()
+            ),
+        });
+    }
+    Ok(checkpoint.with_activation(args.activation.unwrap_or_default()))
+}
+
 /// `predict --data`: the input rows with a `prediction` column, to `--out` or stdout.
 fn run_predict_csv(args: &PredictArgs, data: &Path) -> Result<()> {
     if let Some(out) = &args.out {
         checkpoint::check_destination(out, args.force)?;
     }
-    let checkpoint =
-        Checkpoint::load(&args.checkpoint)?.with_activation(args.activation.unwrap_or_default());
+    crate::input::check_distinct(&[("--data", Some(data)), ("--out", args.out.as_deref())])?;
+    let checkpoint = load_for_predict(args)?;
     let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
     let features: Vec<String> = match record {
         Some(record) => record.features.clone(),

@@ -284,7 +284,7 @@ impl TrainingConfig {
                         .map(|w| w.to_string())
                         .collect::<Vec<_>>()
                         .join(","),
-                    expected: "widths from 1 to 16384, at most 64 layers",
+                    expected: crate::train::MODEL_LIMITS,
                 })?;
         }
         if let Some(data) = &self.data {

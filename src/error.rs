@@ -120,6 +120,24 @@ pub enum Error {
         what: String,
     },
 
+    /// A resumed run asks to change what its checkpoint was trained on.
+    #[error("cannot resume with {what}")]
+    ResumeChange {
+        /// The setting and what the checkpoint has instead.
+        what: String,
+    },
+
+    /// Two flags name the same file, so one would overwrite the other.
+    #[error("{first} and {second} both name {}; give each its own file", path.display())]
+    SamePath {
+        /// The first flag.
+        first: String,
+        /// The second flag.
+        second: String,
+        /// The file.
+        path: PathBuf,
+    },
+
     /// Bad input to `predict`.
     #[error("invalid input {what}: {message}")]
     InvalidInput {
@@ -240,6 +258,8 @@ impl Error {
             | Error::EngineUnsupported { .. }
             | Error::DataChanged { .. }
             | Error::InvalidInput { .. }
+            | Error::SamePath { .. }
+            | Error::ResumeChange { .. }
             | Error::Metrics { .. }
             | Error::Plot { .. } => 2,
             Error::Interrupted { signal, .. } => 128 + signal,

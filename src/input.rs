@@ -6,7 +6,11 @@ use std::path::Path;
 /// The bytes of a regular file of at most `max` bytes. Special files are refused: `/dev/zero`
 /// never ends and a FIFO may never be written to.
 pub fn read_regular_file(path: &Path, max: u64) -> Result<Vec<u8>, String> {
-    let meta = std::fs::metadata(path).map_err(|e| e.to_string())?;
+    let meta = std::fs::metadata(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    })?;
     if meta.is_dir() {
         return Err("is a directory, not a file".into());
     }
@@ -88,6 +92,78 @@ mod tests {
             read_regular_file(&path, 9)
                 .unwrap_err()
                 .contains("more than")
+        );
+    }
+}
+
+/// Whether two paths name the same file (symlinks and `..` resolved; a path that does not exist
+/// yet is compared by its directory and name).
+pub fn same_file(a: &Path, b: &Path) -> bool {
+    fn resolve(path: &Path) -> Option<std::path::PathBuf> {
+        if let Ok(full) = std::fs::canonicalize(path) {
+            return Some(full);
+        }
+        let name = path.file_name()?;
+        let dir = match path.parent() {
+            Some(dir) if !dir.as_os_str().is_empty() => dir,
+            _ => Path::new("."),
+        };
+        Some(std::fs::canonicalize(dir).ok()?.join(name))
+    }
+    match (resolve(a), resolve(b)) {
+        (Some(a), Some(b)) => a == b,
+        _ => a == b,
+    }
+}
+
+/// Refuses two flags that name the same file where one would overwrite the other: the first
+/// pair found, as `--out and --metrics both name x.csv`.
+pub fn check_distinct(paths: &[(&'static str, Option<&Path>)]) -> crate::error::Result<()> {
+    let given: Vec<(&str, &Path)> = paths
+        .iter()
+        .filter_map(|(flag, path)| path.map(|p| (*flag, p)))
+        .collect();
+    for (i, (flag_a, a)) in given.iter().enumerate() {
+        for (flag_b, b) in &given[i + 1..] {
+            if same_file(a, b) {
+                return Err(crate::error::Error::SamePath {
+                    first: flag_a.to_string(),
+                    second: flag_b.to_string(),
+                    path: a.to_path_buf(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod same_file_tests {
+    use super::*;
+
+    #[test]
+    fn same_file_sees_through_links_and_dots() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = dir.path().join("a.csv");
+        std::fs::write(&a, "x").unwrap();
+        let link = dir.path().join("l.csv");
+        std::os::unix::fs::symlink(&a, &link).unwrap();
+        assert!(same_file(&a, &link));
+        assert!(same_file(
+            &dir.path().join("new.svg"),
+            &dir.path().join("./new.svg")
+        ));
+        assert!(!same_file(&a, &dir.path().join("b.csv")));
+        let err = check_distinct(&[
+            ("--out", Some(&a)),
+            ("--plot", None),
+            ("--metrics", Some(&link)),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.contains("--out and --metrics") && err.contains("a.csv"),
+            "{err}"
         );
     }
 }

@@ -135,6 +135,14 @@ impl TrainPlan {
             None => base,
         };
         apply_overrides(&mut config, &request.overrides)?;
+        if let Some(meta) = resumed.as_ref().and_then(|c| c.meta.as_ref()) {
+            check_same_task(&meta.config, &config, request.allow_data_change)?;
+        }
+        if let (Some(data), Some(resume)) = (&mut config.data, &request.resume)
+            && request.overrides.data.is_none()
+        {
+            find_recorded_data(data, resume)?;
+        }
         if let Some(checkpoint) = &resumed
             && checkpoint.meta.is_none()
             && checkpoint.spec.d_in > 1
@@ -189,6 +197,82 @@ impl TrainPlan {
     }
 }
 
+/// A resumed run continues the task it started: the same synthetic task, or the same target
+/// and split of its table (the split and scaling only with `--allow-data-change`).
+fn check_same_task(
+    old: &TrainingConfig,
+    new: &TrainingConfig,
+    allow_data_change: bool,
+) -> Result<()> {
+    let change = |what: String| Err(Error::ResumeChange { what });
+    if old.task != new.task && new.data.is_none() {
+        return change(format!(
+            "--task {}: the checkpoint was trained on the {} task",
+            task_name(new.task),
+            task_name(old.task)
+        ));
+    }
+    let (Some(old), Some(new)) = (&old.data, &new.data) else {
+        return Ok(());
+    };
+    if old.target != new.target {
+        return change(format!(
+            "--target {}: the checkpoint's model predicts `{}`",
+            new.target, old.target
+        ));
+    }
+    if !allow_data_change {
+        if old.val_frac != new.val_frac {
+            return change(format!(
+                "--val-frac {}: the checkpoint was trained with {} (its validation rows would be trained on); pass --allow-data-change to do it anyway",
+                new.val_frac, old.val_frac
+            ));
+        }
+        if old.standardize != new.standardize {
+            return change(format!(
+                "{}: the checkpoint was trained {} standardization; pass --allow-data-change to do it anyway",
+                if new.standardize {
+                    "--standardize"
+                } else {
+                    "--no-standardize"
+                },
+                if old.standardize { "with" } else { "without" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn task_name(task: Task) -> &'static str {
+    match task {
+        Task::Line => "line",
+        Task::Sine => "sine",
+    }
+}
+
+/// A checkpoint records its data file's path as it was given; from another directory, a
+/// relative path is looked up beside the checkpoint too.
+fn find_recorded_data(data: &mut TableConfig, resume: &std::path::Path) -> Result<()> {
+    let path = std::path::Path::new(&data.path);
+    if path.exists() {
+        return Ok(());
+    }
+    if path.is_relative()
+        && let Some(beside) = resume.parent().map(|dir| dir.join(path))
+        && beside.exists()
+    {
+        data.path = beside.display().to_string();
+        return Ok(());
+    }
+    Err(Error::Data {
+        path: path.to_owned(),
+        message: format!(
+            "no such file (the path {} records); pass --data to say where it is",
+            resume.display()
+        ),
+    })
+}
+
 fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
     macro_rules! apply {
         ($($field:ident),*) => { $( if let Some(v) = o.$field.clone() { config.$field = v; } )* };
@@ -196,6 +280,31 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
     apply!(
         batch, lr, seed, true_w, true_b, noise, log_every, task, model, hidden, activation
     );
+    if config.model == ModelKind::Linear {
+        if o.hidden.is_some() {
+            return Err(invalid(
+                "--hidden",
+                "(given)",
+                "applies to --model mlp only",
+            ));
+        }
+        if o.activation.is_some() {
+            return Err(invalid(
+                "--activation",
+                "(given)",
+                "applies to --model mlp only",
+            ));
+        }
+    }
+    if let Some(features) = &o.features
+        && features.iter().any(|f| f.trim().is_empty())
+    {
+        return Err(invalid(
+            "--features",
+            features.join(","),
+            "must be column names separated by commas, none of them empty",
+        ));
+    }
     if let Some(path) = &o.data {
         let target = match (&o.target, &config.data) {
             (Some(target), _) => target.clone(),
@@ -338,9 +447,12 @@ fn check_same_data(
     };
     let new = table.record();
     if old.features != new.features {
-        return Err(Error::ModelMismatch {
-            checkpoint: format!("model of features [{}]", old.features.join(", ")),
-            requested: format!("features [{}]", new.features.join(", ")),
+        return Err(Error::ResumeChange {
+            what: format!(
+                "features [{}]: the checkpoint's model takes [{}]",
+                new.features.join(", "),
+                old.features.join(", ")
+            ),
         });
     }
     let what = if old.hash != new.hash {

@@ -22,6 +22,10 @@ use crate::optim::{Adam, Moments};
 /// multi-feature or hidden-layer model takes more: see [`Trainer::bytes_per_sample`]).
 pub const BYTES_PER_SAMPLE: u64 = 64;
 
+/// What [`ModelSpec::validate`] accepts, for messages.
+pub const MODEL_LIMITS: &str =
+    "widths from 1 to 16384, at most 64 hidden layers and 100 million parameters";
+
 /// A model, its optimizer state and its place in the data stream, on one backend.
 pub struct Trainer {
     config: TrainingConfig,
@@ -73,6 +77,11 @@ impl Trainer {
             (None, _) => None,
         };
         let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
+        spec.validate().map_err(|_| Error::InvalidSetting {
+            name: "--hidden",
+            value: spec.describe(),
+            expected: MODEL_LIMITS,
+        })?;
         backend.check_batch_fits(config.batch, Self::bytes_per_sample(&spec))?;
         let device = backend.device.clone().autodiff();
         let inner = backend.device.clone();
@@ -199,12 +208,15 @@ impl Trainer {
                 first_step = start.elapsed();
             }
             if step.is_multiple_of(self.config.log_every) || step == last {
-                let loss = self.read_loss(loss)?;
+                let trained = self.read_loss(loss)?;
+                // Shown in the target's units (may overflow f32 for huge targets, which is
+                // not divergence: training runs on the scaled target).
+                let loss = trained * self.table.as_ref().map_or(1.0, |t| t.loss_scale());
                 let point = LossPoint { step, loss };
                 observer.on_loss(point);
                 losses.push(point);
                 self.last_loss = Some(loss);
-                if !loss.is_finite() {
+                if !trained.is_finite() {
                     return Err(Error::Diverged {
                         step,
                         loss,
@@ -259,12 +271,8 @@ impl Trainer {
         (Tensor::from_inner(updated).require_grad(), moments)
     }
 
-    /// The loss in the target's units (a standardized table's model trains on the scaled
-    /// target).
     fn read_loss(&self, loss: Tensor<1>) -> Result<f32> {
-        let scale = self.table.as_ref().map_or(1.0, |t| t.loss_scale());
         loss.try_into_scalar::<f32>()
-            .map(|loss| loss * scale)
             .map_err(|e| self.device_error(format!("{e:?}")))
     }
 

@@ -53,6 +53,12 @@ pub fn predict_rows(
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
+    if names.iter().any(|n| n == "prediction") {
+        return Err(error(
+            "already has a `prediction` column (an earlier output?); rename or drop it first"
+                .into(),
+        ));
+    }
     let columns: Vec<usize> = features
         .iter()
         .map(|f| {
@@ -81,7 +87,7 @@ pub fn predict_rows(
             Ok(true) => {}
             Err(e) => return Err(error(format!("cannot read the CSV: {e}"))),
         }
-        let line = record.position().map_or(0, |p| p.line());
+        let line = super::table::line_of(text, &record);
         if record.len() != header.len() {
             return Err(error(format!(
                 "line {line}: {} fields, the header has {}",
@@ -90,15 +96,8 @@ pub fn predict_rows(
             )));
         }
         for ((value, &column), name) in row.iter_mut().zip(&columns).zip(features) {
-            let cell = std::str::from_utf8(&record[column]).unwrap_or("").trim();
-            *value = match cell.parse::<f64>() {
-                Ok(v) if v.is_finite() => v,
-                _ => {
-                    return Err(error(format!(
-                        "line {line}, column `{name}`: {cell:?} is not a finite number"
-                    )));
-                }
-            };
+            *value = super::table::parse_number(&record[column])
+                .map_err(|problem| error(format!("line {line}, column `{name}`: {problem}")))?;
         }
         let prediction = predict(&row);
         if !prediction.is_finite() {

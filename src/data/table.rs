@@ -110,6 +110,15 @@ impl Table {
         let header = reader
             .byte_headers()
             .map_err(|e| fail(format!("line 1: {e}")))?;
+        if let Some(column) = header
+            .iter()
+            .position(|name| std::str::from_utf8(name).is_err())
+        {
+            return Err(fail(format!(
+                "line 1, column {}: the header is not UTF-8 text (is this a CSV file?)",
+                column + 1
+            )));
+        }
         let columns = header
             .iter()
             .map(|name| String::from_utf8_lossy(name.trim_ascii()).into_owned())
@@ -199,7 +208,7 @@ impl Table {
 
 /// The line of `text` on which `record` starts (1-based). csv's own position is where the reader
 /// stood before the record, i.e. before any blank lines it skipped: those are counted here.
-fn line_of(text: &[u8], record: &csv::ByteRecord) -> u64 {
+pub(crate) fn line_of(text: &[u8], record: &csv::ByteRecord) -> u64 {
     let Some(position) = record.position() else {
         return 0;
     };
@@ -300,7 +309,7 @@ impl Layout {
 
 /// A cell as a finite f64: surrounding ASCII whitespace is ignored; the rest is Rust's f64
 /// syntax (`1`, `-2.5`, `3e-4`), and `nan`, `inf` and overflowing values like `1e999` are refused.
-fn parse_number(field: &[u8]) -> Result<f64, String> {
+pub(crate) fn parse_number(field: &[u8]) -> Result<f64, String> {
     let cell = field.trim_ascii();
     if cell.is_empty() {
         return Err("the cell is empty".into());
@@ -309,7 +318,12 @@ fn parse_number(field: &[u8]) -> Result<f64, String> {
         .ok()
         .and_then(|s| s.parse::<f64>().ok())
     {
-        Some(v) if v.is_finite() => Ok(v),
+        // Training and checkpoints are f32: a value beyond its range cannot be trained on.
+        Some(v) if v.is_finite() && v.abs() <= f64::from(f32::MAX) => Ok(v),
+        Some(v) if v.is_finite() => Err(format!(
+            "{} is out of f32 range (about ±3.4e38)",
+            shown(cell)
+        )),
         Some(_) => Err(format!("{} is not a finite number", shown(cell))),
         None => Err(format!("{} is not a number", shown(cell))),
     }
@@ -328,7 +342,10 @@ fn shown(cell: &[u8]) -> String {
 fn list(columns: &[String]) -> String {
     columns
         .iter()
-        .map(|c| format!("`{c}`"))
+        .map(|c| match c.char_indices().nth(40) {
+            Some((end, _)) => format!("`{}...`", &c[..end]),
+            None => format!("`{c}`"),
+        })
         .collect::<Vec<_>>()
         .join(", ")
 }

@@ -47,6 +47,9 @@ impl Activation {
 pub const MAX_HIDDEN_WIDTH: usize = 16_384;
 /// The most hidden layers accepted.
 pub const MAX_HIDDEN_LAYERS: usize = 64;
+/// The most parameters accepted: 100 million (400 MB of f32, 1.6 GB with gradients and Adam's
+/// moments, and a checkpoint in JSON of several GB).
+pub const MAX_PARAMETERS: u64 = 100_000_000;
 
 /// A model's shape: `d_in` inputs, then the hidden layers, then one output.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -137,7 +140,21 @@ impl ModelSpec {
                 "hidden width {bad}; each must be from 1 to {MAX_HIDDEN_WIDTH}"
             ));
         }
+        let parameters = self.parameter_count();
+        if parameters > MAX_PARAMETERS {
+            return Err(format!(
+                "{parameters} parameters; at most {MAX_PARAMETERS} are supported"
+            ));
+        }
         Ok(())
+    }
+
+    /// Weights and biases in all layers.
+    pub fn parameter_count(&self) -> u64 {
+        self.widths()
+            .windows(2)
+            .map(|pair| (pair[0] as u64 + 1) * pair[1] as u64)
+            .sum()
     }
 
     /// Initial parameters, a pure function of `seed`, drawn on the host so that every backend

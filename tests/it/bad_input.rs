@@ -26,7 +26,7 @@ fn bad_checkpoints() -> Vec<(&'static str, Option<Vec<u8>>, &'static str)> {
     let fixture = fixture_text();
     let with_meta = |meta: &str| fixture.replacen('{', &format!("{{\"burnfit\":{meta},"), 1);
     let text_cases: Vec<(&'static str, Option<String>, &'static str)> = vec![
-        ("missing.json", None, "No such file"),
+        ("missing.json", None, "no such file"),
         ("empty.json", Some(String::new()), "file is empty"),
         (
             "truncated.json",

@@ -402,7 +402,7 @@ fn bad_csv_input_is_named_with_its_row_and_column() {
         .assert()
         .success()
         .stdout(contains(
-            "5 rows (4 training, 1 validation), 1 invalid rows dropped",
+            "5 rows (4 training, 1 validation), 1 invalid row dropped",
         ));
 
     // Flags that only make sense with --data.
@@ -515,4 +515,273 @@ fn engines_other_than_autodiff_refuse_csv_data_in_the_library_too() {
         err.contains("--engine fused") && err.contains("autodiff"),
         "{err}"
     );
+}
+
+#[test]
+fn no_output_may_overwrite_an_input_or_another_output() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let csv = linear_csv(d, 100);
+    let original = std::fs::read(&csv).unwrap();
+    let train = |args: &[&str]| {
+        burnfit()
+            .current_dir(d)
+            .args(["train", "--backend", "ndarray", "--steps", "5"])
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(contains("both name"))
+            .stdout("");
+    };
+    train(&[
+        "--data",
+        "linear.csv",
+        "--target",
+        "y",
+        "--out",
+        "linear.csv",
+        "--format",
+        "json",
+    ]);
+    train(&["--out", "x.csv", "--format", "json", "--metrics", "x.csv"]);
+    train(&[
+        "--out", "same.svg", "--format", "json", "--plot", "same.svg",
+    ]);
+    train(&[
+        "--out",
+        "a.json",
+        "--plot",
+        "p.svg",
+        "--plot-fit",
+        "./p.svg",
+    ]);
+    assert_eq!(std::fs::read(&csv).unwrap(), original);
+    for name in ["x.csv", "same.svg", "a.json", "p.svg"] {
+        assert!(!d.join(name).exists(), "{name}");
+    }
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "5",
+            "--data",
+            "linear.csv",
+            "--target",
+            "y",
+            "--out",
+            "m.json",
+        ])
+        .assert()
+        .success();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "predict",
+            "--checkpoint",
+            "m.json",
+            "--data",
+            "linear.csv",
+            "--out",
+            "linear.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("--data and --out both name"));
+    assert_eq!(std::fs::read(&csv).unwrap(), original);
+    // An earlier output as input: its `prediction` column is not silently doubled.
+    burnfit()
+        .current_dir(d)
+        .args([
+            "predict",
+            "--checkpoint",
+            "m.json",
+            "--data",
+            "linear.csv",
+            "--out",
+            "p.csv",
+        ])
+        .assert()
+        .success();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "predict",
+            "--checkpoint",
+            "m.json",
+            "--data",
+            "p.csv",
+            "--out",
+            "p2.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("already has a `prediction` column"));
+}
+
+#[test]
+fn a_resume_keeps_its_task_target_and_split() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    linear_csv(d, 100);
+    let ok = |args: &[&str]| {
+        burnfit()
+            .current_dir(d)
+            .args(["train", "--backend", "ndarray", "--steps", "5"])
+            .args(args)
+            .assert()
+            .success();
+    };
+    let refused = |args: &[&str], message: &str| {
+        burnfit()
+            .current_dir(d)
+            .args([
+                "train",
+                "--backend",
+                "ndarray",
+                "--steps",
+                "5",
+                "--out",
+                "new.json",
+            ])
+            .args(args)
+            .assert()
+            .code(2)
+            .stderr(contains(message));
+        assert!(!d.join("new.json").exists());
+    };
+    ok(&[
+        "--task",
+        "sine",
+        "--model",
+        "mlp",
+        "--hidden",
+        "4",
+        "--out",
+        "sine.json",
+    ]);
+    refused(
+        &["--resume", "sine.json", "--task", "line"],
+        "cannot resume with --task line: the checkpoint was trained on the sine task",
+    );
+    ok(&["--data", "linear.csv", "--target", "y", "--out", "csv.json"]);
+    refused(
+        &["--resume", "csv.json", "--target", "a"],
+        "--target a: the checkpoint's model predicts `y`",
+    );
+    refused(
+        &["--resume", "csv.json", "--val-frac", "0.5"],
+        "--val-frac 0.5",
+    );
+    refused(
+        &["--resume", "csv.json", "--no-standardize"],
+        "--no-standardize",
+    );
+    ok(&[
+        "--resume",
+        "csv.json",
+        "--val-frac",
+        "0.5",
+        "--allow-data-change",
+        "--out",
+        "changed.json",
+    ]);
+    // From another directory, the checkpoint's relative data path is found beside it.
+    std::fs::create_dir(d.join("sub")).unwrap();
+    burnfit()
+        .current_dir(d.join("sub"))
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "2",
+            "--resume",
+            "../csv.json",
+            "--out",
+            "r.json",
+        ])
+        .assert()
+        .success();
+    std::fs::rename(d.join("linear.csv"), d.join("moved.csv")).unwrap();
+    refused(&["--resume", "csv.json"], "pass --data to say where it is");
+    // Flags that do not apply.
+    refused(&["--hidden", "8"], "--hidden");
+    refused(&["--activation", "relu"], "--activation");
+    refused(
+        &["--data", "moved.csv", "--target", "y", "--features", "a,,b"],
+        "none of them empty",
+    );
+}
+
+#[test]
+fn values_beyond_f32_are_bad_input_but_large_ones_train() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::write(d.join("huge.csv"), "x,y\n1,2\n2,1e39\n3,4\n4,5\n5,6\n").unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--data",
+            "huge.csv",
+            "--target",
+            "y",
+            "--out",
+            "h.json",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("line 3, column `y`: \"1e39\" is out of f32 range"));
+    // 1e30 fits f32: the standardized run trains (its MSE in the data's units overflows f32 and
+    // prints as inf, which is not divergence).
+    std::fs::write(
+        d.join("large.csv"),
+        "x,y\n1,2\n2,1e30\n3,4\n4,5\n5,6\n6,2\n",
+    )
+    .unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "20",
+            "--val-frac",
+            "0",
+            "--data",
+            "large.csv",
+            "--target",
+            "y",
+            "--out",
+            "l.json",
+        ])
+        .assert()
+        .success();
+    // predict --data names the real line in a CRLF file.
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "5",
+            "--out",
+            "m.json",
+        ])
+        .assert()
+        .success();
+    std::fs::write(d.join("crlf.csv"), "x\r\n1\r\n2\r\n\r\n3\r\nq\r\n").unwrap();
+    burnfit()
+        .current_dir(d)
+        .args(["predict", "--checkpoint", "m.json", "--data", "crlf.csv"])
+        .assert()
+        .code(2)
+        .stderr(contains("line 6, column `x`: \"q\" is not a number"));
 }

@@ -118,7 +118,8 @@ fn the_json_layout_is_the_autograd_crates_and_names_layers_w1_b1() {
         .arg(&out)
         .assert()
         .success()
-        .stdout(contains("engine: mlp 1-4-3-1, tanh model"));
+        .stdout(contains("engine: mlp 1-4-3-1, tanh model"))
+        .stdout(contains("final loss "));
     let json: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
     let ids = json["name_to_id"].as_object().unwrap();
     for (i, name) in ["w1", "b1", "w2", "b2", "w3", "b3"].iter().enumerate() {

@@ -30,7 +30,7 @@ fn csv_rows(path: &Path) -> Vec<(u64, f32)> {
     lines
         .map(|l| {
             let fields: Vec<&str> = l.split(',').collect();
-            assert_eq!(fields[3], "0.01", "{l}");
+            assert!(["0.01", "0.1"].contains(&fields[3]), "lr: {l}");
             (fields[0].parse().unwrap(), fields[1].parse().unwrap())
         })
         .collect()
@@ -106,6 +106,58 @@ fn metrics_rows_are_the_logged_steps_and_a_resume_appends_each_step_once() {
             .collect::<Vec<_>>()
     );
     assert_eq!(logged(&straight).len(), 10);
+    // Another run's file is not cut by a resume unless --force.
+    train(
+        d,
+        &[
+            "--steps",
+            "400",
+            "--lr",
+            "0.1",
+            "--out",
+            "other.json",
+            "--metrics",
+            "other.csv",
+        ],
+    );
+    let other = std::fs::read(d.join("other.csv")).unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--log-every",
+            "50",
+            "--resume",
+            "a.json",
+            "--steps",
+            "50",
+            "--out",
+            "e.json",
+            "--metrics",
+            "other.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("is not this checkpoint's history"));
+    assert_eq!(std::fs::read(d.join("other.csv")).unwrap(), other);
+    train(
+        d,
+        &[
+            "--resume",
+            "a.json",
+            "--steps",
+            "50",
+            "--out",
+            "e.json",
+            "--metrics",
+            "other.csv",
+            "--force",
+        ],
+    );
+    let steps: Vec<u64> = csv_rows(&d.join("other.csv")).iter().map(|r| r.0).collect();
+    assert_eq!(steps, [50, 100, 150, 200, 250, 300, 350]);
     // A fresh run does not overwrite an existing metrics file unless --force.
     let before = std::fs::read(d.join("m.csv")).unwrap();
     burnfit()
@@ -301,7 +353,11 @@ fn plot_fit_draws_a_one_feature_csv_fit() {
         1,
         "the fitted line (no true line for a file)"
     );
-    assert_eq!(fit.matches("<circle").count(), 40 + 1, "every row, and the legend's marker");
+    assert_eq!(
+        fit.matches("<circle").count(),
+        40 + 1,
+        "every row, and the legend's marker"
+    );
     // Two features cannot be drawn as a line.
     std::fs::write(
         d.join("two.csv"),

@@ -260,6 +260,7 @@ pub struct OlsArgs {
 
 /// `burnfit predict`.
 #[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("inputs").required(true).args(["x", "data"])))]
 pub struct PredictArgs {
     /// The checkpoint whose model predicts (any format).
     #[arg(long, value_name = "CKPT")]

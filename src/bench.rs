@@ -106,14 +106,33 @@ pub struct BenchReport {
     pub rows: Vec<BenchRow>,
 }
 
-/// Runs the benchmark; `on_row` sees each row as soon as it is measured.
-pub fn run(options: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<BenchReport> {
+/// What [`run`] reports as it goes.
+#[derive(Debug)]
+pub enum BenchEvent<'a> {
+    /// A row's measurement begins: its system (`burnfit/<backend>/<engine>` or `autograd`) and
+    /// batch.
+    Starting {
+        /// The system measured.
+        system: String,
+        /// The batch size.
+        batch: usize,
+    },
+    /// A row was measured (or skipped, with a note).
+    Measured(&'a BenchRow),
+}
+
+/// Runs the benchmark; `on_event` hears of each row as it starts and as soon as it is measured.
+pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Result<BenchReport> {
     let mut rows = Vec::new();
     let mut adapter = None;
     let mut autograd_ms: Vec<(usize, f64)> = Vec::new();
     for &batch in &options.batches {
         let config = workload(options, batch);
         if options.autograd {
+            on_event(BenchEvent::Starting {
+                system: "autograd".into(),
+                batch,
+            });
             let row =
                 match crate::backend::check_host_memory(batch as u64, AUTOGRAD_BYTES_PER_SAMPLE) {
                     Err(too_large) => {
@@ -127,7 +146,7 @@ pub fn run(options: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<
             if row.note.is_none() {
                 autograd_ms.push((batch, row.median_ms));
             }
-            on_row(&row);
+            on_event(BenchEvent::Measured(&row));
             rows.push(row);
         }
         for &kind in &options.backends {
@@ -136,13 +155,17 @@ pub fn run(options: &BenchOptions, on_row: &mut dyn FnMut(&BenchRow)) -> Result<
                 adapter = Some(format!("{} ({}, {})", a.name, a.device_type, a.api));
             }
             for &engine in &options.engines {
+                on_event(BenchEvent::Starting {
+                    system: format!("burnfit/{}/{}", kind.name(), engine.name()),
+                    batch,
+                });
                 let mut row = measure_burn(&backend, engine, &config, options)?;
                 row.speedup_vs_autograd = autograd_ms
                     .iter()
                     .find(|(b, _)| *b == batch)
                     .filter(|_| row.note.is_none())
                     .map(|(_, ms)| ms / row.median_ms);
-                on_row(&row);
+                on_event(BenchEvent::Measured(&row));
                 rows.push(row);
             }
         }

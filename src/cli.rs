@@ -1182,10 +1182,16 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
         };
     let progress = Progress::rows(args.progress.enabled(false), rows as u64);
     let mut done = 0;
-    let report = bench::run(&options, &mut |row| {
+    let report = bench::run(&options, &mut |event| {
+        let row = match event {
+            bench::BenchEvent::Starting { system, batch } => {
+                progress.set_message(format!("running {system} at batch {batch}"));
+                return;
+            }
+            bench::BenchEvent::Measured(row) => row,
+        };
         done += 1;
         progress.set_position(done);
-        progress.set_message(format!("last: {} at batch {}", row.system, row.batch));
         let table = bench::format_table(std::slice::from_ref(row));
         let mut lines = table.lines();
         let header = lines.next().unwrap_or_default();

@@ -325,6 +325,11 @@ pub(crate) fn parse_number(field: &[u8]) -> Result<f64, String> {
             shown(cell)
         )),
         Some(_) => Err(format!("{} is not a finite number", shown(cell))),
+        // A quote left open swallows the rest of the file into one cell.
+        None if cell.contains(&b'\n') => Err(format!(
+            "{} spans several lines: a quote (\") left open?",
+            shown(cell)
+        )),
         None => Err(format!("{} is not a number", shown(cell))),
     }
 }
@@ -653,6 +658,15 @@ mod tests {
         assert_eq!(
             message("\n\nx,y\n1,2\n3\n", &y()),
             "data file t.csv: line 5 has 1 field, but the header has 2 columns"
+        );
+    }
+
+    #[test]
+    fn table_an_open_quote_is_named() {
+        let err = message("a,y\n1,2\n3,\"4\n5,6\n", &y());
+        assert!(
+            err.contains("line 3, column `y`") && err.contains("a quote (\") left open?"),
+            "{err}"
         );
     }
 

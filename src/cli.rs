@@ -663,8 +663,12 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             } else {
                 String::new()
             },
-            t.feature_names.join(", "),
-            t.target_name,
+            t.feature_names
+                .iter()
+                .map(|n| abbreviate(n))
+                .collect::<Vec<_>>()
+                .join(", "),
+            abbreviate(&t.target_name),
             if table.scaling.is_some() {
                 ", standardized"
             } else {

@@ -382,11 +382,11 @@ fn resolve_steps(
     table: Option<&PreparedTable>,
 ) -> Result<u64> {
     let asked = match (o.steps, o.epochs, table) {
-        (Some(_), Some(_), _) => {
+        (Some(_), Some(epochs), _) => {
             return Err(invalid(
                 "--epochs",
-                "(with --steps)",
-                "give --steps or --epochs, not both",
+                epochs,
+                "cannot be combined with --steps: give one of them",
             ));
         }
         (Some(steps), None, _) => Some(steps),

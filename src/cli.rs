@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::{Backend, BackendChoice, BackendKind, probe_all};
 use crate::bench::{self, BenchOptions};
 use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
-use crate::config::{ModelKind, Task, TrainingConfig};
+use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
 use crate::console::Console;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 use crate::error::{Error, Result};
@@ -56,6 +56,14 @@ pub enum Command {
 /// `println!` through a [`Console`]: never panics on a closed or full stdout.
 macro_rules! say {
     ($console:expr, $($arg:tt)*) => { $console.line(format_args!($($arg)*)) };
+}
+
+fn join(values: &[usize]) -> String {
+    values
+        .iter()
+        .map(|v| v.to_string())
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 fn default_is(text: &str, value: impl std::fmt::Display) -> String {
@@ -132,8 +140,8 @@ pub struct TrainArgs {
     /// The model: `linear` (z = x·w + b) or `mlp` (dense layers of --hidden widths) [default: linear]
     #[arg(long, value_enum)]
     pub model: Option<ModelKind>,
-    /// The MLP's hidden layer widths, comma-separated [default: 64,64]
-    #[arg(long, value_delimiter = ',', value_name = "W,..")]
+    /// The MLP's hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "W,..", help = default_is("The MLP's hidden layer widths, comma-separated", join(&TrainingConfig::default().hidden)))]
     pub hidden: Option<Vec<usize>>,
     /// The MLP's activation between layers (also the one assumed for an autograd-written MLP
     /// file, which does not record it) [default: tanh]
@@ -149,8 +157,8 @@ pub struct TrainArgs {
     /// column but the target]
     #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
     pub features: Option<Vec<String>>,
-    /// The CSV field delimiter, one ASCII character [default: ,]
-    #[arg(long, value_name = "CHAR")]
+    /// The CSV field delimiter, one ASCII character.
+    #[arg(long, value_name = "CHAR", help = default_is("The CSV field delimiter, one ASCII character", TableConfig::new("", "").delimiter))]
     pub delimiter: Option<char>,
     /// Scale each CSV feature to mean 0, std 1 over the training rows while training (the
     /// default; the saved weights are in the data's own units either way)
@@ -159,8 +167,8 @@ pub struct TrainArgs {
     /// Train on the raw CSV features.
     #[arg(long)]
     pub no_standardize: bool,
-    /// Fraction of the CSV rows held out for validation, a seeded random split [default: 0.2]
-    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    /// Fraction of the CSV rows held out for validation, a seeded random split.
+    #[arg(long, value_name = "F", allow_negative_numbers = true, help = default_is("Fraction of the CSV rows held out for validation, a seeded random split", TableConfig::new("", "").val_frac))]
     pub val_frac: Option<f64>,
     /// Skip CSV rows with an empty or non-numeric cell (and say how many) instead of stopping.
     #[arg(long)]
@@ -243,15 +251,14 @@ pub struct OlsArgs {
     /// The feature columns, comma-separated [default: every column but the target]
     #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
     pub features: Option<Vec<String>>,
-    /// The field delimiter [default: ,]
-    #[arg(long, value_name = "CHAR")]
+    /// The field delimiter.
+    #[arg(long, value_name = "CHAR", help = default_is("The field delimiter", TableConfig::new("", "").delimiter))]
     pub delimiter: Option<char>,
-    /// Fraction of rows held out for validation (the same split `train` makes with this seed)
-    /// [default: 0.2]
-    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    /// Fraction of rows held out for validation (the same split `train` makes with this seed).
+    #[arg(long, value_name = "F", allow_negative_numbers = true, help = default_is("Fraction of rows held out for validation (the same split `train` makes with this seed)", TableConfig::new("", "").val_frac))]
     pub val_frac: Option<f64>,
-    /// Seed of the split [default: 42]
-    #[arg(long, value_name = "N")]
+    /// Seed of the split.
+    #[arg(long, value_name = "N", help = default_is("Seed of the split", TrainingConfig::default().seed))]
     pub seed: Option<u64>,
     /// Skip rows with an empty or non-numeric cell.
     #[arg(long)]
@@ -576,8 +583,17 @@ impl Observer for TrainObserver<'_> {
 
     fn after_step(&mut self, trainer: &dyn Engine) -> Result<Flow> {
         self.progress.set_position(trainer.step());
-        if let Some(point) = self.pending.take() {
-            self.record(point, trainer)?;
+        // The metrics are a side channel: a failure to write them must not cost the run.
+        if let Some(point) = self.pending.take()
+            && let Err(problem) = self.record(point, trainer)
+            && self.metrics.is_some()
+        {
+            let message = crate::console::escape_controls(&problem.to_string());
+            let _ = writeln!(
+                std::io::stderr(),
+                "warning: {message}; training goes on without the metrics file"
+            );
+            self.metrics = None;
         }
         if signals::received().is_some() {
             return Ok(Flow::Stop);
@@ -762,7 +778,30 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         ));
     }
     if let Some(table) = trainer.table() {
-        print_comparison(console, table, &FitComparison::of(table, &checkpoint));
+        let comparison = FitComparison::of(table, &checkpoint);
+        print_comparison(console, table, &comparison);
+        if table.is_scaled()
+            && let Some(scaled) = checkpoint
+                .meta
+                .as_ref()
+                .and_then(|m| m.data.as_ref())
+                .and_then(|d| d.training_space.as_ref())
+        {
+            // The trained model, before its parameters were folded into data units in f32.
+            let mut params = checkpoint.named_params();
+            for p in &mut params {
+                if let Some(values) = scaled.get(&p.name) {
+                    p.value.data = values.clone();
+                }
+            }
+            let trained = table.training_space_mse(&checkpoint.spec, &params);
+            if comparison.model.train.mse > 1.01 * trained {
+                console.line(format_args!(
+                    "note: the saved model (f32, the data's units) has training MSE {:.6}, the trained one {trained:.6}: a feature's mean is large next to its spread (a timestamp?); subtract an offset from it before fitting to keep the precision",
+                    comparison.model.train.mse
+                ));
+            }
+        }
     } else if checkpoint.spec != crate::model::ModelSpec::linear(1)
         && let Some(loss) = run.final_loss()
     {
@@ -1238,18 +1277,33 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     console.finish()
 }
 
+/// R² with `decimals`, or `n/a` where it is undefined (a constant target).
+fn r2_text(r2: f64, decimals: usize) -> String {
+    if r2.is_nan() {
+        "n/a".into()
+    } else {
+        format!("{r2:.decimals$}")
+    }
+}
+
 /// Prints a CSV fit's quality next to the closed form's.
 fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c: &FitComparison) {
     let row = |name: &str, q: &crate::report::SplitQuality| {
         let val = q.val.map_or("   (no validation rows)".to_string(), |v| {
             format!(
-                "{:>12.6} {:>10.6} {:>10.6} {:>8.5}",
-                v.mse, v.rmse, v.mae, v.r2
+                "{:>12.6} {:>10.6} {:>10.6} {:>8}",
+                v.mse,
+                v.rmse,
+                v.mae,
+                r2_text(v.r2, 5)
             )
         });
         format!(
-            "  {name:<18} {:>12.6} {:>10.6} {:>10.6} {:>8.5} | {val}",
-            q.train.mse, q.train.rmse, q.train.mae, q.train.r2
+            "  {name:<18} {:>12.6} {:>10.6} {:>10.6} {:>8} | {val}",
+            q.train.mse,
+            q.train.rmse,
+            q.train.mae,
+            r2_text(q.train.r2, 5)
         )
     };
     say!(
@@ -1337,8 +1391,11 @@ fn run_ols(args: &OlsArgs) -> Result<()> {
     say!(console, "  {:<16} {:>16.8}", "(intercept)", fit.bias);
     let show = |q: crate::fit_quality::FitQuality| {
         format!(
-            "MSE {:.6}  RMSE {:.6}  MAE {:.6}  R² {:.6}",
-            q.mse, q.rmse, q.mae, q.r2
+            "MSE {:.6}  RMSE {:.6}  MAE {:.6}  R² {}",
+            q.mse,
+            q.rmse,
+            q.mae,
+            r2_text(q.r2, 6)
         )
     };
     if t.dropped_rows > 0 {

@@ -276,16 +276,7 @@ impl TrainingConfig {
             }
             self.model_spec(1)
                 .validate()
-                .map_err(|_| Error::InvalidSetting {
-                    name: "--hidden",
-                    value: self
-                        .hidden
-                        .iter()
-                        .map(|w| w.to_string())
-                        .collect::<Vec<_>>()
-                        .join(","),
-                    expected: crate::train::MODEL_LIMITS,
-                })?;
+                .map_err(|message| Error::InvalidModel { message })?;
         }
         if let Some(data) = &self.data {
             if self.task != Task::Line {
@@ -304,6 +295,7 @@ impl TrainingConfig {
     /// The model this config trains on data with `d_in` features.
     pub fn model_spec(&self, d_in: usize) -> ModelSpec {
         match self.model {
+            // A linear model has no activation: `activation` and `hidden` do not apply.
             ModelKind::Linear => ModelSpec::linear(d_in),
             ModelKind::Mlp => ModelSpec {
                 d_in,

@@ -120,6 +120,13 @@ pub enum Error {
         what: String,
     },
 
+    /// A model too large or malformed (its `--hidden` widths, or its inputs times them).
+    #[error("invalid model for --hidden: {message}")]
+    InvalidModel {
+        /// What is wrong, from [`crate::model::ModelSpec::validate`].
+        message: String,
+    },
+
     /// A resumed run asks to change what its checkpoint was trained on.
     #[error("cannot resume with {what}")]
     ResumeChange {
@@ -260,6 +267,7 @@ impl Error {
             | Error::InvalidInput { .. }
             | Error::SamePath { .. }
             | Error::ResumeChange { .. }
+            | Error::InvalidModel { .. }
             | Error::Metrics { .. }
             | Error::Plot { .. } => 2,
             Error::Interrupted { signal, .. } => 128 + signal,

@@ -200,10 +200,11 @@ impl TrainPlan {
 /// A resumed run continues the task it started: the same synthetic task, or the same target
 /// and split of its table (the split and scaling only with `--allow-data-change`).
 fn check_same_task(
-    old: &TrainingConfig,
-    new: &TrainingConfig,
+    old_config: &TrainingConfig,
+    new_config: &TrainingConfig,
     allow_data_change: bool,
 ) -> Result<()> {
+    let (old, new) = (old_config, new_config);
     let change = |what: String| Err(Error::ResumeChange { what });
     if old.task != new.task && new.data.is_none() {
         return change(format!(
@@ -222,6 +223,18 @@ fn check_same_task(
         ));
     }
     if !allow_data_change {
+        if old_config.seed != new_config.seed {
+            return change(format!(
+                "--seed {}: the checkpoint's split and shuffles come from seed {} (another seed puts trained-on rows in validation); pass --allow-data-change to do it anyway",
+                new_config.seed, old_config.seed
+            ));
+        }
+        if old_config.batch != new_config.batch {
+            return change(format!(
+                "--batch {}: the checkpoint's epochs are of --batch {} (another batch size breaks the epoch in progress); pass --allow-data-change to do it anyway",
+                new_config.batch, old_config.batch
+            ));
+        }
         if old.val_frac != new.val_frac {
             return change(format!(
                 "--val-frac {}: the checkpoint was trained with {} (its validation rows would be trained on); pass --allow-data-change to do it anyway",

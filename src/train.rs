@@ -22,10 +22,6 @@ use crate::optim::{Adam, Moments};
 /// multi-feature or hidden-layer model takes more: see [`Trainer::bytes_per_sample`]).
 pub const BYTES_PER_SAMPLE: u64 = 64;
 
-/// What [`ModelSpec::validate`] accepts, for messages.
-pub const MODEL_LIMITS: &str =
-    "widths from 1 to 16384, at most 64 hidden layers and 100 million parameters";
-
 /// A model, its optimizer state and its place in the data stream, on one backend.
 pub struct Trainer {
     config: TrainingConfig,
@@ -77,12 +73,13 @@ impl Trainer {
             (None, _) => None,
         };
         let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
-        spec.validate().map_err(|_| Error::InvalidSetting {
-            name: "--hidden",
-            value: spec.describe(),
-            expected: MODEL_LIMITS,
-        })?;
-        backend.check_batch_fits(config.batch, Self::bytes_per_sample(&spec))?;
+        spec.validate()
+            .map_err(|message| Error::InvalidModel { message })?;
+        // A table's step takes at most all its training rows, whatever --batch says.
+        let batch = table
+            .as_ref()
+            .map_or(config.batch, |t| config.batch.min(t.train.len()));
+        backend.check_batch_fits(batch, Self::bytes_per_sample(&spec))?;
         let device = backend.device.clone().autodiff();
         let inner = backend.device.clone();
         let mut params = match resume {
@@ -304,17 +301,8 @@ impl Trainer {
         let mut params: Vec<HostTensor> =
             self.model.to_host()?.into_iter().map(|p| p.value).collect();
         let mut record = self.table.as_ref().map(|t| t.record());
-        if let Some(table) = self.table.as_ref().filter(|t| t.is_scaled()) {
-            let names = self.model.spec.param_names();
-            let last = params.len() - 2;
-            let changed = [0, 1, last, last + 1];
-            let exact = changed
-                .iter()
-                .map(|&i| (names[i].clone(), params[i].data.clone()))
-                .collect();
-            if let Some(record) = &mut record {
-                record.training_space = Some(exact);
-            }
+        if let (Some(table), Some(record)) = (&self.table, &mut record) {
+            record.training_space = table.training_space(&self.model.spec.param_names(), &params);
             table.to_data_units(&mut params);
         }
         Ok(Checkpoint {
@@ -388,12 +376,14 @@ pub struct TrainingReport {
 }
 
 impl TrainingReport {
-    /// The final w (the model is one neuron).
+    /// The final w of the one-input linear model (for other models: the first weight's first
+    /// value).
     pub fn final_w(&self) -> f32 {
         self.checkpoint.params[0].data[0]
     }
 
-    /// The final b.
+    /// The final b of the one-input linear model (for other models: the first bias's first
+    /// value).
     pub fn final_b(&self) -> f32 {
         self.checkpoint.params[1].data[0]
     }

@@ -384,6 +384,15 @@ mod tests {
     }
 
     #[test]
+    fn a_one_layer_numbered_file_is_refused_not_a_panic() {
+        let text = r#"{"array_list":[{"v":1,"dim":[1,1],"data":[2.0]},{"v":1,"dim":[1,1],"data":[0.5]}],"name_to_id":{"\u0001w1":0,"\u0001b1":1}}"#;
+        let err = from_bytes(text.as_bytes()).unwrap_err();
+        assert!(err.contains("`w1`/`b1` without `w2`"), "{err}");
+        let (vars, _) = variables(text.as_bytes()).unwrap();
+        assert!(model_variable_names(&vars).is_empty());
+    }
+
+    #[test]
     fn newer_metadata_is_refused() {
         let mut value: serde_json::Value = serde_json::from_slice(&to_bytes(&sample())).unwrap();
         value["burnfit"]["format_version"] = serde_json::json!(FORMAT_VERSION + 1);

@@ -411,7 +411,7 @@ impl Checkpoint {
     /// The same checkpoint with another activation, for files that do not record theirs (the
     /// autograd crate's): `--activation` says which.
     pub fn with_activation(mut self, activation: Activation) -> Checkpoint {
-        if self.meta.is_none() {
+        if self.meta.is_none() && !self.spec.is_linear() {
             self.spec.activation = activation;
         }
         self

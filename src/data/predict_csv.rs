@@ -53,7 +53,7 @@ pub fn predict_rows(
         .iter()
         .map(|h| String::from_utf8_lossy(h).trim().to_string())
         .collect();
-    if names.iter().any(|n| n == "prediction") {
+    if names.iter().any(|n| n == "prediction") && !features.iter().any(|f| f == "prediction") {
         return Err(error(
             "already has a `prediction` column (an earlier output?); rename or drop it first"
                 .into(),
@@ -76,7 +76,13 @@ pub fn predict_rows(
         .from_writer(Vec::with_capacity(text.len() + text.len() / 4));
     let write_error = |e: csv::Error| error(format!("cannot write the output: {e}"));
     let mut out_header = header.clone();
-    out_header.push_field(b"prediction");
+    // A model with a feature named `prediction` writes its output under another name.
+    let column: &[u8] = if features.iter().any(|f| f == "prediction") {
+        b"burnfit_prediction"
+    } else {
+        b"prediction"
+    };
+    out_header.push_field(column);
     writer.write_byte_record(&out_header).map_err(write_error)?;
     let mut row = vec![0.0f64; features.len()];
     let mut record = csv::ByteRecord::new();
@@ -100,7 +106,7 @@ pub fn predict_rows(
                 .map_err(|problem| error(format!("line {line}, column `{name}`: {problem}")))?;
         }
         let prediction = predict(&row);
-        if !prediction.is_finite() {
+        if !(prediction as f32).is_finite() {
             return Err(error(format!(
                 "line {line}: the prediction is not finite ({prediction})"
             )));

@@ -137,6 +137,43 @@ impl PreparedTable {
         }
     }
 
+    /// The scaled-space values of the parameters that [`PreparedTable::to_data_units`] changes
+    /// (the first and the last layer), by name, for [`DataRecord::training_space`]; `None`
+    /// without standardization.
+    pub fn training_space(
+        &self,
+        names: &[String],
+        params: &[HostTensor],
+    ) -> Option<std::collections::BTreeMap<String, Vec<f32>>> {
+        if !self.is_scaled() {
+            return None;
+        }
+        let last = params.len() - 2;
+        Some(
+            [0, 1, last, last + 1]
+                .iter()
+                .map(|&i| (names[i].clone(), params[i].data.clone()))
+                .collect(),
+        )
+    }
+
+    /// The training MSE of parameters in the scaled space, computed in f64 and in the target's
+    /// units: what the model achieved before its parameters were rounded to f32 in the data's
+    /// units.
+    pub fn training_space_mse(&self, spec: &ModelSpec, params: &[NamedTensor]) -> f64 {
+        let (mean, std) = self.target_scaling.unwrap_or((0.0, 1.0));
+        let d = self.d();
+        let mut row = vec![0.0f32; d];
+        let mut sum = 0.0;
+        for &r in &self.train {
+            self.scaled_row(r as usize, &mut row);
+            let x: Vec<f64> = row.iter().map(|v| f64::from(*v)).collect();
+            let z = spec.forward_host(params, &x) * std + mean;
+            sum += (z - self.table.y[r as usize]).powi(2);
+        }
+        sum / self.train.len().max(1) as f64
+    }
+
     /// Whether training changes units at all (standardization on).
     pub fn is_scaled(&self) -> bool {
         self.scaling.is_some() || self.target_scaling.is_some()

@@ -206,6 +206,12 @@ impl ModelSpec {
                 names.push(format!("b{l}"));
                 l += 1;
             }
+            if names.len() == 2 {
+                return Err(
+                    "`w1`/`b1` without `w2`: a model of one layer is the linear model, named `w` and `b`"
+                        .into(),
+                );
+            }
             names
         } else {
             return Err("no model parameters (expected `w` and `b`, or `w1`, `b1`, …)".into());
@@ -237,6 +243,12 @@ impl ModelSpec {
             .iter()
             .map(|p| p.value.shape.get(1).copied().unwrap_or(0))
             .collect();
+        // A linear model has no activation: keep the default, so specs compare equal.
+        let activation = if hidden.is_empty() {
+            Activation::default()
+        } else {
+            activation
+        };
         let spec = ModelSpec {
             d_in,
             hidden,

@@ -679,6 +679,14 @@ fn a_resume_keeps_its_task_target_and_split() {
         &["--resume", "csv.json", "--no-standardize"],
         "--no-standardize",
     );
+    refused(
+        &["--resume", "csv.json", "--seed", "7"],
+        "--seed 7: the checkpoint's split",
+    );
+    refused(
+        &["--resume", "csv.json", "--batch", "32"],
+        "--batch 32: the checkpoint's epochs",
+    );
     ok(&[
         "--resume",
         "csv.json",
@@ -784,4 +792,108 @@ fn values_beyond_f32_are_bad_input_but_large_ones_train() {
         .assert()
         .code(2)
         .stderr(contains("line 6, column `x`: \"q\" is not a number"));
+}
+
+#[test]
+fn edge_cases_found_in_review() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    linear_csv(d, 60);
+    // A --batch far above the rows trains full-batch: no batch-memory refusal.
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "3",
+            "--data",
+            "linear.csv",
+            "--target",
+            "y",
+            "--batch",
+            "2147483648",
+            "--out",
+            "a.json",
+        ])
+        .assert()
+        .success()
+        .stdout(contains("full-batch training"));
+    // An activation in a config file does not make a linear checkpoint unreadable.
+    std::fs::write(d.join("c.json"), r#"{"activation": "relu", "steps": 3}"#).unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--config",
+            "c.json",
+            "--out",
+            "l.json",
+        ])
+        .assert()
+        .success();
+    burnfit()
+        .current_dir(d)
+        .args(["inspect", "l.json"])
+        .assert()
+        .success()
+        .stdout(contains("model: w = "));
+    // A feature named `prediction`: the output column gets another name.
+    std::fs::write(d.join("p.csv"), "prediction,y\n1,2\n2,4\n3,6\n4,8\n5,10\n").unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "3",
+            "--data",
+            "p.csv",
+            "--target",
+            "y",
+            "--out",
+            "p.json",
+        ])
+        .assert()
+        .success();
+    burnfit()
+        .current_dir(d)
+        .args(["predict", "--checkpoint", "p.json", "--data", "p.csv"])
+        .assert()
+        .success()
+        .stdout(contains("prediction,y,burnfit_prediction"));
+    // A timestamp-like feature: the f32 fold into data units loses the fit, and says so.
+    let mut text = String::from("t,y\n");
+    for i in 0..200 {
+        let t = 1.7e9 + f64::from(i) * 5.0;
+        text.push_str(&format!(
+            "{t},{}\n",
+            0.001 * (t - 1.7e9) + f64::from(i % 7) * 0.001
+        ));
+    }
+    std::fs::write(d.join("ts.csv"), text).unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--epochs",
+            "100",
+            "--data",
+            "ts.csv",
+            "--target",
+            "y",
+            "--out",
+            "ts.json",
+        ])
+        .assert()
+        .success()
+        .stdout(contains(
+            "note: the saved model (f32, the data's units) has training MSE",
+        ));
 }

@@ -660,7 +660,8 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     if let (Some(path), Some(checkpoint)) = (&args.metrics, &plan.resumed)
         && !args.force
     {
-        check_metrics_continue(path, checkpoint)?;
+        let last_loss = checkpoint.meta.as_ref().and_then(|m| m.final_loss);
+        crate::metrics_log::check_continues(path, checkpoint.step(), last_loss)?;
     }
     for note in &plan.notes {
         console.line(format_args!("note: {note}"));
@@ -844,40 +845,6 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     let console = &mut observer.console;
     console.warn_if_lost();
     Ok(())
-}
-
-/// A resumed run appends to a metrics file only if the file is this run's history: its last
-/// row at or before the checkpoint's step holds the checkpoint's last loss, bit for bit.
-fn check_metrics_continue(path: &Path, checkpoint: &Checkpoint) -> Result<()> {
-    let Some(last_loss) = checkpoint.meta.as_ref().and_then(|m| m.final_loss) else {
-        return Ok(());
-    };
-    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
-        return Ok(());
-    }
-    // An unreadable file is reported by the metrics log itself.
-    let Ok(rows) = crate::metrics_log::read_metrics(path) else {
-        return Ok(());
-    };
-    let step = checkpoint.step();
-    let message = match rows.iter().rev().find(|r| r.step <= step) {
-        Some(row) if row.loss.to_bits() == last_loss.to_bits() => return Ok(()),
-        Some(row) => format!(
-            "is not this checkpoint's history: its row at step {} has loss {}, the checkpoint's last loss is {last_loss}",
-            row.step, row.loss
-        ),
-        None if rows.is_empty() => return Ok(()),
-        None => format!(
-            "is not this checkpoint's history: it starts at step {}, after the checkpoint's step {step}",
-            rows[0].step
-        ),
-    };
-    Err(Error::Metrics {
-        path: path.to_owned(),
-        message: format!(
-            "{message}; use another file, or --force to cut it at step {step} and append"
-        ),
-    })
 }
 
 /// `--plot-fit`: data points, the fitted line and (synthetic data) the true line.

@@ -636,6 +636,40 @@ fn write_error(path: &Path, error: &io::Error) -> Error {
     }
 }
 
+/// A resumed run appends to a metrics file only if the file is its checkpoint's history: the
+/// last row at or before the checkpoint's `step` holds the checkpoint's `last_loss`, bit for bit.
+/// A missing, empty or unreadable file passes (the log reports its own problems), as does a
+/// checkpoint that records no loss.
+pub fn check_continues(path: &Path, step: u64, last_loss: Option<f32>) -> Result<()> {
+    let Some(last_loss) = last_loss else {
+        return Ok(());
+    };
+    if std::fs::metadata(path).map_or(true, |m| m.len() == 0) {
+        return Ok(());
+    }
+    let Ok(rows) = read_metrics(path) else {
+        return Ok(());
+    };
+    let message = match rows.iter().rev().find(|r| r.step <= step) {
+        Some(row) if row.loss.to_bits() == last_loss.to_bits() => return Ok(()),
+        Some(row) => format!(
+            "is not this checkpoint's history: its row at step {} has loss {}, the checkpoint's last loss is {last_loss}",
+            row.step, row.loss
+        ),
+        None if rows.is_empty() => return Ok(()),
+        None => format!(
+            "is not this checkpoint's history: it starts at step {}, after the checkpoint's step {step}",
+            rows[0].step
+        ),
+    };
+    Err(Error::Metrics {
+        path: path.to_owned(),
+        message: format!(
+            "{message}; use another file, or --force to cut it at step {step} and append"
+        ),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -3,6 +3,7 @@
 
 use std::path::Path;
 
+use super::table::CsvText;
 use crate::error::{Error, Result};
 
 /// The largest CSV read for prediction.
@@ -37,22 +38,15 @@ pub fn predict_rows(
         });
     }
     let bytes = crate::input::read_regular_file(path, MAX_PREDICT_BYTES).map_err(error)?;
-    let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&bytes);
-    if text.iter().all(u8::is_ascii_whitespace) {
-        return Err(error("file is empty".into()));
-    }
-    let mut reader = csv::ReaderBuilder::new()
-        .delimiter(delimiter as u8)
-        .flexible(true)
-        .from_reader(text);
+    let CsvText {
+        text,
+        mut reader,
+        columns: names,
+    } = CsvText::open(&bytes, delimiter as u8).map_err(error)?;
     let header = reader
         .byte_headers()
-        .map_err(|e| error(format!("cannot read the header: {e}")))?
+        .map_err(|e| error(format!("line 1: {e}")))?
         .clone();
-    let names: Vec<String> = header
-        .iter()
-        .map(|h| String::from_utf8_lossy(h).trim().to_string())
-        .collect();
     if names.iter().any(|n| n == "prediction") && !features.iter().any(|f| f == "prediction") {
         return Err(error(
             "already has a `prediction` column (an earlier output?); rename or drop it first"
@@ -95,10 +89,10 @@ pub fn predict_rows(
         }
         let line = super::table::line_of(text, &record);
         if record.len() != header.len() {
-            return Err(error(format!(
-                "line {line}: {} fields, the header has {}",
+            return Err(error(super::table::ragged(
+                line,
                 record.len(),
-                header.len()
+                header.len(),
             )));
         }
         for ((value, &column), name) in row.iter_mut().zip(&columns).zip(features) {
@@ -153,5 +147,17 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2, column `b`"), "{err}");
+
+        // The table's own header rules: a BOM, CRLF lines, and no repeated names.
+        std::fs::write(&path, "\u{feff}a,b\r\n1,2\r\n\r\n3,q\r\n").unwrap();
+        let err = predict_rows(&path, &features, ',', |_| 0.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("line 4, column `b`"), "{err}");
+        std::fs::write(&path, "a,b,a\n1,2,3\n").unwrap();
+        let err = predict_rows(&path, &features, ',', |_| 0.0)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("appears twice"), "{err}");
     }
 }

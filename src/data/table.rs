@@ -76,12 +76,7 @@ impl Table {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = match std::fs::metadata(path) {
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Err(fail("no such file".into()));
-            }
-            _ => crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(fail)?,
-        };
+        let bytes = crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(fail)?;
         Self::parse(&bytes, path, options)
     }
 
@@ -91,38 +86,11 @@ impl Table {
             path: path.to_path_buf(),
             message,
         };
-        if matches!(options.delimiter, b'"' | b'\n' | b'\r') {
-            return Err(fail(format!(
-                "the delimiter cannot be {:?}",
-                options.delimiter as char
-            )));
-        }
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Err(fail("the file is empty".into()));
-        }
-        let mut reader = csv::ReaderBuilder::new()
-            .has_headers(true)
-            .delimiter(options.delimiter)
-            // Ragged rows are found below, so that the message names both counts.
-            .flexible(true)
-            .from_reader(text);
-        let header = reader
-            .byte_headers()
-            .map_err(|e| fail(format!("line 1: {e}")))?;
-        if let Some(column) = header
-            .iter()
-            .position(|name| std::str::from_utf8(name).is_err())
-        {
-            return Err(fail(format!(
-                "line 1, column {}: the header is not UTF-8 text (is this a CSV file?)",
-                column + 1
-            )));
-        }
-        let columns = header
-            .iter()
-            .map(|name| String::from_utf8_lossy(name.trim_ascii()).into_owned())
-            .collect::<Vec<_>>();
+        let CsvText {
+            text,
+            mut reader,
+            columns,
+        } = CsvText::open(bytes, options.delimiter).map_err(fail)?;
         let layout = Layout::new(&columns, options).map_err(fail)?;
 
         let d = layout.feature_names.len();
@@ -142,13 +110,7 @@ impl Table {
             }
             let line = || line_of(text, &record);
             if record.len() != columns.len() {
-                return Err(fail(format!(
-                    "line {} has {} field{}, but the header has {} columns",
-                    line(),
-                    record.len(),
-                    if record.len() == 1 { "" } else { "s" },
-                    columns.len()
-                )));
+                return Err(fail(ragged(line(), record.len(), columns.len())));
             }
             match layout.parse_row(&record, &mut row) {
                 Ok(()) => {
@@ -206,6 +168,73 @@ impl Table {
     }
 }
 
+/// A CSV file's text after its header: the reader positioned at the first data row, and the
+/// column names. Shared by [`Table::read`] and `predict --data`, so both read a file alike.
+pub(crate) struct CsvText<'a> {
+    /// The file without its byte-order mark (line numbers count in it).
+    pub text: &'a [u8],
+    /// The reader, past the header; `flexible`, so ragged rows reach the caller's check.
+    pub reader: csv::Reader<&'a [u8]>,
+    /// The header's names, ASCII whitespace trimmed.
+    pub columns: Vec<String>,
+}
+
+impl<'a> CsvText<'a> {
+    /// Checks the delimiter, strips a UTF-8 BOM, refuses an empty file, and reads a header of
+    /// UTF-8 names, none a number, none repeated.
+    pub(crate) fn open(bytes: &'a [u8], delimiter: u8) -> Result<CsvText<'a>, String> {
+        if matches!(delimiter, b'"' | b'\n' | b'\r') {
+            return Err(format!("the delimiter cannot be {:?}", delimiter as char));
+        }
+        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+        if text.iter().all(u8::is_ascii_whitespace) {
+            return Err("the file is empty".into());
+        }
+        let mut reader = csv::ReaderBuilder::new()
+            .has_headers(true)
+            .delimiter(delimiter)
+            .flexible(true)
+            .from_reader(text);
+        let header = reader.byte_headers().map_err(|e| format!("line 1: {e}"))?;
+        if let Some(column) = header
+            .iter()
+            .position(|name| std::str::from_utf8(name).is_err())
+        {
+            return Err(format!(
+                "line 1, column {}: the header is not UTF-8 text (is this a CSV file?)",
+                column + 1
+            ));
+        }
+        let columns: Vec<String> = header
+            .iter()
+            .map(|name| String::from_utf8_lossy(name.trim_ascii()).into_owned())
+            .collect();
+        if columns.iter().all(|c| c.parse::<f64>().is_ok()) {
+            return Err("the first line has no column names (a header row is required)".into());
+        }
+        for (i, name) in columns.iter().enumerate() {
+            if let Some(j) = columns[..i].iter().position(|c| !c.is_empty() && c == name) {
+                return Err(format!(
+                    "column `{name}` appears twice in the header (columns {} and {})",
+                    j + 1,
+                    i + 1
+                ));
+            }
+        }
+        Ok(CsvText {
+            text,
+            reader,
+            columns,
+        })
+    }
+}
+
+/// The message for a row with another number of fields than the header.
+pub(crate) fn ragged(line: u64, fields: usize, columns: usize) -> String {
+    let s = if fields == 1 { "" } else { "s" };
+    format!("line {line} has {fields} field{s}, but the header has {columns} columns")
+}
+
 /// The line of `text` on which `record` starts (1-based). csv's own position is where the reader
 /// stood before the record, i.e. before any blank lines it skipped: those are counted here.
 pub(crate) fn line_of(text: &[u8], record: &csv::ByteRecord) -> u64 {
@@ -230,18 +259,6 @@ struct Layout {
 
 impl Layout {
     fn new(columns: &[String], options: &TableOptions) -> Result<Layout, String> {
-        if columns.iter().all(|c| c.parse::<f64>().is_ok()) {
-            return Err("the first line has no column names (a header row is required)".into());
-        }
-        for (i, name) in columns.iter().enumerate() {
-            if let Some(j) = columns[..i].iter().position(|c| !c.is_empty() && c == name) {
-                return Err(format!(
-                    "column `{name}` appears twice in the header (columns {} and {})",
-                    j + 1,
-                    i + 1
-                ));
-            }
-        }
         let find = |name: &str, role: &str| {
             columns.iter().position(|c| c == name).ok_or_else(|| {
                 format!(

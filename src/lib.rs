@@ -1,5 +1,7 @@
-//! burnfit trains a one-neuron linear regression (z = x·w + b) with Adam on burn's ndarray,
-//! flex or wgpu backend, and saves a `results.json` the autograd crate can load.
+//! burnfit trains regression models with Adam on burn's ndarray, flex or wgpu backend — the
+//! one-neuron linear regression z = x·w + b of the autograd crate's example on a noisy line, a
+//! linear model of any CSV table (checked against closed-form least squares), or a multi-layer
+//! perceptron — and saves checkpoints the autograd crate, Python and burn programs can load.
 //!
 //! ```
 //! use burnfit::{Backend, BackendKind, TrainingConfig, train};

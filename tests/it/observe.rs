@@ -321,6 +321,60 @@ fn plots_are_svg_with_one_line_per_series() {
         "ndarray autodiff, ndarray fused, autograd"
     );
     assert!(bench.contains("ndarray fused"));
+
+    // PyTorch's rows (benches/torch_reference.py --json) join the chart.
+    std::fs::write(
+        d.join("torch.json"),
+        r#"{"machine": {"torch": "2.5"}, "rows": [
+            {"system": "torch/cpu", "batch": 8, "us_per_step": 120.5},
+            {"system": "torch/cpu", "batch": 64, "us_per_step": 130.0}]}"#,
+    )
+    .unwrap();
+    burnfit()
+        .current_dir(d)
+        .args([
+            "bench",
+            "--backends",
+            "ndarray",
+            "--engines",
+            "fused",
+            "--no-autograd",
+            "--batches",
+            "8,64",
+            "--steps",
+            "5",
+            "--repeat",
+            "1",
+            "--plot",
+            "both.svg",
+            "--plot-with",
+            "torch.json",
+        ])
+        .assert()
+        .success();
+    let both = std::fs::read_to_string(d.join("both.svg")).unwrap();
+    assert_eq!(series_lines(&both), 2, "ndarray fused and torch cpu");
+    assert!(both.contains("torch cpu"));
+    // Not a benchmark file: refused before any row is measured.
+    burnfit()
+        .current_dir(d)
+        .args([
+            "bench",
+            "--backends",
+            "ndarray",
+            "--batches",
+            "8",
+            "--steps",
+            "5",
+            "--plot",
+            "x.svg",
+            "--plot-with",
+            "m.csv",
+        ])
+        .assert()
+        .code(2)
+        .stderr(contains("m.csv"))
+        .stdout("");
 }
 
 #[test]

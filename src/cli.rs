@@ -13,7 +13,7 @@ use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
 use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
 use crate::console::Console;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, invalid};
 use crate::host::HostTensor;
 use crate::model::{Activation, Network};
 use crate::plan::{Overrides, TrainPlan, TrainRequest};
@@ -434,14 +434,6 @@ impl BenchArgs {
     }
 }
 
-fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> Error {
-    Error::InvalidSetting {
-        name,
-        value: value.to_string(),
-        expected,
-    }
-}
-
 /// Runs a parsed command line, printing to stdout.
 pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
@@ -547,8 +539,8 @@ impl TrainObserver<'_> {
         if self.with_val
             && let Some(table) = trainer.table()
         {
-            let checkpoint = trainer.checkpoint()?;
-            let quality = table.quality(&checkpoint.spec, &checkpoint.named_params(), &table.val);
+            let (spec, params) = trainer.model_in_data_units()?;
+            let quality = table.quality(&spec, &params, &table.val);
             extra.push((crate::metrics_log::VAL_LOSS.to_string(), quality.mse));
         }
         let row = crate::metrics_log::MetricsRow {

@@ -88,6 +88,15 @@ pub trait Engine {
     fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport>;
     /// The full state on the host, ready to be saved.
     fn checkpoint(&self) -> Result<Checkpoint>;
+    /// The model's architecture and parameters in the data's units: what [`Engine::checkpoint`]
+    /// holds, without reading back the optimizer's state.
+    fn model_in_data_units(
+        &self,
+    ) -> Result<(crate::model::ModelSpec, Vec<crate::checkpoint::NamedTensor>)> {
+        let checkpoint = self.checkpoint()?;
+        Ok((checkpoint.spec.clone(), checkpoint.named_params()))
+    }
+
     /// The CSV table the engine fits, for a `--data` run.
     fn table(&self) -> Option<&std::sync::Arc<crate::data::PreparedTable>> {
         None

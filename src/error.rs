@@ -276,6 +276,15 @@ impl Error {
     }
 }
 
+/// [`Error::InvalidSetting`]: `name` = `value` is not what `expected` says.
+pub(crate) fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> Error {
+    Error::InvalidSetting {
+        name,
+        value: value.to_string(),
+        expected,
+    }
+}
+
 /// Shorthand for results of this crate.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
 

@@ -11,7 +11,7 @@ use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
 use crate::data::PreparedTable;
 use crate::data::source::steps_per_epoch;
 use crate::engine::EngineKind;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, invalid};
 use crate::model::Activation;
 
 /// Settings given for this run; `None` keeps the value from the layer below.
@@ -87,14 +87,6 @@ pub struct TrainPlan {
     pub table: Option<Arc<PreparedTable>>,
     /// Things the user should know (printed as `note:` lines by the CLI).
     pub notes: Vec<String>,
-}
-
-fn invalid(name: &'static str, value: impl ToString, expected: &'static str) -> Error {
-    Error::InvalidSetting {
-        name,
-        value: value.to_string(),
-        expected,
-    }
 }
 
 impl TrainPlan {

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 use burn::tensor::{Device, Tensor};
 
 use crate::backend::Backend;
-use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
+use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, NamedTensor, RunRecord};
 use crate::config::TrainingConfig;
 use crate::data::{DataSource, PreparedTable};
 pub use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
@@ -286,6 +286,28 @@ impl Trainer {
         }
     }
 
+    /// The parameters as the model trains them (in the scaled space for a standardized table).
+    fn scaled_params(&self) -> Result<Vec<HostTensor>> {
+        Ok(self.model.to_host()?.into_iter().map(|p| p.value).collect())
+    }
+
+    /// The parameters in the data's units, named (no optimizer state read back).
+    pub fn model_in_data_units(&self) -> Result<(ModelSpec, Vec<NamedTensor>)> {
+        let mut params = self.scaled_params()?;
+        if let Some(table) = &self.table {
+            table.to_data_units(&mut params);
+        }
+        let named = self
+            .model
+            .spec
+            .param_names()
+            .into_iter()
+            .zip(params)
+            .map(|(name, value)| NamedTensor { name, value })
+            .collect();
+        Ok((self.model.spec.clone(), named))
+    }
+
     /// The full state on the host, ready to be saved. Reads the device back.
     pub fn checkpoint(&self) -> Result<Checkpoint> {
         let moments = self
@@ -298,8 +320,7 @@ impl Trainer {
                 ))
             })
             .collect::<Result<Vec<_>>>()?;
-        let mut params: Vec<HostTensor> =
-            self.model.to_host()?.into_iter().map(|p| p.value).collect();
+        let mut params = self.scaled_params()?;
         let mut record = self.table.as_ref().map(|t| t.record());
         if let (Some(table), Some(record)) = (&self.table, &mut record) {
             record.training_space = table.training_space(&self.model.spec.param_names(), &params);
@@ -352,6 +373,10 @@ impl Engine for Trainer {
 
     fn table(&self) -> Option<&Arc<PreparedTable>> {
         Trainer::table(self)
+    }
+
+    fn model_in_data_units(&self) -> Result<(ModelSpec, Vec<NamedTensor>)> {
+        Trainer::model_in_data_units(self)
     }
 }
 

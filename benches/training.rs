@@ -55,3 +55,27 @@ fn flex_fused_100_steps(bencher: divan::Bencher, batch: usize) {
 fn wgpu_fused_100_steps(bencher: divan::Bencher, batch: usize) {
     bench_backend(bencher, BackendKind::Wgpu, EngineKind::Fused, batch);
 }
+
+/// One step's batch sums of the fused CPU loop on one thread, batch 65,536, per instruction
+/// set (a version this CPU cannot run is skipped): what AVX-512 and AVX2 buy over the portable
+/// loop.
+#[divan::bench(args = ["avx512", "avx2", "portable"], sample_count = 20)]
+fn fused_cpu_loop_batch_65536(bencher: divan::Bencher, isa: &str) {
+    use burnfit::data::LineStream;
+    use burnfit::fused::host::{InstructionSet, batch_sums_on};
+    let isa = match isa {
+        "avx512" => InstructionSet::Avx512,
+        "avx2" => InstructionSet::Avx2,
+        _ => InstructionSet::Portable,
+    };
+    if !isa.is_available() {
+        eprintln!("skipping {isa:?}: this CPU cannot run it");
+        return;
+    }
+    let stream = LineStream::new(&TrainingConfig::default());
+    let mut step = 0;
+    bencher.bench_local(|| {
+        step += 1;
+        batch_sums_on(isa, &stream, step, 65_536, 0.3, -0.2)
+    });
+}

@@ -91,6 +91,8 @@ pub struct MachineInfo {
     pub cores: usize,
     /// The wgpu adapter, when wgpu was measured.
     pub adapter: Option<String>,
+    /// The version of the fused engine's CPU loop this CPU runs (its instruction set).
+    pub fused_cpu_loop: String,
     /// burnfit's version.
     pub burnfit_version: String,
     /// burn's version.
@@ -175,6 +177,7 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
             cpu_model: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             adapter,
+            fused_cpu_loop: crate::fused::host::InstructionSet::best().to_string(),
             burnfit_version: env!("CARGO_PKG_VERSION").to_string(),
             burn_version: BURN_VERSION.to_string(),
         },

@@ -1210,7 +1210,7 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
     progress.finish();
     say!(
         console,
-        "machine: {} ({} cores){}; burnfit {}, burn {}",
+        "machine: {} ({} cores){}; fused CPU loop {}; burnfit {}, burn {}",
         report.machine.cpu_model,
         report.machine.cores,
         report
@@ -1218,6 +1218,7 @@ fn run_bench(args: &BenchArgs) -> Result<()> {
             .adapter
             .as_ref()
             .map_or(String::new(), |a| format!(", wgpu adapter {a}")),
+        report.machine.fused_cpu_loop,
         report.machine.burnfit_version,
         report.machine.burn_version
     );

@@ -79,8 +79,56 @@ fn block_count(batch: usize) -> usize {
     (batch.div_ceil(2) as u32).div_ceil(BLOCK_PAIRS) as usize
 }
 
+/// The versions of the per-sample loop, one per instruction set, all bit-identical.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum InstructionSet {
+    /// x86-64 with AVX-512F: 16 lanes per instruction, 32 vector registers.
+    Avx512,
+    /// x86-64 with AVX2: 8 lanes per instruction.
+    Avx2,
+    /// Plain Rust, vectorised by the compiler for the build's target.
+    Portable,
+}
+
+impl InstructionSet {
+    /// Every version, fastest first.
+    pub const ALL: [Self; 3] = [Self::Avx512, Self::Avx2, Self::Portable];
+
+    /// Whether this CPU can run the version.
+    pub fn is_available(self) -> bool {
+        match self {
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx512 => std::is_x86_feature_detected!("avx512f"),
+            #[cfg(target_arch = "x86_64")]
+            Self::Avx2 => std::is_x86_feature_detected!("avx2"),
+            Self::Portable => true,
+            #[allow(unreachable_patterns)] // reachable on other architectures
+            _ => false,
+        }
+    }
+
+    /// The fastest version this CPU can run: what the engine uses.
+    pub fn best() -> Self {
+        Self::ALL
+            .into_iter()
+            .find(|isa| isa.is_available())
+            .unwrap_or(Self::Portable)
+    }
+}
+
+impl std::fmt::Display for InstructionSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::Avx512 => "AVX-512",
+            Self::Avx2 => "AVX2",
+            Self::Portable => "portable",
+        })
+    }
+}
+
 /// The sums of one block of the batch of `step`.
 fn block_at(
+    isa: InstructionSet,
     stream: &LineStream,
     step: u64,
     batch: usize,
@@ -90,14 +138,30 @@ fn block_at(
     let pairs = batch.div_ceil(2) as u32;
     let start = block as u32 * BLOCK_PAIRS;
     let end = (start + BLOCK_PAIRS).min(pairs);
-    block_sums(stream, step, batch, wb, start, end)
+    block_sums(isa, stream, step, batch, wb, start, end)
 }
 
 /// (Σ e·x, Σ e, Σ e²) over the batch of `step`, e = w·x + b − y: the blocks' sums added in f64
 /// in block order, rounded once to f32.
 pub fn batch_sums(stream: &LineStream, step: u64, batch: usize, w: f32, b: f32) -> [f32; 3] {
+    batch_sums_on(InstructionSet::best(), stream, step, batch, w, b)
+}
+
+/// [`batch_sums`] with a chosen version of the loop (to compare them).
+///
+/// # Panics
+/// If this CPU cannot run `isa`.
+pub fn batch_sums_on(
+    isa: InstructionSet,
+    stream: &LineStream,
+    step: u64,
+    batch: usize,
+    w: f32,
+    b: f32,
+) -> [f32; 3] {
+    assert!(isa.is_available(), "this CPU cannot run {isa:?}");
     let total = (0..block_count(batch))
-        .map(|block| block_at(stream, step, batch, (w, b), block))
+        .map(|block| block_at(isa, stream, step, batch, (w, b), block))
         .fold([0.0; 3], add3);
     total.map(|s| s as f32)
 }
@@ -115,6 +179,7 @@ struct Team {
     done: AtomicBool,
     slots: Vec<[AtomicU64; 3]>,
     barrier: SpinBarrier,
+    isa: InstructionSet,
 }
 
 impl Team {
@@ -130,7 +195,7 @@ impl Team {
             if block >= self.slots.len() {
                 break;
             }
-            let sums = block_at(&spec.stream, step, spec.batch, wb, block);
+            let sums = block_at(self.isa, &spec.stream, step, spec.batch, wb, block);
             for (slot, value) in self.slots[block].iter().zip(sums) {
                 slot.store(value.to_bits(), SeqCst);
             }
@@ -148,6 +213,7 @@ fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> Ch
             .map(|_| Default::default())
             .collect(),
         barrier: SpinBarrier::new(threads),
+        isa: InstructionSet::best(),
     };
     let spawned = std::thread::scope(|scope| {
         for _ in 1..threads {
@@ -266,7 +332,9 @@ impl SpinBarrier {
 }
 
 /// The sums over pairs `start..end`; a batch of odd size has no second sample in its last pair.
+/// An `isa` this CPU cannot run gives the portable version's (identical) sums.
 fn block_sums(
+    isa: InstructionSet,
     stream: &LineStream,
     step: u64,
     batch: usize,
@@ -274,23 +342,25 @@ fn block_sums(
     start: u32,
     end: u32,
 ) -> [f64; 3] {
-    #[cfg(target_arch = "x86_64")]
-    {
-        if std::is_x86_feature_detected!("avx512f") {
+    match isa {
+        #[cfg(target_arch = "x86_64")]
+        InstructionSet::Avx512 if isa.is_available() => {
             // SAFETY: the CPU has AVX-512F, checked just above.
-            return unsafe { block_sums_avx512(stream, step, batch, wb, start, end) };
+            unsafe { block_sums_avx512(stream, step, batch, wb, start, end) }
         }
-        if std::is_x86_feature_detected!("avx2") {
+        #[cfg(target_arch = "x86_64")]
+        InstructionSet::Avx2 if isa.is_available() => {
             // SAFETY: the CPU has AVX2, checked just above.
-            return unsafe { block_sums_avx2(stream, step, batch, wb, start, end) };
+            unsafe { block_sums_avx2(stream, step, batch, wb, start, end) }
         }
+        _ => block_sums_portable(stream, step, batch, wb, start, end),
     }
-    block_sums_portable(stream, step, batch, wb, start, end)
 }
 
-/// [`block_sums_portable`] for AVX2: Philox in AVX2 intrinsics (two sets of 8 blocks), the
-/// float math compiled for 8 lanes per instruction. The same IEEE operations in the same order (Rust never fuses a
-/// multiply and an add), so the result is bit-identical to the portable one's (a test checks).
+/// [`block_sums_portable`] for AVX2: Philox on 16 blocks in AVX2 intrinsics, the
+/// float math compiled for 8 lanes per instruction. The same IEEE operations in the same order
+/// (Rust never fuses a multiply and an add), so the result is bit-identical to the portable
+/// one's (a test checks).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
 unsafe fn block_sums_avx2(
@@ -301,19 +371,9 @@ unsafe fn block_sums_avx2(
     start: u32,
     end: u32,
 ) -> [f64; 3] {
-    let words = |pair: u32| {
+    let words = |pair| {
         // SAFETY: this function only runs on CPUs with AVX2.
-        let [low, high] = [pair, pair.wrapping_add(8)]
-            .map(|first| unsafe { crate::data::philox::words_x8_avx2(stream.key, step, first) });
-        std::array::from_fn(|word| {
-            std::array::from_fn(|lane| {
-                if lane < 8 {
-                    low[word][lane]
-                } else {
-                    high[word][lane - 8]
-                }
-            })
-        })
+        unsafe { crate::data::philox::words_x16_avx2(stream.key, step, pair) }
     };
     block_sums_lanes(stream, step, batch, wb, start, end, words)
 }
@@ -444,23 +504,26 @@ mod tests {
     }
 
     #[test]
-    fn the_vector_paths_are_bit_identical_to_the_portable_one() {
-        #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") {
-            let stream = LineStream::new(&TrainingConfig::default());
-            for (batch, end) in [(4096usize, 2048u32), (77, 39)] {
-                let portable = block_sums_portable(&stream, 9, batch, (0.3, -0.2), 0, end);
-                // SAFETY: AVX2 is present.
-                let avx2 = unsafe { block_sums_avx2(&stream, 9, batch, (0.3, -0.2), 0, end) };
-                assert_eq!(portable, avx2, "batch {batch}");
-                if std::is_x86_feature_detected!("avx512f") {
-                    // SAFETY: AVX-512F is present.
-                    let avx512 =
-                        unsafe { block_sums_avx512(&stream, 9, batch, (0.3, -0.2), 0, end) };
-                    assert_eq!(portable, avx512, "batch {batch}");
-                }
+    fn every_instruction_set_gives_the_portable_sums_bit_for_bit() {
+        let stream = LineStream::new(&TrainingConfig::default());
+        // Whole blocks, a block with a tail of fewer than 16 pairs, an odd batch.
+        for batch in [4096usize * 3, 77, 4096 + 2 * 37 + 1] {
+            let portable = batch_sums_on(InstructionSet::Portable, &stream, 9, batch, 0.3, -0.2);
+            for isa in InstructionSet::ALL.into_iter().filter(|i| i.is_available()) {
+                let sums = batch_sums_on(isa, &stream, 9, batch, 0.3, -0.2);
+                assert_eq!(
+                    sums.map(f32::to_bits),
+                    portable.map(f32::to_bits),
+                    "{isa:?}, batch {batch}"
+                );
+                // Block sums too, before the rounding to f32.
+                let block = block_sums(isa, &stream, 9, batch, (0.3, -0.2), 0, 39);
+                let want = block_sums_portable(&stream, 9, batch, (0.3, -0.2), 0, 39);
+                assert_eq!(block, want, "{isa:?}");
             }
         }
+        assert!(InstructionSet::best().is_available());
+        eprintln!("fused CPU loop: {:?}", InstructionSet::best());
     }
 
     #[test]

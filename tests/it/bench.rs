@@ -56,6 +56,15 @@ fn bench_measures_every_backend_and_autograd_and_writes_json() {
     assert!(machine["cores"].as_u64().unwrap() >= 1);
     assert_eq!(machine["burn_version"], "0.22.1");
     assert_eq!(machine["burnfit_version"], env!("CARGO_PKG_VERSION"));
+    let fused_loop = machine["fused_cpu_loop"].as_str().unwrap();
+    assert!(
+        ["AVX-512", "AVX2", "portable"].contains(&fused_loop),
+        "{machine}"
+    );
+    assert!(
+        stdout.contains(&format!("fused CPU loop {fused_loop};")),
+        "{stdout}"
+    );
     let rows = report["rows"].as_array().unwrap();
     assert_eq!(rows.len(), systems.len() * 2, "{rows:?}");
     for batch in [8u64, 32] {

@@ -74,8 +74,8 @@ fn default_is(text: &str, value: impl std::fmt::Display) -> String {
 #[derive(Debug, Args)]
 pub struct TrainArgs {
     /// Backend to train on: `auto` takes a real GPU through wgpu when compiled in and present and
-    /// the batch is at least 65,536 samples (below that the CPU backends are faster), otherwise
-    /// flex, otherwise ndarray.
+    /// the batch is at least 65,536 samples (1,048,576 with `--engine fused`; below that the CPU
+    /// backends are faster), otherwise flex, otherwise ndarray.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
     /// JSON file with any of the settings below (keys: steps, batch, lr, beta1, beta2, epsilon,
@@ -685,7 +685,7 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             }
         ));
     }
-    let backend = Backend::choose_for(args.backend, plan.config.batch)?;
+    let backend = Backend::choose_for(args.backend, plan.config.batch, plan.engine)?;
     let TrainPlan {
         config,
         engine,

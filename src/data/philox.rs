@@ -211,6 +211,7 @@ impl LineStream {
 /// The CPU must support AVX2.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
+#[inline]
 pub unsafe fn words_x16_avx2(key: [u32; 2], step: u64, first_pair: u32) -> [[u32; 16]; 4] {
     use std::arch::x86_64::*;
     let splat = |v: u32| _mm256_set1_epi64x(i64::from(v));
@@ -264,6 +265,7 @@ pub unsafe fn words_x16_avx2(key: [u32; 2], step: u64, first_pair: u32) -> [[u32
 /// The CPU must support AVX-512F.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
+#[inline]
 pub unsafe fn words_x16_avx512(key: [u32; 2], step: u64, first_pair: u32) -> [[u32; 16]; 4] {
     use std::arch::x86_64::*;
     /// a ^ b ^ c.

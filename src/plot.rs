@@ -31,6 +31,11 @@ pub const CHART_SIZE: (u32, u32) = (900, 560);
 /// The most data points [`fit_chart`] draws; more are thinned to this many.
 pub const FIT_SAMPLE: usize = 2000;
 
+/// At most about this many vertices per loss line (two per pixel of the plot's width and then
+/// some): a longer series keeps the lowest and the highest loss of each stretch of steps, so a
+/// spike or a dip still shows and a million logged steps do not make a 30 MB picture.
+pub const LOSS_POINTS: usize = 2000;
+
 /// Series colours, in order (Tableau 10): a chart with more series reuses them.
 pub const PALETTE: [RGBColor; 8] = [
     RGBColor(31, 119, 180),
@@ -96,7 +101,7 @@ pub fn loss_chart(series: &[Series], out: &Path, force: bool) -> Result<()> {
     }
     let lines: Vec<Series> = lines
         .into_iter()
-        .map(|s| Series::new(s.name, clamp_below(s.points, floor)))
+        .map(|s| Series::new(s.name, envelope(&clamp_below(s.points, floor), LOSS_POINTS)))
         .collect();
     let (x, y) = (bounds(&lines, |p| p.0), bounds(&lines, |p| p.1));
     let svg = render(|root| {
@@ -547,6 +552,32 @@ fn padded_log((low, high): (f64, f64)) -> Range<f64> {
     }
 }
 
+/// `points` reduced to at most `max` + 2: the first and the last, and between them, for each
+/// run of consecutive points, the one with the lowest and the one with the highest y, in their
+/// order. Fewer than `max` points are kept as they are.
+fn envelope(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
+    if points.len() <= max.max(2) {
+        return points.to_vec();
+    }
+    let inner = &points[1..points.len() - 1];
+    let run = inner.len().div_ceil((max / 2).max(1));
+    let mut kept = vec![points[0]];
+    for chunk in inner.chunks(run) {
+        let by_y = |a: &&(f64, f64), b: &&(f64, f64)| a.1.total_cmp(&b.1);
+        let low = chunk.iter().enumerate().min_by(|a, b| by_y(&a.1, &b.1));
+        let high = chunk.iter().enumerate().max_by(|a, b| by_y(&a.1, &b.1));
+        if let (Some((i, &lo)), Some((j, &hi))) = (low, high) {
+            match i.cmp(&j) {
+                std::cmp::Ordering::Less => kept.extend([lo, hi]),
+                std::cmp::Ordering::Greater => kept.extend([hi, lo]),
+                std::cmp::Ordering::Equal => kept.push(lo),
+            }
+        }
+    }
+    kept.push(points[points.len() - 1]);
+    kept
+}
+
 /// At most `max` of `points`, evenly spread by index.
 fn thin(points: &[(f64, f64)], max: usize) -> Vec<(f64, f64)> {
     let stride = points.len().div_ceil(max.max(1)).max(1);
@@ -823,6 +854,52 @@ mod tests {
                     .any(|e| e.name == "rect" && e.attribute("fill") == Some(&hex(*color)))
             );
         }
+    }
+
+    #[test]
+    fn a_long_loss_series_is_reduced_but_keeps_its_spike_dip_and_ends() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("loss.svg");
+        let n = 1_000_000;
+        let mut train = points(n, |s| 1.0 + 1.0 / s);
+        train[123_457].1 = 1e6; // a spike
+        train[654_321].1 = 1e-6; // a dip
+        loss_chart(&[Series::new("train", train.clone())], &out, false).unwrap();
+        let size = std::fs::metadata(&out).unwrap().len();
+        assert!(size < 200_000, "{size} bytes");
+        let elements = read(&out);
+        let line = polylines_in(&elements, PALETTE[0])[0]
+            .attribute("points")
+            .unwrap()
+            .to_string();
+        let vertices: Vec<(f64, f64)> = line
+            .split_whitespace()
+            .map(|p| {
+                let (x, y) = p.split_once(',').unwrap();
+                (x.parse().unwrap(), y.parse().unwrap())
+            })
+            .collect();
+        assert!(
+            vertices.len() > LOSS_POINTS / 2 && vertices.len() <= LOSS_POINTS + 2,
+            "{} vertices",
+            vertices.len()
+        );
+        // In pixels: y grows downwards. The spike is the top of the line, the dip its bottom,
+        // and the line spans the whole run, left to right.
+        let top = vertices.iter().map(|v| v.1).fold(f64::INFINITY, f64::min);
+        let bottom = vertices
+            .iter()
+            .map(|v| v.1)
+            .fold(f64::NEG_INFINITY, f64::max);
+        let spike = vertices.iter().position(|v| v.1 == top).unwrap();
+        let dip = vertices.iter().position(|v| v.1 == bottom).unwrap();
+        assert!(spike < dip, "spike at vertex {spike}, dip at {dip}");
+        assert!(vertices.windows(2).all(|w| w[0].0 <= w[1].0));
+        // The reduction itself: first and last kept, each run's extremes in order.
+        let kept = envelope(&train, LOSS_POINTS);
+        assert_eq!((kept[0], kept[kept.len() - 1]), (train[0], train[n - 1]));
+        assert!(kept.contains(&train[123_457]) && kept.contains(&train[654_321]));
+        assert_eq!(envelope(&train[..10], LOSS_POINTS), train[..10].to_vec());
     }
 
     #[test]

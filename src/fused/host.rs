@@ -7,7 +7,9 @@
 //! are added in f64 in block order. The result does not depend on how many threads run the
 //! blocks: runs are bit-identical everywhere the same binary runs.
 
-use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering::SeqCst};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
+use std::sync::{Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use super::{ChunkResult, ChunkSpec, FusedState};
 use crate::data::LineStream;
@@ -21,22 +23,26 @@ pub const LANES: usize = 16;
 /// left batch 4,096 on one core (7.0 µs per step against 4.0 with 1,024).
 pub const BLOCK_PAIRS: u32 = 1024;
 
-/// Batches with at least this many blocks (4,096 samples) are spread over the CPU's cores:
-/// passing the spinning barrier costs well under a microsecond, less than half a block.
-pub const PARALLEL_MIN_BLOCKS: usize = 2;
+/// Batches of at least this many samples (two whole blocks) are spread over the CPU's cores:
+/// handing a step to spinning helpers costs well under a microsecond, less than half a block.
+pub const PARALLEL_MIN_BATCH: usize = 4 * BLOCK_PAIRS as usize;
+
+/// ... when the chunk holds at least this many blocks of work in all (steps × blocks): starting
+/// and joining the threads costs ~35 µs here, ten blocks' worth, so a chunk of one step at a
+/// small batch (the first step, `--log-every 1`) runs on one core.
+pub const PARALLEL_MIN_CHUNK_BLOCKS: u64 = 24;
 
 /// Runs `spec.steps` steps from `state`, stopping before the first step whose loss is not
-/// finite. Large batches run on every core: the threads start once per chunk and meet at a
-/// spinning barrier twice per step (a thread pool's sleep and wake-up per step cost ~35 µs
-/// here, a third of a step at batch 65,536).
+/// finite. Large batches run on every core: helper threads start once per chunk and spin
+/// between steps (a thread pool's sleep and wake-up per step cost ~35 µs here, a third of a
+/// step at batch 65,536); see `Team` for how a step is shared.
 pub fn run_chunk(state: FusedState, spec: &ChunkSpec) -> ChunkResult {
     let blocks = block_count(spec.batch);
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let threads = if blocks >= PARALLEL_MIN_BLOCKS {
-        cores.min(blocks)
-    } else {
-        1
-    };
+    let worth_threads = spec.batch >= PARALLEL_MIN_BATCH
+        && spec.steps.saturating_mul(blocks as u64) >= PARALLEL_MIN_CHUNK_BLOCKS
+        && spec.steps < u64::from(u32::MAX);
+    let threads = if worth_threads { cores.min(blocks) } else { 1 };
     if threads == 1 {
         let sums = |step, w, b| batch_sums(&spec.stream, step, spec.batch, w, b);
         return run_steps(state, spec, sums);
@@ -172,166 +178,184 @@ fn add3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
     [a[0] + b[0], a[1] + b[1], a[2] + b[2]]
 }
 
-/// What the threads of a chunk share: the step to compute, the parameters, the next block to
-/// take, one slot of sums per block (f64 bits), and the barrier they meet at.
-struct Team {
+/// What the threads of a chunk share. The main thread publishes each step (its parameters, then
+/// a new generation in `claim`); every thread, the main one included, takes blocks by a
+/// compare-and-swap on `claim` that also checks the generation, and leaves each block's sums in
+/// its slot. The main thread adds the slots in block order, and computes itself any block a
+/// helper took but has not finished within [`STEAL_AFTER`]: it never waits for a helper that
+/// is late (a vCPU the hypervisor took away, a core busy with something else), so threads can
+/// make a step faster but not much slower. A block's sums are a pure function of the step, so
+/// whoever computes it, the bits are the same.
+struct Team<'a> {
+    spec: &'a ChunkSpec,
+    isa: InstructionSet,
+    /// `generation << 32 | next block to take`.
+    claim: CacheLine<AtomicU64>,
+    /// The current generation's step and `(w, b)` bits.
     step: AtomicU64,
     wb: AtomicU64,
-    next_block: AtomicUsize,
+    /// The chunk is over: helpers return.
     done: AtomicBool,
-    slots: Vec<[AtomicU64; 3]>,
-    barrier: SpinBarrier,
-    isa: InstructionSet,
+    slots: Vec<Mutex<Slot>>,
 }
 
-impl Team {
-    /// Takes blocks of the current step one at a time until none is left, each into its slot:
-    /// a thread that its core is taken from (a busy machine) holds up the others by one block
-    /// at most, and which thread computes a block changes nothing in the sums.
-    fn work(&self, spec: &ChunkSpec) {
-        let step = self.step.load(SeqCst);
+/// One block's sums and the generation they belong to.
+#[derive(Clone, Copy, Default)]
+struct Slot {
+    generation: u32,
+    sums: [f64; 3],
+}
+
+/// How long the main thread waits for a block a helper is computing before computing it
+/// itself: a few blocks' time.
+pub const STEAL_AFTER: Duration = Duration::from_micros(20);
+
+impl Team<'_> {
+    /// The step and parameters published with the current generation.
+    fn params(&self) -> (u64, (f32, f32)) {
         let wb = self.wb.load(SeqCst);
         let wb = (f32::from_bits((wb >> 32) as u32), f32::from_bits(wb as u32));
+        (self.step.load(SeqCst), wb)
+    }
+
+    /// Takes blocks of the current generation until none is left. The parameters are read
+    /// between loading `claim` and the swap: a swap that succeeds proves the generation had not
+    /// moved on (it moves on only after every block is taken), so they were its parameters.
+    fn take_blocks(&self) {
         loop {
-            let block = self.next_block.fetch_add(1, SeqCst);
-            if block >= self.slots.len() {
-                break;
+            let claim = self.claim.0.load(SeqCst);
+            let (generation, next) = ((claim >> 32) as u32, claim as u32 as usize);
+            if next >= self.slots.len() {
+                return;
             }
-            let sums = block_at(self.isa, &spec.stream, step, spec.batch, wb, block);
-            for (slot, value) in self.slots[block].iter().zip(sums) {
-                slot.store(value.to_bits(), SeqCst);
+            let (step, wb) = self.params();
+            if self
+                .claim
+                .0
+                .compare_exchange(claim, claim + 1, SeqCst, SeqCst)
+                .is_ok()
+            {
+                self.compute(generation, step, wb, next);
             }
+        }
+    }
+
+    /// Computes a block and stores it unless its slot already holds this generation or a
+    /// later one (a helper that finishes late never overwrites a newer step's sums).
+    fn compute(&self, generation: u32, step: u64, wb: (f32, f32), block: usize) -> [f64; 3] {
+        let sums = block_at(
+            self.isa,
+            &self.spec.stream,
+            step,
+            self.spec.batch,
+            wb,
+            block,
+        );
+        let mut slot = self.slots[block]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if slot.generation < generation {
+            *slot = Slot { generation, sums };
+        }
+        sums
+    }
+
+    /// A helper: takes blocks whenever a step has some left, until the chunk is done. Waiting
+    /// spins, then yields (should the machine be busier than one thread per core).
+    fn help(&self) {
+        let mut idle = 0u32;
+        while !self.done.load(SeqCst) {
+            let claim = self.claim.0.load(SeqCst);
+            if (claim as u32 as usize) < self.slots.len() {
+                self.take_blocks();
+                idle = 0;
+            } else if idle < 20_000 {
+                std::hint::spin_loop();
+                idle += 1;
+            } else {
+                std::thread::yield_now();
+            }
+        }
+    }
+
+    /// The main thread's part of a step: publish it, take blocks, add the slots in order.
+    fn step_sums(&self, generation: u32, step: u64, w: f32, b: f32) -> [f32; 3] {
+        self.publish(generation, step, w, b);
+        self.take_blocks();
+        self.collect(generation, step, (w, b))
+    }
+
+    /// Makes `step` with `(w, b)` the current generation, all its blocks free to take.
+    fn publish(&self, generation: u32, step: u64, w: f32, b: f32) {
+        self.step.store(step, SeqCst);
+        self.wb.store(
+            (u64::from(w.to_bits()) << 32) | u64::from(b.to_bits()),
+            SeqCst,
+        );
+        self.claim.0.store(u64::from(generation) << 32, SeqCst);
+    }
+
+    /// The step's sums: every block's, added in block order, rounded once to f32.
+    fn collect(&self, generation: u32, step: u64, wb: (f32, f32)) -> [f32; 3] {
+        let total = (0..self.slots.len())
+            .map(|block| self.finished(generation, step, wb, block))
+            .fold([0.0; 3], add3);
+        total.map(|s| s as f32)
+    }
+
+    /// A block's sums for this generation: from its slot once a helper has filled it, or
+    /// computed here after [`STEAL_AFTER`].
+    fn finished(&self, generation: u32, step: u64, wb: (f32, f32), block: usize) -> [f64; 3] {
+        let mut since: Option<Instant> = None;
+        loop {
+            let slot = *self.slots[block]
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if slot.generation == generation {
+                return slot.sums;
+            }
+            let start = *since.get_or_insert_with(Instant::now);
+            if start.elapsed() >= STEAL_AFTER {
+                return self.compute(generation, step, wb, block);
+            }
+            std::hint::spin_loop();
         }
     }
 }
 
 fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> ChunkResult {
     let team = Team {
+        spec,
+        isa: InstructionSet::best(),
+        // Generation 0 has no blocks left to take.
+        claim: CacheLine(AtomicU64::new(u64::from(u32::MAX))),
         step: AtomicU64::new(0),
         wb: AtomicU64::new(0),
-        next_block: AtomicUsize::new(0),
         done: AtomicBool::new(false),
         slots: (0..block_count(spec.batch))
-            .map(|_| Default::default())
+            .map(|_| Mutex::default())
             .collect(),
-        barrier: SpinBarrier::new(threads),
-        isa: InstructionSet::best(),
     };
-    let spawned = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         for _ in 1..threads {
-            let team = &team;
-            let worker = move || {
-                let _poison = PoisonOnPanic(&team.barrier);
-                loop {
-                    if !team.barrier.wait() || team.done.load(SeqCst) {
-                        break;
-                    }
-                    team.work(spec);
-                    if !team.barrier.wait() {
-                        break;
-                    }
-                }
-            };
-            if std::thread::Builder::new()
-                .spawn_scoped(scope, worker)
-                .is_err()
-            {
-                // No thread to be had (a process limit): release those already waiting and
-                // run the chunk on this thread alone.
-                team.barrier.poison();
-                return None;
-            }
+            // A helper that cannot be had (a process limit) is simply not there.
+            let _ = std::thread::Builder::new().spawn_scoped(scope, || team.help());
         }
-        let _poison = PoisonOnPanic(&team.barrier);
+        // Generations 1, 2, … for the chunk's steps (a chunk has far fewer than 2^32).
         let sums = |step: u64, w: f32, b: f32| {
-            team.step.store(step, SeqCst);
-            team.wb.store(
-                (u64::from(w.to_bits()) << 32) | u64::from(b.to_bits()),
-                SeqCst,
-            );
-            team.next_block.store(0, SeqCst);
-            let passed = team.barrier.wait();
-            team.work(spec);
-            assert!(
-                passed && team.barrier.wait(),
-                "a fused-engine worker thread panicked"
-            );
-            let total = team.slots.iter().fold([0.0; 3], |acc, slot| {
-                add3(acc, slot.each_ref().map(|v| f64::from_bits(v.load(SeqCst))))
-            });
-            total.map(|s| s as f32)
+            let generation = (step - spec.first_step + 1) as u32;
+            team.step_sums(generation, step, w, b)
         };
         let result = run_steps(state, spec, sums);
         team.done.store(true, SeqCst);
-        team.barrier.wait();
-        Some(result)
-    });
-    spawned.unwrap_or_else(|| {
-        run_steps(state, spec, |step, w, b| {
-            batch_sums(&spec.stream, step, spec.batch, w, b)
-        })
+        result
     })
 }
 
-/// Poisons the barrier when its thread unwinds, so that the others stop waiting for it (a
-/// panic then ends the process instead of hanging it).
-struct PoisonOnPanic<'a>(&'a SpinBarrier);
-
-impl Drop for PoisonOnPanic<'_> {
-    fn drop(&mut self) {
-        if std::thread::panicking() {
-            self.0.poison();
-        }
-    }
-}
-
-/// A barrier for a few threads that each have a core: waiting spins (then yields, should the
-/// machine be busier than that), so that passing it costs well under a microsecond.
-struct SpinBarrier {
-    arrived: AtomicUsize,
-    generation: AtomicUsize,
-    threads: usize,
-    poisoned: AtomicBool,
-}
-
-impl SpinBarrier {
-    fn new(threads: usize) -> Self {
-        Self {
-            arrived: AtomicUsize::new(0),
-            generation: AtomicUsize::new(0),
-            threads,
-            poisoned: AtomicBool::new(false),
-        }
-    }
-
-    /// Waits for every thread; `false` when the barrier was poisoned (a thread is gone).
-    fn wait(&self) -> bool {
-        let generation = self.generation.load(SeqCst);
-        if self.arrived.fetch_add(1, SeqCst) + 1 == self.threads {
-            self.arrived.store(0, SeqCst);
-            self.generation.fetch_add(1, SeqCst);
-            return !self.poisoned.load(SeqCst);
-        }
-        let mut spins = 0u32;
-        while self.generation.load(SeqCst) == generation {
-            if self.poisoned.load(SeqCst) {
-                return false;
-            }
-            if spins < 20_000 {
-                std::hint::spin_loop();
-                spins += 1;
-            } else {
-                std::thread::yield_now();
-            }
-        }
-        !self.poisoned.load(SeqCst)
-    }
-
-    /// Releases every waiting thread for good.
-    fn poison(&self) {
-        self.poisoned.store(true, SeqCst);
-    }
-}
+/// A value alone on its cache line (128 bytes: two 64-byte lines, which some CPUs fetch in
+/// pairs), so that writing it does not take the line from threads reading its neighbours.
+#[repr(align(128))]
+struct CacheLine<T>(T);
 
 /// The sums over pairs `start..end`; a batch of odd size has no second sample in its last pair.
 /// An `isa` this CPU cannot run gives the portable version's (identical) sums.
@@ -546,6 +570,52 @@ mod tests {
                 "{threads} threads"
             );
         }
+    }
+
+    #[test]
+    fn a_block_a_helper_took_and_never_finished_is_computed_by_the_main_thread() {
+        let config = TrainingConfig {
+            batch: 8 * BLOCK_PAIRS as usize * 2 + 5,
+            ..Default::default()
+        };
+        let spec = spec(&config, 1, 10);
+        let team = Team {
+            spec: &spec,
+            isa: InstructionSet::best(),
+            claim: CacheLine(AtomicU64::new(u64::from(u32::MAX))),
+            step: AtomicU64::new(0),
+            wb: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            slots: (0..block_count(spec.batch))
+                .map(|_| Mutex::default())
+                .collect(),
+        };
+        // Generation 1: a "helper" takes block 0 and vanishes; the main thread takes the rest,
+        // waits STEAL_AFTER for block 0, then computes it itself.
+        team.publish(1, 3, 0.5, 0.25);
+        assert!(
+            team.claim
+                .0
+                .compare_exchange(1 << 32, (1 << 32) + 1, SeqCst, SeqCst)
+                .is_ok()
+        );
+        let started = Instant::now();
+        team.take_blocks();
+        let got = team.collect(1, 3, (0.5, 0.25));
+        assert!(started.elapsed() >= STEAL_AFTER);
+        let want = batch_sums(&spec.stream, 3, spec.batch, 0.5, 0.25);
+        assert_eq!(got.map(f32::to_bits), want.map(f32::to_bits));
+        // Generation 2 is computed; then the vanished helper finishes generation 1's block 0
+        // late: it must not overwrite the newer sums.
+        let second = team.step_sums(2, 4, 0.5, 0.25);
+        let newer = team.slots[0].lock().unwrap().sums;
+        team.compute(1, 3, (0.5, 0.25), 0);
+        let after = *team.slots[0].lock().unwrap();
+        assert_eq!((after.generation, after.sums), (2, newer));
+        assert_eq!(
+            second.map(f32::to_bits),
+            batch_sums(&spec.stream, 4, spec.batch, 0.5, 0.25).map(f32::to_bits)
+        );
     }
 
     #[test]

@@ -24,13 +24,22 @@ if [ -z "${GPU_CHECK_LOCAL:-}" ]; then
 fi
 export XDG_RUNTIME_DIR=${XDG_RUNTIME_DIR:-/tmp}
 B=${BURNFIT:?set BURNFIT to the burnfit binary}
-BENCH_TIMEOUT=${BENCH_TIMEOUT:-240}
+BENCH_TIMEOUT=${BENCH_TIMEOUT:-200}
+# Every command ends by this many seconds after the start, so that the summary is printed
+# within the device call's limit (540 s recommended above) whatever hangs.
+DEADLINE=${DEADLINE:-420}
 
-# run NAME SECONDS COMMAND...: the command's output in $OUT/NAME.txt, its exit code after it.
+# run NAME SECONDS COMMAND...: the command's output in $OUT/NAME.txt, its exit code after it;
+# cut to the time left before DEADLINE, skipped when less than 10 s are left.
 run() {
-    local name=$1 limit=$2
+    local name=$1 limit=$2 left=$((DEADLINE - SECONDS))
     shift 2
-    echo "== $name: $*" >&2
+    if [ "$left" -lt 10 ]; then
+        echo "skipped: the script's deadline (${DEADLINE} s) was reached" > "$OUT/$name.txt"
+        return
+    fi
+    [ "$limit" -gt "$left" ] && limit=$left
+    echo "== $name (at ${SECONDS} s, limit ${limit} s): $*" >&2
     timeout "$limit" "$@" > "$OUT/$name.txt" 2>&1
     echo "exit $?" >> "$OUT/$name.txt"
 }

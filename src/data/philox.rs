@@ -262,7 +262,8 @@ pub unsafe fn words_x16_avx2(key: [u32; 2], step: u64, first_pair: u32) -> [[u32
 /// reaches a low half). The two XORs of a round are one three-way `vpternlogd`.
 ///
 /// # Safety
-/// The CPU must support AVX-512F.
+/// The CPU must support AVX-512F (which Rust takes to imply AVX2 and FMA, as every real CPU
+/// with it has them).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx512f")]
 #[inline]

@@ -210,7 +210,22 @@ struct Slot {
 /// itself: a few blocks' time.
 pub const STEAL_AFTER: Duration = Duration::from_micros(20);
 
-impl Team<'_> {
+impl<'a> Team<'a> {
+    /// A team for `spec`'s chunk, before its first step (generation 0 has no block to take).
+    fn new(spec: &'a ChunkSpec) -> Self {
+        Team {
+            spec,
+            isa: InstructionSet::best(),
+            claim: CacheLine(AtomicU64::new(u64::from(u32::MAX))),
+            step: AtomicU64::new(0),
+            wb: AtomicU64::new(0),
+            done: AtomicBool::new(false),
+            slots: (0..block_count(spec.batch))
+                .map(|_| Mutex::default())
+                .collect(),
+        }
+    }
+
     /// The step and parameters published with the current generation.
     fn params(&self) -> (u64, (f32, f32)) {
         let wb = self.wb.load(SeqCst);
@@ -324,18 +339,7 @@ impl Team<'_> {
 }
 
 fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> ChunkResult {
-    let team = Team {
-        spec,
-        isa: InstructionSet::best(),
-        // Generation 0 has no blocks left to take.
-        claim: CacheLine(AtomicU64::new(u64::from(u32::MAX))),
-        step: AtomicU64::new(0),
-        wb: AtomicU64::new(0),
-        done: AtomicBool::new(false),
-        slots: (0..block_count(spec.batch))
-            .map(|_| Mutex::default())
-            .collect(),
-    };
+    let team = Team::new(spec);
     std::thread::scope(|scope| {
         for _ in 1..threads {
             // A helper that cannot be had (a process limit) is simply not there.
@@ -579,17 +583,7 @@ mod tests {
             ..Default::default()
         };
         let spec = spec(&config, 1, 10);
-        let team = Team {
-            spec: &spec,
-            isa: InstructionSet::best(),
-            claim: CacheLine(AtomicU64::new(u64::from(u32::MAX))),
-            step: AtomicU64::new(0),
-            wb: AtomicU64::new(0),
-            done: AtomicBool::new(false),
-            slots: (0..block_count(spec.batch))
-                .map(|_| Mutex::default())
-                .collect(),
-        };
+        let team = Team::new(&spec);
         // Generation 1: a "helper" takes block 0 and vanishes; the main thread takes the rest,
         // waits STEAL_AFTER for block 0, then computes it itself.
         team.publish(1, 3, 0.5, 0.25);

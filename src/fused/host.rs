@@ -8,7 +8,7 @@
 //! blocks: runs are bit-identical everywhere the same binary runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::{ChunkResult, ChunkSpec, FusedState};
@@ -38,7 +38,7 @@ pub const PARALLEL_MIN_CHUNK_BLOCKS: u64 = 24;
 /// step at batch 65,536); see `Team` for how a step is shared.
 pub fn run_chunk(state: FusedState, spec: &ChunkSpec) -> ChunkResult {
     let blocks = block_count(spec.batch);
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let cores = cores();
     let worth_threads = spec.batch >= PARALLEL_MIN_BATCH
         && spec.steps.saturating_mul(blocks as u64) >= PARALLEL_MIN_CHUNK_BLOCKS
         && spec.steps < u64::from(u32::MAX);
@@ -48,6 +48,14 @@ pub fn run_chunk(state: FusedState, spec: &ChunkSpec) -> ChunkResult {
         return run_steps(state, spec, sums);
     }
     run_chunk_threaded(state, spec, threads)
+}
+
+/// The cores this process may use, looked up once: on Linux the standard library reads the
+/// cgroup's CPU quota from files each time, ~25 µs, which a run of one-step chunks
+/// (`--log-every 1`) paid at every step.
+fn cores() -> usize {
+    static CORES: OnceLock<usize> = OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 /// The step loop, with the batch sums of (step, w, b) from `sums`.

@@ -8,9 +8,10 @@
 //! blocks: runs are bit-identical everywhere the same binary runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 use std::time::{Duration, Instant};
 
+use super::helpers::{HELPERS, Job};
 use super::{ChunkResult, ChunkSpec, FusedState};
 use crate::data::LineStream;
 
@@ -194,8 +195,8 @@ fn add3(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
 /// is late (a vCPU the hypervisor took away, a core busy with something else), so threads can
 /// make a step faster but not much slower. A block's sums are a pure function of the step, so
 /// whoever computes it, the bits are the same.
-struct Team<'a> {
-    spec: &'a ChunkSpec,
+struct Team {
+    spec: ChunkSpec,
     isa: InstructionSet,
     /// `generation << 32 | next block to take`.
     claim: CacheLine<AtomicU64>,
@@ -218,9 +219,9 @@ struct Slot {
 /// itself: a few blocks' time.
 pub const STEAL_AFTER: Duration = Duration::from_micros(20);
 
-impl<'a> Team<'a> {
+impl Team {
     /// A team for `spec`'s chunk, before its first step (generation 0 has no block to take).
-    fn new(spec: &'a ChunkSpec) -> Self {
+    fn new(spec: ChunkSpec) -> Self {
         Team {
             spec,
             isa: InstructionSet::best(),
@@ -347,21 +348,20 @@ impl<'a> Team<'a> {
 }
 
 fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> ChunkResult {
-    let team = Team::new(spec);
-    std::thread::scope(|scope| {
-        for _ in 1..threads {
-            // A helper that cannot be had (a process limit) is simply not there.
-            let _ = std::thread::Builder::new().spawn_scoped(scope, || team.help());
-        }
-        // Generations 1, 2, … for the chunk's steps (a chunk has far fewer than 2^32).
-        let sums = |step: u64, w: f32, b: f32| {
-            let generation = (step - spec.first_step + 1) as u32;
-            team.step_sums(generation, step, w, b)
-        };
-        let result = run_steps(state, spec, sums);
-        team.done.store(true, SeqCst);
-        result
-    })
+    let team = Arc::new(Team::new(*spec));
+    // The process's helper threads, woken for this chunk; not waited for at its end (a helper
+    // that wakes after the chunk is over sees `done` and parks again).
+    let helper_team = Arc::clone(&team);
+    let job: Job = Arc::new(move || helper_team.help());
+    HELPERS.run(threads - 1, &job);
+    // Generations 1, 2, … for the chunk's steps (a chunk has far fewer than 2^32).
+    let sums = |step: u64, w: f32, b: f32| {
+        let generation = (step - spec.first_step + 1) as u32;
+        team.step_sums(generation, step, w, b)
+    };
+    let result = run_steps(state, spec, sums);
+    team.done.store(true, SeqCst);
+    result
 }
 
 /// A value alone on its cache line (128 bytes: two 64-byte lines, which some CPUs fetch in
@@ -591,7 +591,7 @@ mod tests {
             ..Default::default()
         };
         let spec = spec(&config, 1, 10);
-        let team = Team::new(&spec);
+        let team = Team::new(spec);
         // Generation 1: a "helper" takes block 0 and vanishes; the main thread takes the rest,
         // waits STEAL_AFTER for block 0, then computes it itself.
         team.publish(1, 3, 0.5, 0.25);

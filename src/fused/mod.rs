@@ -13,6 +13,7 @@
 //! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
 //! before its update, with nothing saved.
 
+pub mod helpers;
 pub mod host;
 #[cfg(feature = "wgpu-backend")]
 pub mod kernel;

@@ -48,7 +48,17 @@ impl Helpers {
                 None => break,
             }
         }
-        for helper in helpers.iter().take(count) {
+        // Idle helpers first, so that two runs in one process share the helpers between them
+        // when there are enough (a busy helper given a new job drops its old one).
+        let idle = |helper: &&Arc<Helper>| {
+            helper
+                .job
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none()
+        };
+        let (free, busy): (Vec<_>, Vec<_>) = helpers.iter().partition(idle);
+        for helper in free.into_iter().chain(busy).take(count) {
             *helper.job.lock().unwrap_or_else(PoisonError::into_inner) = Some(Arc::clone(job));
             helper.thread.unpark();
         }
@@ -83,7 +93,9 @@ fn start_helper(index: usize) -> Option<Arc<Helper>> {
                     .clone();
                 match job {
                     Some(job) => {
-                        job();
+                        // A job that panics (a bug: the message is on stderr) must not take the
+                        // helper with it; the fused loop computes what a helper leaves undone.
+                        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job()));
                         // Done with it, unless a newer job has replaced it meanwhile.
                         let mut slot = helper.job.lock().unwrap_or_else(PoisonError::into_inner);
                         if slot
@@ -114,6 +126,21 @@ mod tests {
             assert!(start.elapsed() < Duration::from_secs(10), "timed out");
             std::thread::sleep(Duration::from_millis(1));
         }
+    }
+
+    #[test]
+    fn a_job_that_panics_leaves_its_helper_working() {
+        let helpers = Helpers::new();
+        let panicking: Job = Arc::new(|| panic!("a job's bug (this panic is expected)"));
+        assert_eq!(helpers.run(1, &panicking), 1);
+        wait_for(|| Arc::strong_count(&panicking) == 1);
+        let runs = Arc::new(AtomicUsize::new(0));
+        let counter = Arc::clone(&runs);
+        let job: Job = Arc::new(move || {
+            counter.fetch_add(1, SeqCst);
+        });
+        assert_eq!(helpers.run(1, &job), 1);
+        wait_for(|| runs.load(SeqCst) == 1);
     }
 
     #[test]

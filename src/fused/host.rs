@@ -8,7 +8,7 @@
 //! blocks: runs are bit-identical everywhere the same binary runs.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering::SeqCst};
-use std::sync::{Arc, Mutex, OnceLock, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError, TryLockError};
 use std::time::{Duration, Instant};
 
 use super::helpers::{HELPERS, Job};
@@ -28,15 +28,15 @@ pub const BLOCK_PAIRS: u32 = 1024;
 /// handing a step to spinning helpers costs well under a microsecond, less than half a block.
 pub const PARALLEL_MIN_BATCH: usize = 4 * BLOCK_PAIRS as usize;
 
-/// ... when the chunk holds at least this many blocks of work in all (steps × blocks): starting
-/// and joining the threads costs ~35 µs here, ten blocks' worth, so a chunk of one step at a
-/// small batch (the first step, `--log-every 1`) runs on one core.
+/// ... when the chunk holds at least this many blocks of work in all (steps × blocks): waking
+/// the helpers and their first cache misses cost up to tens of µs here, so a chunk of one step
+/// at a small batch (the first step, `--log-every 1`) runs on one core.
 pub const PARALLEL_MIN_CHUNK_BLOCKS: u64 = 24;
 
 /// Runs `spec.steps` steps from `state`, stopping before the first step whose loss is not
-/// finite. Large batches run on every core: helper threads start once per chunk and spin
-/// between steps (a thread pool's sleep and wake-up per step cost ~35 µs here, a third of a
-/// step at batch 65,536); see `Team` for how a step is shared.
+/// finite. Large batches run on every core: the process's helper threads (see `helpers`) are
+/// woken for the chunk and spin between its steps (sleeping and waking per step would cost
+/// ~35 µs here, a third of a step at batch 65,536); see `Team` for how a step is shared.
 pub fn run_chunk(state: FusedState, spec: &ChunkSpec) -> ChunkResult {
     let blocks = block_count(spec.batch);
     let cores = cores();
@@ -208,6 +208,14 @@ struct Team {
     slots: Vec<Mutex<Slot>>,
 }
 
+/// Which thread is taking blocks: the main thread must never block on a lock a helper holds
+/// (a helper can lose its core while holding one); helpers may.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Main,
+    Helper,
+}
+
 /// One block's sums and the generation they belong to.
 #[derive(Clone, Copy, Default)]
 struct Slot {
@@ -245,7 +253,7 @@ impl Team {
     /// Takes blocks of the current generation until none is left. The parameters are read
     /// between loading `claim` and the swap: a swap that succeeds proves the generation had not
     /// moved on (it moves on only after every block is taken), so they were its parameters.
-    fn take_blocks(&self) {
+    fn take_blocks(&self, role: Role) {
         loop {
             let claim = self.claim.0.load(SeqCst);
             let (generation, next) = ((claim >> 32) as u32, claim as u32 as usize);
@@ -259,14 +267,22 @@ impl Team {
                 .compare_exchange(claim, claim + 1, SeqCst, SeqCst)
                 .is_ok()
             {
-                self.compute(generation, step, wb, next);
+                self.compute(generation, step, wb, next, role);
             }
         }
     }
 
     /// Computes a block and stores it unless its slot already holds this generation or a
-    /// later one (a helper that finishes late never overwrites a newer step's sums).
-    fn compute(&self, generation: u32, step: u64, wb: (f32, f32), block: usize) -> [f64; 3] {
+    /// later one (a helper that finishes late never overwrites a newer step's sums). The main
+    /// thread skips the store when a helper holds the slot: the sums it returns are the same.
+    fn compute(
+        &self,
+        generation: u32,
+        step: u64,
+        wb: (f32, f32),
+        block: usize,
+        role: Role,
+    ) -> [f64; 3] {
         let sums = block_at(
             self.isa,
             &self.spec.stream,
@@ -275,13 +291,29 @@ impl Team {
             wb,
             block,
         );
-        let mut slot = self.slots[block]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if slot.generation < generation {
+        let slot = match role {
+            Role::Helper => Some(
+                self.slots[block]
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            ),
+            Role::Main => self.try_slot(block),
+        };
+        if let Some(mut slot) = slot
+            && slot.generation < generation
+        {
             *slot = Slot { generation, sums };
         }
         sums
+    }
+
+    /// The slot's lock if nobody holds it.
+    fn try_slot(&self, block: usize) -> Option<std::sync::MutexGuard<'_, Slot>> {
+        match self.slots[block].try_lock() {
+            Ok(slot) => Some(slot),
+            Err(TryLockError::Poisoned(poisoned)) => Some(poisoned.into_inner()),
+            Err(TryLockError::WouldBlock) => None,
+        }
     }
 
     /// A helper: takes blocks whenever a step has some left, until the chunk is done. Waiting
@@ -291,7 +323,7 @@ impl Team {
         while !self.done.load(SeqCst) {
             let claim = self.claim.0.load(SeqCst);
             if (claim as u32 as usize) < self.slots.len() {
-                self.take_blocks();
+                self.take_blocks(Role::Helper);
                 idle = 0;
             } else if idle < 20_000 {
                 std::hint::spin_loop();
@@ -305,7 +337,7 @@ impl Team {
     /// The main thread's part of a step: publish it, take blocks, add the slots in order.
     fn step_sums(&self, generation: u32, step: u64, w: f32, b: f32) -> [f32; 3] {
         self.publish(generation, step, w, b);
-        self.take_blocks();
+        self.take_blocks(Role::Main);
         self.collect(generation, step, (w, b))
     }
 
@@ -332,15 +364,16 @@ impl Team {
     fn finished(&self, generation: u32, step: u64, wb: (f32, f32), block: usize) -> [f64; 3] {
         let mut since: Option<Instant> = None;
         loop {
-            let slot = *self.slots[block]
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            if slot.generation == generation {
-                return slot.sums;
+            let ready = self
+                .try_slot(block)
+                .filter(|slot| slot.generation == generation)
+                .map(|slot| slot.sums);
+            if let Some(sums) = ready {
+                return sums;
             }
             let start = *since.get_or_insert_with(Instant::now);
             if start.elapsed() >= STEAL_AFTER {
-                return self.compute(generation, step, wb, block);
+                return self.compute(generation, step, wb, block, Role::Main);
             }
             std::hint::spin_loop();
         }
@@ -348,20 +381,30 @@ impl Team {
 }
 
 fn run_chunk_threaded(state: FusedState, spec: &ChunkSpec, threads: usize) -> ChunkResult {
+    debug_assert!(spec.steps < u64::from(u32::MAX), "generations would wrap");
     let team = Arc::new(Team::new(*spec));
-    // The process's helper threads, woken for this chunk; not waited for at its end (a helper
-    // that wakes after the chunk is over sees `done` and parks again).
+    // Whatever happens below, a panic included, the helpers are let go at the end.
+    let _release = ReleaseHelpers(Arc::clone(&team));
+    // The process's helper threads, woken for this chunk and not waited for at its end: a
+    // helper that wakes after the chunk is over sees `done`, returns, and parks again.
     let helper_team = Arc::clone(&team);
     let job: Job = Arc::new(move || helper_team.help());
     HELPERS.run(threads - 1, &job);
-    // Generations 1, 2, … for the chunk's steps (a chunk has far fewer than 2^32).
+    // Generations 1, 2, … for the chunk's steps.
     let sums = |step: u64, w: f32, b: f32| {
         let generation = (step - spec.first_step + 1) as u32;
         team.step_sums(generation, step, w, b)
     };
-    let result = run_steps(state, spec, sums);
-    team.done.store(true, SeqCst);
-    result
+    run_steps(state, spec, sums)
+}
+
+/// Ends a chunk for its helpers when dropped.
+struct ReleaseHelpers(Arc<Team>);
+
+impl Drop for ReleaseHelpers {
+    fn drop(&mut self) {
+        self.0.done.store(true, SeqCst);
+    }
 }
 
 /// A value alone on its cache line (128 bytes: two 64-byte lines, which some CPUs fetch in
@@ -602,7 +645,7 @@ mod tests {
                 .is_ok()
         );
         let started = Instant::now();
-        team.take_blocks();
+        team.take_blocks(Role::Main);
         let got = team.collect(1, 3, (0.5, 0.25));
         assert!(started.elapsed() >= STEAL_AFTER);
         let want = batch_sums(&spec.stream, 3, spec.batch, 0.5, 0.25);
@@ -611,7 +654,7 @@ mod tests {
         // late: it must not overwrite the newer sums.
         let second = team.step_sums(2, 4, 0.5, 0.25);
         let newer = team.slots[0].lock().unwrap().sums;
-        team.compute(1, 3, (0.5, 0.25), 0);
+        team.compute(1, 3, (0.5, 0.25), 0, Role::Helper);
         let after = *team.slots[0].lock().unwrap();
         assert_eq!((after.generation, after.sums), (2, newer));
         assert_eq!(

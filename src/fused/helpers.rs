@@ -16,7 +16,7 @@ pub type Job = Arc<dyn Fn() + Send + Sync>;
 /// One helper thread and the job it is to run.
 struct Helper {
     thread: Thread,
-    job: Mutex<Option<Job>>,
+    job: Arc<Mutex<Option<Job>>>,
 }
 
 /// A set of helper threads.
@@ -73,36 +73,25 @@ impl Default for Helpers {
 }
 
 /// Starts helper number `index`: it runs its job, then parks until it is given another.
+/// Returns at once: the thread may first run milliseconds later (a job given to it meanwhile
+/// waits in its slot, and unparking a thread that has not started yet is not lost).
 fn start_helper(index: usize) -> Option<Arc<Helper>> {
-    let (sender, receiver) = std::sync::mpsc::channel();
-    std::thread::Builder::new()
+    let job = Arc::new(Mutex::new(None::<Job>));
+    let slot = Arc::clone(&job);
+    let handle = std::thread::Builder::new()
         .name(format!("burnfit-fused-{index}"))
         .spawn(move || {
-            let helper = Arc::new(Helper {
-                thread: std::thread::current(),
-                job: Mutex::new(None),
-            });
-            if sender.send(Arc::clone(&helper)).is_err() {
-                return;
-            }
             loop {
-                let job = helper
-                    .job
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .clone();
+                let job = slot.lock().unwrap_or_else(PoisonError::into_inner).clone();
                 match job {
                     Some(job) => {
                         // A job that panics (a bug: the message is on stderr) must not take the
                         // helper with it; the fused loop computes what a helper leaves undone.
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job()));
                         // Done with it, unless a newer job has replaced it meanwhile.
-                        let mut slot = helper.job.lock().unwrap_or_else(PoisonError::into_inner);
-                        if slot
-                            .as_ref()
-                            .is_some_and(|current| Arc::ptr_eq(current, &job))
-                        {
-                            *slot = None;
+                        let mut current = slot.lock().unwrap_or_else(PoisonError::into_inner);
+                        if current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &job)) {
+                            *current = None;
                         }
                     }
                     // Parking may also return for no reason: the loop looks again.
@@ -111,7 +100,10 @@ fn start_helper(index: usize) -> Option<Arc<Helper>> {
             }
         })
         .ok()?;
-    receiver.recv().ok()
+    Some(Arc::new(Helper {
+        thread: handle.thread().clone(),
+        job,
+    }))
 }
 
 #[cfg(test)]

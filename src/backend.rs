@@ -167,6 +167,7 @@ impl Backend {
     /// the batch must fit in the memory available now (`MemAvailable`).
     pub fn check_batch_fits(&self, batch: usize, bytes_per_sample: u64) -> Result<()> {
         let too_large = |needed: u64, room: u64, place: String| Error::BatchTooLarge {
+            fused_would_fit: false,
             batch,
             needed_gib: needed as f64 / f64::from(1u32 << 30),
             room_gib: room as f64 / f64::from(1u32 << 30),
@@ -215,8 +216,9 @@ pub const WGPU_AUTODIFF_MAX_BATCH: u64 = 1 << 23;
 /// available now (Linux `MemAvailable`; unchecked where that is unknown).
 pub fn check_host_memory(batch: u64, bytes_per_sample: u64) -> Result<()> {
     let needed = batch.saturating_mul(bytes_per_sample);
-    match available_memory() {
+    match crate::memory::available() {
         Some(available) if needed > available => Err(Error::BatchTooLarge {
+            fused_would_fit: false,
             batch: batch as usize,
             needed_gib: needed as f64 / f64::from(1u32 << 30),
             room_gib: available as f64 / f64::from(1u32 << 30),
@@ -224,14 +226,6 @@ pub fn check_host_memory(batch: u64, bytes_per_sample: u64) -> Result<()> {
         }),
         _ => Ok(()),
     }
-}
-
-/// Memory the system can give now without swapping (Linux `MemAvailable`), if known.
-fn available_memory() -> Option<u64> {
-    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
-    let line = info.lines().find(|l| l.starts_with("MemAvailable:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib * 1024)
 }
 
 /// The smallest batch for which `--backend auto` considers a GPU for the autodiff engine.

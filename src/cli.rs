@@ -14,6 +14,7 @@ use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
 use crate::console::Console;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 use crate::error::{Error, Result, invalid};
+use crate::file_roles::FileRoles;
 use crate::host::HostTensor;
 use crate::model::{Activation, Network};
 use crate::plan::{Overrides, TrainPlan, TrainRequest};
@@ -75,9 +76,10 @@ fn default_is(text: &str, value: impl std::fmt::Display) -> String {
 pub struct TrainArgs {
     /// Backend to train on: `auto` takes a real GPU through wgpu when compiled in and present and
     /// the batch is at least 65,536 samples (1,048,576 with `--engine fused`; below that the CPU
-    /// backends are faster), otherwise flex, otherwise ndarray.
-    #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
-    pub backend: BackendChoice,
+    /// backends are faster), otherwise flex, otherwise ndarray [default: auto; with --resume,
+    /// the backend that wrote the checkpoint when this build has it and it works]
+    #[arg(long, value_enum)]
+    pub backend: Option<BackendChoice>,
     /// JSON file with any of the settings below (keys: steps, batch, lr, beta1, beta2, epsilon,
     /// seed, true_w, true_b, noise, x_low, x_high, log_every, task, model, hidden, activation,
     /// data: {path, target, features, delimiter, standardize, val_frac, drop_invalid_rows});
@@ -409,6 +411,9 @@ impl BenchArgs {
         }
         options.steps = self.steps.unwrap_or(options.steps);
         options.repeat = self.repeat.unwrap_or(options.repeat);
+        if self.budget_s == Some(0) {
+            return Err(invalid("--budget-s", 0, "must be at least 1 second"));
+        }
         if let Some(seconds) = self.budget_s {
             options.budget = Duration::from_secs(seconds);
         }
@@ -434,8 +439,54 @@ impl BenchArgs {
     }
 }
 
+impl Command {
+    /// The files this command line reads and writes, as its flags name them (a training run's
+    /// data file may also come from its config file or checkpoint: see [`TrainArgs::file_roles`]).
+    pub fn file_roles(&self) -> FileRoles {
+        match self {
+            Command::Train(args) => args.file_roles(None),
+            Command::Predict(args) => FileRoles::new()
+                .input("--checkpoint", Some(&args.checkpoint))
+                .input("--data", args.data.as_deref())
+                .output("--out", args.out.as_deref()),
+            Command::Plot(args) => FileRoles::new()
+                .input("METRICS", Some(&args.metrics))
+                .output("--out", Some(&args.out)),
+            // Converting in place is safe: the input is read whole before it is replaced.
+            Command::Convert(args) => FileRoles::new()
+                .input("INPUT", Some(&args.input))
+                .output("OUTPUT", Some(&args.output))
+                .replaceable("INPUT", "OUTPUT"),
+            Command::Bench(args) => FileRoles::new()
+                .inputs("--plot-with", &args.plot_with)
+                .output("--json", args.json.as_deref())
+                .output("--plot", args.plot.as_deref()),
+            Command::Ols(_) | Command::Inspect(_) | Command::Backends(_) => FileRoles::new(),
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The files a training run reads and writes; `data`: the data file once the plan knows it
+    /// (from --data, the config file or the checkpoint). `--out` may replace `--resume`: a run
+    /// continues in place.
+    fn file_roles(&self, data: Option<&Path>) -> FileRoles {
+        FileRoles::new()
+            .input("--config", self.config.as_deref())
+            .input("--resume", self.resume.as_deref())
+            .input("--data", data.or(self.data.as_deref().map(Path::new)))
+            .output("--out", Some(&self.out))
+            .output("--metrics", self.metrics.as_deref())
+            .output("--plot", self.plot.as_deref())
+            .output("--plot-fit", self.plot_fit.as_deref())
+            .replaceable("--resume", "--out")
+    }
+}
+
 /// Runs a parsed command line, printing to stdout.
 pub fn run(cli: Cli) -> Result<()> {
+    // No output may overwrite an input or another output: one check for every subcommand.
+    cli.command.file_roles().check()?;
     match cli.command {
         Command::Train(args) => run_train(&args),
         Command::Ols(args) => run_ols(&args),
@@ -472,7 +523,8 @@ struct TrainObserver<'a> {
 }
 
 impl TrainObserver<'_> {
-    fn save(&self, mut checkpoint: Checkpoint) -> Result<()> {
+    fn save(&self, checkpoint: Checkpoint) -> Result<()> {
+        let mut checkpoint = checkpoint.with_data_path_beside(self.out);
         if !self.format.keeps_optimizer() {
             checkpoint = checkpoint.without_optimizer();
         }
@@ -561,6 +613,8 @@ impl TrainObserver<'_> {
 impl Observer for TrainObserver<'_> {
     fn on_loss(&mut self, p: LossPoint) {
         self.pending = Some(p);
+        // The position of the step whose loss the bar shows.
+        self.progress.set_position(p.step);
         self.progress.set_message(format!("loss {:.6}", p.loss));
         if !self.quiet {
             let console = &mut self.console;
@@ -632,23 +686,9 @@ fn run_train(args: &TrainArgs) -> Result<()> {
         return Err(invalid("--save-every", 0, "must be at least 1"));
     }
     let plan = TrainPlan::resolve(&args.request())?;
-    // No output may overwrite an input or another output.
+    // The data file may come from the config file or the checkpoint: checked again with it.
     let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
-    crate::input::check_distinct(&[
-        ("--out", Some(args.out.as_path())),
-        ("--metrics", args.metrics.as_deref()),
-        ("--plot", args.plot.as_deref()),
-        ("--plot-fit", args.plot_fit.as_deref()),
-        ("--data", data_path.as_deref()),
-        ("--config", args.config.as_deref()),
-    ])?;
-    crate::input::check_distinct(&[
-        ("--resume", args.resume.as_deref()),
-        ("--metrics", args.metrics.as_deref()),
-        ("--plot", args.plot.as_deref()),
-        ("--plot-fit", args.plot_fit.as_deref()),
-        ("--data", data_path.as_deref()),
-    ])?;
+    args.file_roles(data_path.as_deref()).check()?;
     if let (Some(path), Some(checkpoint)) = (&args.metrics, &plan.resumed)
         && !args.force
     {
@@ -685,7 +725,12 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             }
         ));
     }
-    let backend = Backend::choose_for(args.backend, plan.config.batch, plan.engine)?;
+    let backend = match (args.backend, &plan.resumed) {
+        (None, Some(checkpoint)) => resume_backend(checkpoint, plan.config.batch, plan.engine)?,
+        (choice, _) => {
+            Backend::choose_for(choice.unwrap_or_default(), plan.config.batch, plan.engine)?
+        }
+    };
     let TrainPlan {
         config,
         engine,
@@ -839,6 +884,34 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
+/// The backend a resumed run continues on without `--backend`: the checkpoint's own, so that
+/// the run stays bit-identical to an uninterrupted one; when this build lacks it or it does not
+/// work here, `auto`'s pick, with a note on stderr saying so.
+fn resume_backend(checkpoint: &Checkpoint, batch: usize, engine: EngineKind) -> Result<Backend> {
+    let recorded = checkpoint.meta.as_ref().map(|m| m.backend.as_str());
+    let Some(name) = recorded else {
+        return Backend::choose_for(BackendChoice::Auto, batch, engine);
+    };
+    let why = match BackendKind::from_name(name) {
+        None => format!("`{name}`, which this version of burnfit does not know"),
+        Some(kind) => match Backend::open(kind) {
+            Ok(backend) => return Ok(backend),
+            Err(problem) => format!("{kind}, which cannot be used here: {problem}"),
+        },
+    };
+    let backend = Backend::choose_for(BackendChoice::Auto, batch, engine)?;
+    let note = format!(
+        "note: the checkpoint was trained on {why}; resuming on {} (pass --backend to choose)",
+        backend.kind
+    );
+    let _ = writeln!(
+        std::io::stderr(),
+        "{}",
+        crate::console::escape_controls(&note)
+    );
+    Ok(backend)
+}
+
 /// `--plot-fit`: data points, the fitted line and (synthetic data) the true line.
 fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bool) -> Result<()> {
     let fitted = (
@@ -870,10 +943,6 @@ fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bo
 }
 
 fn run_plot(args: &PlotArgs) -> Result<()> {
-    crate::input::check_distinct(&[
-        ("METRICS", Some(args.metrics.as_path())),
-        ("--out", Some(args.out.as_path())),
-    ])?;
     crate::plot::check_svg_path(&args.out, args.force)?;
     let rows = crate::metrics_log::read_metrics(&args.metrics)?;
     crate::plot::loss_chart(&crate::plot::loss_series(&rows), &args.out, args.force)?;
@@ -944,17 +1013,45 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
     match listed {
         Some(values) => predict(values, &mut console)?,
         None => {
+            // Predicted a chunk at a time; a chunk is cut short whenever stdin has nothing
+            // more to read yet (an interactive user, a slow producer), and before an error, so
+            // every valid line before a bad one gets its prediction.
             const CHUNK: usize = 65_536;
             let mut chunk = Vec::with_capacity(CHUNK);
             let mut any = false;
-            for (i, line) in std::io::stdin().lock().lines().enumerate() {
-                let line = line.map_err(|e| Error::Stdin(e.to_string()))?;
-                if line.trim().is_empty() {
-                    continue;
+            // Our own buffer (larger than stdin's, which reads past it), to see what it holds.
+            let mut stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
+            let mut line = String::new();
+            let mut number = 0;
+            loop {
+                line.clear();
+                let read = stdin.read_line(&mut line);
+                let parsed = match read {
+                    Ok(0) => break,
+                    Ok(_) => {
+                        number += 1;
+                        if line.trim().is_empty() {
+                            Ok(None)
+                        } else {
+                            parse_number(format!("on stdin line {number}"), &line).map(Some)
+                        }
+                    }
+                    Err(e) => Err(Error::Stdin(e.to_string())),
+                };
+                match parsed {
+                    Ok(Some(value)) => chunk.push(value),
+                    Ok(None) => {}
+                    Err(problem) => {
+                        if !chunk.is_empty() {
+                            predict(std::mem::take(&mut chunk), &mut console)?;
+                        }
+                        console.flush();
+                        return Err(problem);
+                    }
                 }
-                chunk.push(parse_number(format!("on stdin line {}", i + 1), &line)?);
-                if chunk.len() == CHUNK {
+                if !chunk.is_empty() && (chunk.len() == CHUNK || !stdin_has_more(&stdin)) {
                     predict(std::mem::take(&mut chunk), &mut console)?;
+                    console.flush();
                     any = true;
                     if console.is_lost() {
                         break;
@@ -972,6 +1069,21 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
         }
     }
     console.finish()
+}
+
+/// Whether stdin can give more bytes at once: buffered ones, or ones waiting in the pipe or
+/// file (a zero-timeout `poll`). When not, the caller prints what it has before it waits.
+fn stdin_has_more(stdin: &std::io::BufReader<std::io::StdinLock>) -> bool {
+    if !stdin.buffer().is_empty() {
+        return true;
+    }
+    let mut fd = libc::pollfd {
+        fd: 0,
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd, no wait.
+    unsafe { libc::poll(&mut fd, 1, 0) == 1 && fd.revents & libc::POLLIN != 0 }
 }
 
 /// One number a user typed, finite and within f32's range.
@@ -1395,7 +1507,6 @@ fn run_predict_csv(args: &PredictArgs, data: &Path) -> Result<()> {
     if let Some(out) = &args.out {
         checkpoint::check_destination(out, args.force)?;
     }
-    crate::input::check_distinct(&[("--data", Some(data)), ("--out", args.out.as_deref())])?;
     let checkpoint = load_for_predict(args)?;
     let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
     let features: Vec<String> = match record {
@@ -1439,7 +1550,7 @@ fn run_predict_csv(args: &PredictArgs, data: &Path) -> Result<()> {
         }
         None => {
             let mut console = Console::default();
-            console.block(String::from_utf8_lossy(&output.bytes).trim_end_matches('\n'));
+            console.raw(&output.bytes);
             console.finish()
         }
     }

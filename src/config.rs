@@ -199,18 +199,32 @@ impl TrainingConfig {
         })?;
         // A value out of range is reported under the file's key, as the file wrote it (not
         // under the flag's name, nor after rounding to f32: `1e-50` is not `0`).
+        // Keys of the `data` block are looked for inside it, and named `data.KEY`.
+        let data_pairs: Vec<(String, &serde_json::Value)> = pairs()
+            .filter(|(k, _)| k.as_str() == "data")
+            .filter_map(|(_, v)| v.as_object())
+            .flat_map(|block| block.iter().map(|(k, v)| (format!("data.{k}"), v)))
+            .collect();
         match config.validate() {
             Err(Error::InvalidSetting { name, expected, .. }) => {
                 let keys: Vec<&str> = name.trim_start_matches("--").split('/').collect();
-                let written = pairs().find(|(k, _)| {
-                    keys.contains(&k.replace('_', "-").as_str()) || keys.contains(&k.as_str())
-                });
+                let matches = |k: &str| {
+                    let k = k.strip_prefix("data.").unwrap_or(k);
+                    keys.contains(&k.replace('_', "-").as_str()) || keys.contains(&k)
+                };
+                let written = pairs()
+                    .map(|(k, v)| (k.clone(), v))
+                    .chain(data_pairs.iter().map(|(k, v)| (k.clone(), *v)))
+                    .find(|(k, _)| matches(k));
                 match written {
                     Some((key, value)) => {
                         Err(parse_error(format!("key `{key}` = {value}: {expected}")))
                     }
                     None => config.validate().map(|()| config),
                 }
+            }
+            Err(Error::InvalidModel { message }) if pairs().any(|(k, _)| k == "hidden") => {
+                Err(parse_error(format!("key `hidden`: {message}")))
             }
             _ => Ok(config),
         }
@@ -232,25 +246,53 @@ impl TrainingConfig {
             return bad("--batch", self.batch, "must be from 1 to 2^31");
         }
         if !(self.lr.is_finite() && self.lr > 0.0) {
-            return bad("--lr", self.lr, "must be a finite number above 0");
+            return bad(
+                "--lr",
+                crate::error::shown(self.lr),
+                "must be a finite number above 0",
+            );
         }
         if !(0.0..1.0).contains(&self.beta1) {
-            return bad("beta1", self.beta1, "must be in [0, 1)");
+            return bad(
+                "beta1",
+                crate::error::shown(self.beta1),
+                "must be in [0, 1)",
+            );
         }
         if !(0.0..1.0).contains(&self.beta2) {
-            return bad("beta2", self.beta2, "must be in [0, 1)");
+            return bad(
+                "beta2",
+                crate::error::shown(self.beta2),
+                "must be in [0, 1)",
+            );
         }
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
-            return bad("epsilon", self.epsilon, "must be a finite number above 0");
+            return bad(
+                "epsilon",
+                crate::error::shown(self.epsilon),
+                "must be a finite number above 0",
+            );
         }
         if !self.true_w.is_finite() {
-            return bad("--true-w", self.true_w, "must be a finite number");
+            return bad(
+                "--true-w",
+                crate::error::shown(self.true_w),
+                "must be a finite number",
+            );
         }
         if !self.true_b.is_finite() {
-            return bad("--true-b", self.true_b, "must be a finite number");
+            return bad(
+                "--true-b",
+                crate::error::shown(self.true_b),
+                "must be a finite number",
+            );
         }
         if !(self.noise.is_finite() && self.noise >= 0.0) {
-            return bad("--noise", self.noise, "must be a finite number, 0 or more");
+            return bad(
+                "--noise",
+                crate::error::shown(self.noise),
+                "must be a finite number, 0 or more",
+            );
         }
         if !(self.x_low.is_finite()
             && self.x_high.is_finite()
@@ -259,7 +301,11 @@ impl TrainingConfig {
         {
             return bad(
                 "x_low/x_high",
-                format!("{}..{}", self.x_low, self.x_high),
+                format!(
+                    "{}..{}",
+                    crate::error::shown(self.x_low),
+                    crate::error::shown(self.x_high)
+                ),
                 "must be finite with x_low < x_high and a span x_high − x_low that f32 holds",
             );
         }
@@ -268,11 +314,9 @@ impl TrainingConfig {
         }
         if self.model == ModelKind::Mlp {
             if self.hidden.is_empty() {
-                return bad(
-                    "--hidden",
-                    "(none)",
-                    "an MLP needs at least one hidden width",
-                );
+                return Err(Error::InvalidModel {
+                    message: "an MLP needs at least one hidden width".into(),
+                });
             }
             self.model_spec(1)
                 .validate()
@@ -283,7 +327,11 @@ impl TrainingConfig {
                 return bad("--task", "sine", "cannot be combined with --data");
             }
             if !(0.0..1.0).contains(&data.val_frac) {
-                return bad("--val-frac", data.val_frac, "must be in [0, 1)");
+                return bad(
+                    "--val-frac",
+                    crate::error::shown(data.val_frac),
+                    "must be in [0, 1)",
+                );
             }
             if !data.delimiter.is_ascii() {
                 return bad("--delimiter", data.delimiter, "must be one ASCII character");

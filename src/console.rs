@@ -30,6 +30,25 @@ impl Console {
         self.write(text);
     }
 
+    /// Writes `bytes` exactly as they are (a CSV passed through: its bytes are the user's).
+    pub fn raw(&mut self, bytes: &[u8]) {
+        if self.lost.is_none()
+            && let Err(error) = io::stdout().lock().write_all(bytes)
+        {
+            self.lost = Some(error);
+        }
+    }
+
+    /// Hands what was printed to the reader now (stdout is line-buffered already; this is for
+    /// [`Console::raw`] output and for a reader waiting on a partial line).
+    pub fn flush(&mut self) {
+        if self.lost.is_none()
+            && let Err(error) = io::stdout().lock().flush()
+        {
+            self.lost = Some(error);
+        }
+    }
+
     fn write(&mut self, text: &str) {
         if self.lost.is_none()
             && let Err(error) = writeln!(io::stdout().lock(), "{text}")

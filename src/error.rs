@@ -33,9 +33,12 @@ pub enum Error {
 
     /// A batch too large for the device's memory, found before allocating it.
     #[error(
-        "--batch {batch} needs ~{needed_gib:.1} GiB, more than the {room_gib:.1} GiB {place}; use a smaller --batch, or --engine fused (it holds no batch-sized tensors)"
+        "--batch {batch} needs ~{needed_gib:.1} GiB, more than the {room_gib:.1} GiB {place}; use a smaller --batch{}",
+        if *.fused_would_fit { ", or --engine fused (it holds no batch-sized tensors)" } else { "" }
     )]
     BatchTooLarge {
+        /// Whether the fused engine trains this run (it holds no batch-sized tensors).
+        fused_would_fit: bool,
         /// The batch asked for.
         batch: usize,
         /// What it needs.
@@ -143,6 +146,15 @@ pub enum Error {
         second: String,
         /// The file.
         path: PathBuf,
+    },
+
+    /// A flag given where it does not apply, or missing where it is needed.
+    #[error("{flag} {message}")]
+    Misused {
+        /// The flag, e.g. `--epochs`.
+        flag: &'static str,
+        /// What is wrong, in words.
+        message: String,
     },
 
     /// Bad input to `predict`.
@@ -266,6 +278,7 @@ impl Error {
             | Error::DataChanged { .. }
             | Error::InvalidInput { .. }
             | Error::SamePath { .. }
+            | Error::Misused { .. }
             | Error::ResumeChange { .. }
             | Error::InvalidModel { .. }
             | Error::Metrics { .. }
@@ -273,6 +286,17 @@ impl Error {
             Error::Interrupted { signal, .. } => 128 + signal,
             _ => 1,
         }
+    }
+}
+
+/// A number for a message: as Rust prints it (`1`, `0.5`), or in the shortest exponent form
+/// that reads back to it when that is long (`1e-300`, not 300 digits).
+pub(crate) fn shown<T: std::fmt::Display + std::fmt::Debug>(value: T) -> String {
+    let text = value.to_string();
+    if text.len() <= 24 {
+        text
+    } else {
+        format!("{value:?}")
     }
 }
 

@@ -24,16 +24,17 @@
 //! crash: [`read_metrics`] ignores it and [`MetricsLog::resume`] drops it.
 
 use std::fmt;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, Visitor};
 use serde_json::Value;
 
-use crate::checkpoint::write_atomically;
+use crate::checkpoint::write_atomically_locked;
 use crate::console::escape_controls;
 use crate::error::{Error, Result};
+use crate::file_lock::{FileLock, LockError};
 
 /// The columns every metrics file starts with, in this order.
 pub const BASE_COLUMNS: [&str; 4] = ["step", "loss", "elapsed_s", "lr"];
@@ -99,8 +100,28 @@ pub struct MetricsLog {
     path: PathBuf,
     format: MetricsFormat,
     extra: Vec<String>,
+    /// Open at its end, holding the file's lock for the run.
     file: File,
     last_step: Option<u64>,
+}
+
+/// Locks the metrics file at `path` for this run, or says who holds it.
+fn lock(path: &Path) -> Result<FileLock> {
+    FileLock::acquire(path).map_err(|problem| {
+        metrics_error(
+            path,
+            match problem {
+                LockError::Busy(_) => {
+                    format!("{problem}; wait for it to finish, or log to another file")
+                }
+                // A missing directory, a read-only one: the usual destination message.
+                LockError::Io(_) => match crate::checkpoint::check_destination(path, true) {
+                    Err(Error::CheckpointWrite { message, .. }) => message,
+                    _ => problem.to_string(),
+                },
+            },
+        )
+    })
 }
 
 impl MetricsLog {
@@ -113,18 +134,44 @@ impl MetricsLog {
     pub fn create(path: &Path, extra: &[&str], force: bool) -> Result<Self> {
         let format = MetricsFormat::from_path(path)?;
         let extra = check_columns(path, extra)?;
-        match fs::metadata(path) {
-            Ok(meta) if !meta.is_file() => return Err(not_regular(path)),
-            Ok(meta) if meta.len() > 0 && !force => {
-                return Err(metrics_error(
-                    path,
-                    "already holds the metrics of another run; pass --force to replace it, or resume that run",
-                ));
-            }
-            _ => {}
+        if fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+            return Err(not_regular(path));
         }
-        write_atomically(path, header(format, &extra).as_bytes(), force)?;
-        Self::open(path, format, extra, None)
+        let lock = lock(path)?;
+        Self::start(path, format, extra, lock, force)
+    }
+
+    /// A fresh log in the locked file at `path`.
+    fn start(
+        path: &Path,
+        format: MetricsFormat,
+        extra: Vec<String>,
+        lock: FileLock,
+        force: bool,
+    ) -> Result<Self> {
+        let len = lock
+            .file
+            .metadata()
+            .map_err(|e| write_error(path, &e))?
+            .len();
+        if len > 0 && !force {
+            return Err(metrics_error(
+                path,
+                match read_metrics(path) {
+                    Ok(_) => "already holds the metrics of another run; pass --force to replace it, or resume that run".to_string(),
+                    Err(Error::Metrics { message, .. }) => format!(
+                        "exists and is not a metrics file ({message}); name another file, or pass --force to replace it"
+                    ),
+                    Err(other) => format!(
+                        "exists and cannot be read as a metrics file ({other}); name another file, or pass --force to replace it"
+                    ),
+                },
+            ));
+        }
+        let file = write_atomically_locked(path, header(format, &extra).as_bytes(), force)?;
+        // The old file's lock goes with it; the new one was locked before it took the name.
+        drop(lock);
+        Ok(Self::open(path, format, extra, None, file))
     }
 
     /// Continues the metrics file of a run resumed from its checkpoint at step `resume_step`.
@@ -138,13 +185,12 @@ impl MetricsLog {
     pub fn resume(path: &Path, extra: &[&str], resume_step: u64) -> Result<Self> {
         let format = MetricsFormat::from_path(path)?;
         let columns = check_columns(path, extra)?;
-        match fs::metadata(path) {
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {
-                return Self::create(path, extra, false);
-            }
-            Ok(meta) if !meta.is_file() => return Err(not_regular(path)),
-            Ok(meta) if meta.len() == 0 => return Self::create(path, extra, false),
-            _ => {}
+        if fs::metadata(path).is_ok_and(|meta| !meta.is_file()) {
+            return Err(not_regular(path));
+        }
+        let lock = lock(path)?;
+        if lock.file.metadata().is_ok_and(|m| m.len() == 0) {
+            return Self::start(path, format, columns, lock, false);
         }
         let text = read_text(path)?;
         let parsed = parse(path, &text, format)?;
@@ -175,10 +221,19 @@ impl MetricsLog {
         if !prefix.is_empty() && !prefix.ends_with('\n') {
             prefix.push('\n');
         }
-        if prefix != text {
-            write_atomically(path, prefix.as_bytes(), false)?;
-        }
-        Self::open(path, format, columns, last_step)
+        let file = if prefix != text {
+            let file = write_atomically_locked(path, prefix.as_bytes(), false)?;
+            drop(lock);
+            file
+        } else if lock.writable {
+            lock.file
+        } else {
+            return Err(write_error(
+                path,
+                &io::Error::from(io::ErrorKind::PermissionDenied),
+            ));
+        };
+        Ok(Self::open(path, format, columns, last_step, file))
     }
 
     fn open(
@@ -186,18 +241,15 @@ impl MetricsLog {
         format: MetricsFormat,
         extra: Vec<String>,
         last_step: Option<u64>,
-    ) -> Result<Self> {
-        let file = OpenOptions::new()
-            .append(true)
-            .open(path)
-            .map_err(|e| write_error(path, &e))?;
-        Ok(Self {
+        file: File,
+    ) -> Self {
+        Self {
             path: path.to_owned(),
             format,
             extra,
             file,
             last_step,
-        })
+        }
     }
 
     /// Appends one row and hands it to the operating system at once (no fsync: a killed
@@ -832,7 +884,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("m.csv");
         rows_10_to_50(&path);
-        let mut file = OpenOptions::new().append(true).open(&path).unwrap();
+        let mut file = std::fs::OpenOptions::new()
+            .append(true)
+            .open(&path)
+            .unwrap();
         file.write_all(b"60,0.0").unwrap();
         assert_eq!(steps(&path), [10, 20, 30, 40, 50]);
         let mut log = MetricsLog::resume(&path, &[VAL_LOSS], 60).unwrap();

@@ -258,15 +258,17 @@ fn task_name(task: Task) -> &'static str {
 /// A checkpoint records its data file's path as it was given; from another directory, a
 /// relative path is looked up beside the checkpoint too.
 fn find_recorded_data(data: &mut TableConfig, resume: &std::path::Path) -> Result<()> {
+    // A relative path is recorded relative to the checkpoint's directory (older checkpoints:
+    // to the training's working directory): looked for there first, then here.
     let path = std::path::Path::new(&data.path);
-    if path.exists() {
-        return Ok(());
-    }
     if path.is_relative()
         && let Some(beside) = resume.parent().map(|dir| dir.join(path))
         && beside.exists()
     {
         data.path = beside.display().to_string();
+        return Ok(());
+    }
+    if path.exists() {
         return Ok(());
     }
     Err(Error::Data {
@@ -287,18 +289,16 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
     );
     if config.model == ModelKind::Linear {
         if o.hidden.is_some() {
-            return Err(invalid(
-                "--hidden",
-                "(given)",
-                "applies to --model mlp only",
-            ));
+            return Err(Error::Misused {
+                flag: "--hidden",
+                message: "applies to --model mlp only".into(),
+            });
         }
         if o.activation.is_some() {
-            return Err(invalid(
-                "--activation",
-                "(given)",
-                "applies to --model mlp only",
-            ));
+            return Err(Error::Misused {
+                flag: "--activation",
+                message: "applies to --model mlp only".into(),
+            });
         }
     }
     if let Some(features) = &o.features
@@ -315,11 +315,10 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             (Some(target), _) => target.clone(),
             (None, Some(old)) => old.target.clone(),
             (None, None) => {
-                return Err(invalid(
-                    "--target",
-                    "(none)",
-                    "is required with --data: name the column to predict",
-                ));
+                return Err(Error::Misused {
+                    flag: "--target",
+                    message: "is required with --data: name the column to predict".into(),
+                });
             }
         };
         let mut data = config
@@ -367,11 +366,11 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
                 ("--epochs", o.epochs.is_some()),
             ];
             if let Some((name, _)) = csv_only.iter().find(|(_, given)| *given) {
-                return Err(invalid(
-                    name,
-                    "(given)",
-                    "applies to CSV data only: pass --data FILE.csv --target COLUMN",
-                ));
+                return Err(Error::Misused {
+                    flag: *name,
+                    message: "applies to CSV data only: pass --data FILE.csv --target COLUMN"
+                        .into(),
+                });
             }
         }
     }
@@ -421,11 +420,13 @@ fn resolve_steps(
         Some(more) => more,
         None if config.steps > done => config.steps - done,
         None => {
-            return Err(invalid(
-                "--steps",
-                "(none)",
-                "the checkpoint has reached its target step count; pass --steps N to train N more",
-            ));
+            return Err(Error::Misused {
+                flag: "--steps",
+                message: format!(
+                    "is needed: the checkpoint has reached its target of {} steps; pass --steps N to train N more",
+                    config.steps
+                ),
+            });
         }
     };
     if more == 0 {

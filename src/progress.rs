@@ -48,7 +48,7 @@ impl Progress {
             enabled,
             total,
             done,
-            "{bar:32} {pos}/{len} steps  {per_sec}  ETA {eta}  {msg}",
+            "{bar:32} {pos}/{len} steps  {rate}  ETA {eta}  {msg}",
         )
     }
 
@@ -63,6 +63,13 @@ impl Progress {
         }
         let style = ProgressStyle::with_template(template)
             .expect("a valid template")
+            // Whole steps per second: indicatif's `{per_sec}` prints four decimals.
+            .with_key(
+                "rate",
+                |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                },
+            )
             .progress_chars("=> ");
         let bar =
             ProgressBar::with_draw_target(Some(total), ProgressDrawTarget::stderr_with_hz(10))

@@ -79,7 +79,27 @@ impl Trainer {
         let batch = table
             .as_ref()
             .map_or(config.batch, |t| config.batch.min(t.train.len()));
-        backend.check_batch_fits(batch, Self::bytes_per_sample(&spec))?;
+        backend
+            .check_batch_fits(batch, Self::bytes_per_sample(&spec))
+            .map_err(|error| match error {
+                // Suggested only where it would work: the fused engine's one model and task.
+                Error::BatchTooLarge {
+                    batch,
+                    needed_gib,
+                    room_gib,
+                    place,
+                    ..
+                } => Error::BatchTooLarge {
+                    fused_would_fit: config.data.is_none()
+                        && config.task == crate::config::Task::Line
+                        && config.model == crate::config::ModelKind::Linear,
+                    batch,
+                    needed_gib,
+                    room_gib,
+                    place,
+                },
+                other => other,
+            })?;
         let device = backend.device.clone().autodiff();
         let inner = backend.device.clone();
         let mut params = match resume {

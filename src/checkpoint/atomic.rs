@@ -74,33 +74,52 @@ pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
                 .map_err(|e| fail(e.to_string()))
         }
         Destination::Regular { path: target, dir } => {
-            remove_stale_temps_once(&dir);
-            let existing_mode = fs::metadata(&target).ok().map(|m| m.permissions().mode());
-            let mut temp = tempfile::Builder::new()
-                .prefix(TEMP_PREFIX)
-                .suffix(TEMP_SUFFIX)
-                // Created with this mode, the umask applies, as for any new file.
-                .permissions(fs::Permissions::from_mode(0o666))
-                .tempfile_in(&dir)
-                .map_err(|e| fail(e.to_string()))?;
-            if let Some(mode) = existing_mode {
-                temp.as_file()
-                    .set_permissions(fs::Permissions::from_mode(mode & 0o7777))
-                    .map_err(|e| fail(e.to_string()))?;
-            }
-            temp.write_all(bytes).map_err(|e| fail(e.to_string()))?;
-            temp.as_file().sync_all().map_err(|e| fail(e.to_string()))?;
-            // A second Ctrl-C during these few milliseconds waits for the rename.
-            crate::signals::while_saving(|| temp.persist(&target))
-                .map_err(|e| fail(e.error.to_string()))?;
-            // The rename itself reaches the disk only with its directory (best effort: some
-            // file systems cannot sync a directory).
-            if let Ok(dir) = fs::File::open(&dir) {
-                let _ = dir.sync_all();
-            }
+            write_regular(&target, &dir, bytes, false).map_err(|e| fail(e.to_string()))?;
             Ok(())
         }
     }
+}
+
+/// [`write_atomically`] for a regular file that stays locked ([`crate::file_lock`]): the new
+/// file is locked before it replaces the old one, so no other process can take it in between;
+/// returns it open, positioned at its end, holding the lock.
+pub fn write_atomically_locked(path: &Path, bytes: &[u8], force: bool) -> Result<fs::File> {
+    let fail = |message: String| write_error(path, message);
+    match resolve(path, force)? {
+        Destination::Regular { path: target, dir } => {
+            write_regular(&target, &dir, bytes, true).map_err(|e| fail(e.to_string()))
+        }
+        _ => Err(fail("is not a regular file".into())),
+    }
+}
+
+/// A temporary file beside `target`, written and flushed to disk, (locked,) renamed over it.
+fn write_regular(target: &Path, dir: &Path, bytes: &[u8], lock: bool) -> std::io::Result<fs::File> {
+    remove_stale_temps_once(dir);
+    let existing_mode = fs::metadata(target).ok().map(|m| m.permissions().mode());
+    let mut temp = tempfile::Builder::new()
+        .prefix(TEMP_PREFIX)
+        .suffix(TEMP_SUFFIX)
+        // Created with this mode, the umask applies, as for any new file.
+        .permissions(fs::Permissions::from_mode(0o666))
+        .tempfile_in(dir)?;
+    if let Some(mode) = existing_mode {
+        temp.as_file()
+            .set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
+    }
+    temp.write_all(bytes)?;
+    temp.as_file().sync_all()?;
+    if lock {
+        crate::file_lock::lock(temp.as_file()).map_err(|e| std::io::Error::other(e.to_string()))?;
+    }
+    // A second Ctrl-C during these few milliseconds waits for the rename.
+    let file = crate::signals::while_saving(|| temp.persist(target)).map_err(|e| e.error)?;
+    // The rename itself reaches the disk only with its directory (best effort: some file
+    // systems cannot sync a directory).
+    if let Ok(dir) = fs::File::open(dir) {
+        let _ = dir.sync_all();
+    }
+    Ok(file)
 }
 
 /// Fails early, before any work, when `path` cannot receive a file: a directory, a special file

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use atomic::{write_atomically, write_new_temp_file};
+pub use atomic::{write_atomically, write_atomically_locked, write_new_temp_file};
 
 use crate::config::TrainingConfig;
 use crate::error::{Error, Result};
@@ -453,6 +453,24 @@ impl Checkpoint {
     }
 
     /// The same checkpoint without Adam's state.
+    /// The recorded data file's path (relative to this process's working directory, as the
+    /// user gave it) re-expressed relative to the directory the checkpoint `out` is saved in,
+    /// where a resume looks for it first: resuming from another directory still finds it. An
+    /// absolute path, or one that cannot be resolved, is kept as it is.
+    pub fn with_data_path_beside(mut self, out: &Path) -> Checkpoint {
+        if let Some(data) = self
+            .meta
+            .as_mut()
+            .and_then(|m| m.config.data.as_mut())
+            .filter(|d| Path::new(&d.path).is_relative())
+            && let Some(relative) = relative_path(Path::new(&data.path), out)
+        {
+            data.path = relative.display().to_string();
+        }
+        self
+    }
+
+    /// This checkpoint without its optimizer state.
     pub fn without_optimizer(mut self) -> Checkpoint {
         self.adam = None;
         if let Some(meta) = &mut self.meta {
@@ -547,6 +565,29 @@ impl Checkpoint {
 /// A write-protected file is refused unless `force`.
 pub fn check_destination(path: &Path, force: bool) -> Result<()> {
     atomic::check_destination(path, force)
+}
+
+/// `file`'s path from the directory holding `out` (both resolved through the file system).
+fn relative_path(file: &Path, out: &Path) -> Option<std::path::PathBuf> {
+    let file = std::fs::canonicalize(file).ok()?;
+    let dir = match out.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    let dir = std::fs::canonicalize(dir).ok()?;
+    let common = file
+        .components()
+        .zip(dir.components())
+        .take_while(|(a, b)| a == b)
+        .count();
+    let mut relative = std::path::PathBuf::new();
+    for _ in dir.components().skip(common) {
+        relative.push("..");
+    }
+    for part in file.components().skip(common) {
+        relative.push(part);
+    }
+    Some(relative)
 }
 
 fn read_error(path: &Path, message: String) -> Error {

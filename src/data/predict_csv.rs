@@ -38,11 +38,11 @@ pub fn predict_rows(
         });
     }
     let bytes = crate::input::read_regular_file(path, MAX_PREDICT_BYTES).map_err(error)?;
+    let text = super::table::text_of(&bytes).map_err(error)?;
     let CsvText {
-        text,
         mut reader,
         columns: names,
-    } = CsvText::open(&bytes, delimiter as u8).map_err(error)?;
+    } = CsvText::open(text, delimiter as u8).map_err(error)?;
     let header = reader
         .byte_headers()
         .map_err(|e| error(format!("line 1: {e}")))?

@@ -10,14 +10,15 @@
 pub mod scaling;
 pub mod split;
 
+use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 pub use scaling::Scaling;
 pub use split::{epoch_permutation, holdout_split};
 
-/// The largest data file read: the table is held in memory whole.
-const MAX_FILE_BYTES: u64 = 4 << 30;
+/// The most columns a header may have (a file wider than this is not a table of features).
+pub const MAX_COLUMNS: usize = 65_536;
 
 /// How to read a data file.
 #[derive(Clone, Debug, PartialEq)]
@@ -70,34 +71,112 @@ pub struct Table {
 }
 
 impl Table {
-    /// Reads and checks the data file at `path`.
+    /// Reads and checks the data file at `path`, streaming: the header is checked first, then
+    /// one pass hashes the file and counts its lines (an upper bound on its rows), the table's
+    /// memory is checked against what the system has available, and a second pass parses the
+    /// rows into arrays allocated once. The text is never held whole: memory is the table's
+    /// numbers (8 bytes per cell in use) plus buffers of a few MB.
     pub fn read(path: &Path, options: &TableOptions) -> Result<Table> {
         let fail = |message: String| Error::Data {
             path: path.to_path_buf(),
             message,
         };
-        let bytes = crate::input::read_regular_file(path, MAX_FILE_BYTES).map_err(fail)?;
-        Self::parse(&bytes, path, options)
+        let file = open_regular(path).map_err(fail)?;
+        let at = |offset: u64| ReadAt {
+            file: &file,
+            offset,
+        };
+        let start = text_start(at(0)).map_err(|e| fail(e.to_string()))?;
+        let start = start.ok_or_else(|| fail("the file is empty".into()))?;
+        // The header before the body: a wrong column name costs no pass over the file.
+        let columns = CsvText::open(at(start), options.delimiter)
+            .map_err(fail)?
+            .columns;
+        Layout::new(&columns, options).map_err(fail)?;
+        let mut hasher = Xxh64::new(0);
+        let mut newlines = 0u64;
+        let mut bytes = 0u64;
+        let mut block = vec![0u8; 1 << 20];
+        let mut reader = at(0);
+        loop {
+            let n = match reader.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            hasher.update(&block[..n]);
+            newlines += block[..n].iter().filter(|&&b| b == b'\n').count() as u64;
+            bytes += n as u64;
+        }
+        drop(block);
+        Self::parse_source(
+            path,
+            options,
+            Source {
+                open: at,
+                start,
+                rows_bound: newlines,
+                content_hash: hasher.finish(),
+                bytes,
+            },
+        )
     }
 
     /// The table in `bytes`, the contents of the file `path`.
+    #[cfg(test)]
     fn parse(bytes: &[u8], path: &Path, options: &TableOptions) -> Result<Table> {
         let fail = |message: String| Error::Data {
             path: path.to_path_buf(),
             message,
         };
+        let start = text_start(bytes)
+            .map_err(|e| fail(e.to_string()))?
+            .ok_or_else(|| fail("the file is empty".into()))?;
+        Self::parse_source(
+            path,
+            options,
+            Source {
+                open: |offset: u64| &bytes[offset as usize..],
+                start,
+                rows_bound: bytes.iter().filter(|&&b| b == b'\n').count() as u64,
+                content_hash: content_hash(bytes),
+                bytes: bytes.len() as u64,
+            },
+        )
+    }
+
+    /// Parses the rows of `source`, whose header is checked again here (the same checks).
+    fn parse_source<R: Read>(
+        path: &Path,
+        options: &TableOptions,
+        source: Source<impl Fn(u64) -> R>,
+    ) -> Result<Table> {
+        let fail = |message: String| Error::Data {
+            path: path.to_path_buf(),
+            message,
+        };
         let CsvText {
-            text,
             mut reader,
             columns,
-        } = CsvText::open(bytes, options.delimiter).map_err(fail)?;
+        } = CsvText::open((source.open)(source.start), options.delimiter).map_err(fail)?;
         let layout = Layout::new(&columns, options).map_err(fail)?;
-
         let d = layout.feature_names.len();
-        // Row count estimate from the line count (a quoted field may span lines: only a guess).
-        let lines = text.iter().filter(|&&b| b == b'\n').count() + 1;
-        let mut x = Vec::with_capacity(lines.saturating_sub(1) * d);
-        let mut y = Vec::with_capacity(lines.saturating_sub(1));
+        let rows_bound = usize::try_from(source.rows_bound).unwrap_or(usize::MAX);
+        let needed = rows_bound.saturating_mul(d + 1).saturating_mul(8) as u64;
+        if let Some(available) = crate::memory::available()
+            && needed > available
+        {
+            return Err(fail(format!(
+                "its table needs {} (up to {rows_bound} rows × {} columns as f64), more than the {} of memory available",
+                bytes_text(needed),
+                d + 1,
+                bytes_text(available)
+            )));
+        }
+        // Allocated once: a quoted field spanning lines or blank lines only lower the rows.
+        let mut x = Vec::with_capacity(rows_bound.saturating_mul(d));
+        let mut y = Vec::with_capacity(rows_bound);
         let mut dropped_rows = 0;
         let mut first_invalid = None;
         let mut record = csv::ByteRecord::new();
@@ -108,7 +187,7 @@ impl Table {
                 Ok(false) => break,
                 Err(e) => return Err(fail(e.to_string())),
             }
-            let line = || line_of(text, &record);
+            let line = || line_at(&record, |byte| (source.open)(source.start + byte));
             if record.len() != columns.len() {
                 return Err(fail(ragged(line(), record.len(), columns.len())));
             }
@@ -138,6 +217,11 @@ impl Table {
                 ),
             }));
         }
+        // Many dropped rows leave much unused room: give it back (a copy, but of the kept rows).
+        if y.len() < y.capacity() / 2 {
+            x.shrink_to_fit();
+            y.shrink_to_fit();
+        }
         Ok(Table {
             file_name: path.display().to_string(),
             columns,
@@ -146,8 +230,8 @@ impl Table {
             x,
             y,
             dropped_rows,
-            content_hash: content_hash(bytes),
-            bytes: bytes.len() as u64,
+            content_hash: source.content_hash,
+            bytes: source.bytes,
         })
     }
 
@@ -168,27 +252,111 @@ impl Table {
     }
 }
 
+/// A size for a message: `1.5 GiB`, `12.0 MiB`, `3.2 KiB`, `100 bytes`.
+fn bytes_text(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    UNITS
+        .iter()
+        .find(|(_, size)| bytes >= *size)
+        .map_or(format!("{bytes} bytes"), |(unit, size)| {
+            format!("{:.1} {unit}", bytes as f64 / *size as f64)
+        })
+}
+
+/// Where a table's bytes come from: readers from any offset, and what one pass learned.
+struct Source<F> {
+    /// A reader from this byte offset of the file.
+    open: F,
+    /// Where the text starts (after a UTF-8 byte-order mark).
+    start: u64,
+    /// At least the number of data rows: the file's newlines.
+    rows_bound: u64,
+    content_hash: u64,
+    bytes: u64,
+}
+
+/// A reader of a file from an offset, by positioned reads (`pread`): several can read one file
+/// at once, each from its own place.
+struct ReadAt<'a> {
+    file: &'a std::fs::File,
+    offset: u64,
+}
+
+impl Read for ReadAt<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        use std::os::unix::fs::FileExt;
+        let n = self.file.read_at(buf, self.offset)?;
+        self.offset += n as u64;
+        Ok(n)
+    }
+}
+
+/// Opens a regular file for reading: a directory, device, FIFO or socket is refused (`/dev/zero`
+/// never ends and a FIFO may never be written to).
+fn open_regular(path: &Path) -> Result<std::fs::File, String> {
+    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => "no such file".to_string(),
+        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+        _ => e.to_string(),
+    })?;
+    let meta = file.metadata().map_err(|e| e.to_string())?;
+    if meta.is_dir() {
+        return Err("is a directory, not a file".into());
+    }
+    if !meta.is_file() {
+        return Err("is not a regular file (a device, FIFO or socket)".into());
+    }
+    Ok(file)
+}
+
+/// Where the text of a file starts (past a UTF-8 byte-order mark), or `None` when it holds
+/// nothing but ASCII whitespace. Reads only up to the first other byte.
+fn text_start(mut reader: impl Read) -> std::io::Result<Option<u64>> {
+    let mut block = [0u8; 4096];
+    let mut offset = 0u64;
+    let mut start = 0u64;
+    loop {
+        let n = match reader.read(&mut block) {
+            Ok(0) => return Ok(None),
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        let mut bytes = &block[..n];
+        if offset == 0 && bytes.starts_with(b"\xEF\xBB\xBF") {
+            bytes = &bytes[3..];
+            start = 3;
+        }
+        if bytes.iter().any(|b| !b.is_ascii_whitespace()) {
+            return Ok(Some(start));
+        }
+        offset += n as u64;
+    }
+}
+
+/// The text of a file held in memory: past its byte-order mark, refused when empty.
+pub(crate) fn text_of(bytes: &[u8]) -> Result<&[u8], String> {
+    match text_start(bytes) {
+        Ok(Some(start)) => Ok(&bytes[start as usize..]),
+        _ => Err("the file is empty".into()),
+    }
+}
+
 /// A CSV file's text after its header: the reader positioned at the first data row, and the
 /// column names. Shared by [`Table::read`] and `predict --data`, so both read a file alike.
-pub(crate) struct CsvText<'a> {
-    /// The file without its byte-order mark (line numbers count in it).
-    pub text: &'a [u8],
+pub(crate) struct CsvText<R> {
     /// The reader, past the header; `flexible`, so ragged rows reach the caller's check.
-    pub reader: csv::Reader<&'a [u8]>,
+    pub reader: csv::Reader<R>,
     /// The header's names, ASCII whitespace trimmed.
     pub columns: Vec<String>,
 }
 
-impl<'a> CsvText<'a> {
-    /// Checks the delimiter, strips a UTF-8 BOM, refuses an empty file, and reads a header of
-    /// UTF-8 names, none a number, none repeated.
-    pub(crate) fn open(bytes: &'a [u8], delimiter: u8) -> Result<CsvText<'a>, String> {
+impl<R: Read> CsvText<R> {
+    /// Checks the delimiter and reads a header of at most [`MAX_COLUMNS`] UTF-8 names, none a
+    /// number, none repeated, from `text` (a file's bytes past any byte-order mark).
+    pub(crate) fn open(text: R, delimiter: u8) -> Result<CsvText<R>, String> {
         if matches!(delimiter, b'"' | b'\n' | b'\r') {
             return Err(format!("the delimiter cannot be {:?}", delimiter as char));
-        }
-        let text = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
-        if text.iter().all(u8::is_ascii_whitespace) {
-            return Err("the file is empty".into());
         }
         let mut reader = csv::ReaderBuilder::new()
             .has_headers(true)
@@ -196,6 +364,12 @@ impl<'a> CsvText<'a> {
             .flexible(true)
             .from_reader(text);
         let header = reader.byte_headers().map_err(|e| format!("line 1: {e}"))?;
+        if header.len() > MAX_COLUMNS {
+            return Err(format!(
+                "line 1: the header has {} columns, more than the {MAX_COLUMNS} burnfit reads (is the delimiter right?)",
+                header.len()
+            ));
+        }
         if let Some(column) = header
             .iter()
             .position(|name| std::str::from_utf8(name).is_err())
@@ -212,8 +386,12 @@ impl<'a> CsvText<'a> {
         if columns.iter().all(|c| c.parse::<f64>().is_ok()) {
             return Err("the first line has no column names (a header row is required)".into());
         }
+        let mut seen = std::collections::HashMap::with_capacity(columns.len());
         for (i, name) in columns.iter().enumerate() {
-            if let Some(j) = columns[..i].iter().position(|c| !c.is_empty() && c == name) {
+            if name.is_empty() {
+                continue;
+            }
+            if let Some(j) = seen.insert(name.as_str(), i) {
                 return Err(format!(
                     "column `{name}` appears twice in the header (columns {} and {})",
                     j + 1,
@@ -221,11 +399,7 @@ impl<'a> CsvText<'a> {
                 ));
             }
         }
-        Ok(CsvText {
-            text,
-            reader,
-            columns,
-        })
+        Ok(CsvText { reader, columns })
     }
 }
 
@@ -235,18 +409,27 @@ pub(crate) fn ragged(line: u64, fields: usize, columns: usize) -> String {
     format!("line {line} has {fields} field{s}, but the header has {columns} columns")
 }
 
-/// The line of `text` on which `record` starts (1-based). csv's own position is where the reader
-/// stood before the record, i.e. before any blank lines it skipped: those are counted here.
+/// The line of `text` on which `record` starts (1-based).
 pub(crate) fn line_of(text: &[u8], record: &csv::ByteRecord) -> u64 {
+    line_at(record, |byte| &text[byte as usize..])
+}
+
+/// The line on which `record` starts (1-based), with `rest(byte)` reading the text from a byte
+/// offset. csv's own position is where the reader stood before the record, i.e. before any
+/// blank lines it skipped: those are counted here (only for a message: it reads a few bytes).
+fn line_at<R: Read>(record: &csv::ByteRecord, rest: impl Fn(u64) -> R) -> u64 {
     let Some(position) = record.position() else {
         return 0;
     };
-    let skipped = text[position.byte() as usize..]
-        .iter()
-        .take_while(|&&b| b == b'\n' || b == b'\r')
-        .filter(|&&b| b == b'\n')
-        .count();
-    position.line() + skipped as u64
+    let mut skipped = 0;
+    for byte in rest(position.byte()).bytes() {
+        match byte {
+            Ok(b'\n') => skipped += 1,
+            Ok(b'\r') => {}
+            _ => break,
+        }
+    }
+    position.line() + skipped
 }
 
 /// Which file column goes where: checked against the header once, then used for every row.
@@ -376,7 +559,9 @@ fn list(columns: &[String]) -> String {
 /// resumed run on different data). It is XXH64 with seed 0, fast (several GB/s) and
 /// well-mixed, but not cryptographic: anyone can make two files with the same hash on purpose.
 pub fn content_hash(bytes: &[u8]) -> u64 {
-    xxh64(bytes, 0)
+    let mut hasher = Xxh64::new(0);
+    hasher.update(bytes);
+    hasher.finish()
 }
 
 /// `h` as 16 lowercase hex digits, the way burnfit shows and stores content hashes.
@@ -390,67 +575,116 @@ const P3: u64 = 0x1656_67B1_9E37_79F9;
 const P4: u64 = 0x85EB_CA77_C2B2_AE63;
 const P5: u64 = 0x27D4_EB2F_1656_67C5;
 
-/// XXH64 (Yann Collet's xxHash, 64-bit): four independent lanes over 32-byte stripes, so the
-/// multiplies of one stripe overlap, then the lanes, the length and the tail are folded in.
-fn xxh64(bytes: &[u8], seed: u64) -> u64 {
-    let word = |b: &[u8]| u64::from_le_bytes(b[..8].try_into().expect("8 bytes"));
-    let round = |acc: u64, w: u64| {
-        acc.wrapping_add(w.wrapping_mul(P2))
-            .rotate_left(31)
-            .wrapping_mul(P1)
-    };
-    let merge = |h: u64, lane: u64| (h ^ round(0, lane)).wrapping_mul(P1).wrapping_add(P4);
+/// XXH64 (Yann Collet's xxHash, 64-bit) over bytes given in pieces: four independent lanes
+/// over 32-byte stripes, so the multiplies of one stripe overlap, then the lanes, the length
+/// and the tail are folded in. A stripe split between two pieces waits in `pending`.
+pub struct Xxh64 {
+    seed: u64,
+    lanes: [u64; 4],
+    pending: [u8; 32],
+    pending_len: usize,
+    total: u64,
+}
 
-    let stripes = bytes.chunks_exact(32);
-    let mut rest = stripes.remainder();
-    let mut h = if bytes.len() >= 32 {
-        let mut lanes = [
-            seed.wrapping_add(P1).wrapping_add(P2),
-            seed.wrapping_add(P2),
+fn word(b: &[u8]) -> u64 {
+    u64::from_le_bytes(b[..8].try_into().expect("8 bytes"))
+}
+
+fn round(acc: u64, w: u64) -> u64 {
+    acc.wrapping_add(w.wrapping_mul(P2))
+        .rotate_left(31)
+        .wrapping_mul(P1)
+}
+
+impl Xxh64 {
+    /// An empty hash with `seed`.
+    pub fn new(seed: u64) -> Self {
+        Self {
             seed,
-            seed.wrapping_sub(P1),
-        ];
-        for stripe in stripes {
-            for (lane, w) in lanes.iter_mut().zip(stripe.chunks_exact(8)) {
-                *lane = round(*lane, word(w));
-            }
+            lanes: [
+                seed.wrapping_add(P1).wrapping_add(P2),
+                seed.wrapping_add(P2),
+                seed,
+                seed.wrapping_sub(P1),
+            ],
+            pending: [0; 32],
+            pending_len: 0,
+            total: 0,
         }
-        let [a, b, c, d] = lanes;
-        let h = a
-            .rotate_left(1)
-            .wrapping_add(b.rotate_left(7))
-            .wrapping_add(c.rotate_left(12))
-            .wrapping_add(d.rotate_left(18));
-        lanes.iter().fold(h, |h, &lane| merge(h, lane))
-    } else {
-        seed.wrapping_add(P5)
-    };
-    h = h.wrapping_add(bytes.len() as u64);
-    while rest.len() >= 8 {
-        h = (h ^ round(0, word(rest)))
-            .rotate_left(27)
-            .wrapping_mul(P1)
-            .wrapping_add(P4);
-        rest = &rest[8..];
     }
-    if rest.len() >= 4 {
-        let w = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as u64;
-        h = (h ^ w.wrapping_mul(P1))
-            .rotate_left(23)
-            .wrapping_mul(P2)
-            .wrapping_add(P3);
-        rest = &rest[4..];
+
+    fn stripe(&mut self, stripe: &[u8]) {
+        for (lane, w) in self.lanes.iter_mut().zip(stripe.chunks_exact(8)) {
+            *lane = round(*lane, word(w));
+        }
     }
-    for &b in rest {
-        h = (h ^ (b as u64).wrapping_mul(P5))
-            .rotate_left(11)
-            .wrapping_mul(P1);
+
+    /// Hashes `bytes` after those given before.
+    pub fn update(&mut self, mut bytes: &[u8]) {
+        self.total += bytes.len() as u64;
+        if self.pending_len > 0 {
+            let take = (32 - self.pending_len).min(bytes.len());
+            self.pending[self.pending_len..self.pending_len + take].copy_from_slice(&bytes[..take]);
+            self.pending_len += take;
+            bytes = &bytes[take..];
+            if self.pending_len < 32 {
+                return;
+            }
+            let stripe = self.pending;
+            self.stripe(&stripe);
+            self.pending_len = 0;
+        }
+        let stripes = bytes.chunks_exact(32);
+        let rest = stripes.remainder();
+        for stripe in stripes {
+            self.stripe(stripe);
+        }
+        self.pending[..rest.len()].copy_from_slice(rest);
+        self.pending_len = rest.len();
     }
-    h ^= h >> 33;
-    h = h.wrapping_mul(P2);
-    h ^= h >> 29;
-    h = h.wrapping_mul(P3);
-    h ^ (h >> 32)
+
+    /// The hash of every byte given.
+    pub fn finish(&self) -> u64 {
+        let merge = |h: u64, lane: u64| (h ^ round(0, lane)).wrapping_mul(P1).wrapping_add(P4);
+        let mut h = if self.total >= 32 {
+            let [a, b, c, d] = self.lanes;
+            let h = a
+                .rotate_left(1)
+                .wrapping_add(b.rotate_left(7))
+                .wrapping_add(c.rotate_left(12))
+                .wrapping_add(d.rotate_left(18));
+            self.lanes.iter().fold(h, |h, &lane| merge(h, lane))
+        } else {
+            self.seed.wrapping_add(P5)
+        };
+        h = h.wrapping_add(self.total);
+        let mut rest = &self.pending[..self.pending_len];
+        while rest.len() >= 8 {
+            h = (h ^ round(0, word(rest)))
+                .rotate_left(27)
+                .wrapping_mul(P1)
+                .wrapping_add(P4);
+            rest = &rest[8..];
+        }
+        if rest.len() >= 4 {
+            let w = u32::from_le_bytes(rest[..4].try_into().expect("4 bytes")) as u64;
+            h = (h ^ w.wrapping_mul(P1))
+                .rotate_left(23)
+                .wrapping_mul(P2)
+                .wrapping_add(P3);
+            rest = &rest[4..];
+        }
+        for &b in rest {
+            h = (h ^ (b as u64).wrapping_mul(P5))
+                .rotate_left(11)
+                .wrapping_mul(P1);
+        }
+        h ^= h >> 33;
+        h = h.wrapping_mul(P2);
+        h ^= h >> 29;
+        h = h.wrapping_mul(P3);
+        h ^ (h >> 32)
+    }
 }
 
 #[cfg(test)]
@@ -693,6 +927,45 @@ mod tests {
         let err = message(&format!("x,y\n1,{long}\n"), &y());
         assert!(
             err.contains(&format!("\"{}\"... is not a number", "z".repeat(40))),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn table_hash_in_pieces_is_the_hash_of_the_whole() {
+        let bytes: Vec<u8> = (0..2000u32).map(|i| (i * 7 % 251) as u8).collect();
+        for cut in [0, 1, 5, 31, 32, 33, 64, 100, 1999] {
+            for piece in [1, 3, 32, 47, 4096] {
+                let mut hasher = Xxh64::new(0);
+                hasher.update(&bytes[..cut]);
+                for chunk in bytes[cut..].chunks(piece) {
+                    hasher.update(chunk);
+                }
+                assert_eq!(hasher.finish(), content_hash(&bytes), "{cut} {piece}");
+            }
+        }
+    }
+
+    #[test]
+    fn table_wide_headers_are_linear_and_capped() {
+        // 60,000 distinct names: quadratic duplicate checks took minutes at this width.
+        let names: Vec<String> = (0..60_000).map(|i| format!("c{i}")).collect();
+        let text = format!("{},y\n{}1\n", names.join(","), "0,".repeat(60_000));
+        let table = read(&text, &y()).unwrap();
+        assert_eq!((table.d(), table.rows()), (60_000, 1));
+        let repeated = format!("{},c7,y\n", names.join(","));
+        assert_eq!(
+            message(&repeated, &y()),
+            "data file t.csv: column `c7` appears twice in the header (columns 8 and 60001)"
+        );
+        let too_wide = format!("{}\n", vec!["a"; MAX_COLUMNS + 1].join(";"));
+        let options = TableOptions {
+            delimiter: b';',
+            ..y()
+        };
+        let err = message(&too_wide, &options);
+        assert!(
+            err.contains("the header has 65537 columns, more than the 65536"),
             "{err}"
         );
     }

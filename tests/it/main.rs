@@ -14,5 +14,6 @@ mod fuzz;
 mod hardening;
 mod mlp;
 mod observe;
+mod reliability;
 mod resume;
 mod training;

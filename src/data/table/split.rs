@@ -48,7 +48,8 @@ pub fn holdout_split(
 ) -> Result<(Vec<u32>, Vec<u32>), String> {
     if !(0.0..1.0).contains(&val_frac) {
         return Err(format!(
-            "--val-frac {val_frac} is out of range; use a fraction in [0, 1), e.g. 0.2"
+            "--val-frac {} is out of range; use a fraction in [0, 1), e.g. 0.2",
+            crate::error::shown(val_frac)
         ));
     }
     if rows > u32::MAX as usize {
@@ -66,14 +67,16 @@ pub fn holdout_split(
     }
     if rows - val < 2 {
         return Err(format!(
-            "--val-frac {val_frac} of {rows} rows leaves {} training row{}; at least 2 are needed (use more rows or a smaller --val-frac)",
+            "--val-frac {} of {rows} rows leaves {} training row{}; at least 2 are needed (use more rows or a smaller --val-frac)",
+            crate::error::shown(val_frac),
             rows - val,
             if rows - val == 1 { "" } else { "s" }
         ));
     }
     if val_frac > 0.0 && val == 0 {
         return Err(format!(
-            "--val-frac {val_frac} of {rows} rows leaves no validation rows; use more rows or --val-frac 0"
+            "--val-frac {} of {rows} rows leaves no validation rows; use more rows or --val-frac 0",
+            crate::error::shown(val_frac)
         ));
     }
     let order = permutation(rows, key(seed, HOLDOUT, 0));

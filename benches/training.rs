@@ -23,7 +23,7 @@ fn bench_backend(bencher: divan::Bencher, kind: BackendKind, engine: EngineKind,
         log_every: STEPS,
         ..Default::default()
     };
-    let open = || engine.open(config.clone(), backend.clone(), None).unwrap();
+    let open = || burnfit::open_engine(engine, config.clone(), backend.clone(), None).unwrap();
     // Warm up once (kernel compilation, autotune) outside the measurement.
     open().run(STEPS, &mut ()).unwrap();
     bencher
@@ -62,7 +62,7 @@ fn wgpu_fused_100_steps(bencher: divan::Bencher, batch: usize) {
 #[divan::bench(args = ["avx512", "avx2", "portable"], sample_count = 20)]
 fn fused_cpu_loop_batch_65536(bencher: divan::Bencher, isa: &str) {
     use burnfit::data::LineStream;
-    use burnfit::fused::host::{InstructionSet, batch_sums_on};
+    use burnfit::fused_step::host::{InstructionSet, batch_sums_on};
     let isa = match isa {
         "avx512" => InstructionSet::Avx512,
         "avx2" => InstructionSet::Avx2,
@@ -72,7 +72,7 @@ fn fused_cpu_loop_batch_65536(bencher: divan::Bencher, isa: &str) {
         eprintln!("skipping {isa:?}: this CPU cannot run it");
         return;
     }
-    let stream = LineStream::new(&TrainingConfig::default());
+    let stream = TrainingConfig::default().line_stream();
     let mut step = 0;
     bencher.bench_local(|| {
         step += 1;

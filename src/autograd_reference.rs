@@ -16,7 +16,6 @@ use autograd as ag;
 
 use crate::checkpoint::autograd_json::ADAM_NAMESPACE;
 use crate::config::TrainingConfig;
-use crate::data::LineStream;
 
 /// What an autograd run produced.
 #[derive(Clone, Debug)]
@@ -34,9 +33,9 @@ pub struct AutogradRun {
 }
 
 /// A batch of the noisy line, drawn on the host from burnfit's one data stream
-/// ([`crate::data::philox`]): the batches burnfit's engines train on.
+/// ([`crate::rng::philox`]): the batches burnfit's engines train on.
 pub fn host_batch(config: &TrainingConfig, step: u64) -> (Array2<f32>, Array2<f32>) {
-    let (x, y) = LineStream::new(config).batch(step, config.batch);
+    let (x, y) = config.line_stream().batch(step, config.batch);
     let shape = (config.batch, 1);
     (
         Array2::from_shape_vec(shape, x).expect("batch values"),

@@ -5,7 +5,6 @@ use std::fmt;
 use burn::tensor::Device;
 use serde::Serialize;
 
-use crate::engine::EngineKind;
 use crate::error::{Error, Result};
 
 /// A burn backend burnfit can train on.
@@ -132,21 +131,20 @@ impl Backend {
     /// Resolves a user's choice for small work (predict, inspect): `auto` is the preferred CPU
     /// backend, and no GPU is probed.
     pub fn choose(choice: BackendChoice) -> Result<Backend> {
-        Self::choose_for(choice, 0, EngineKind::Autodiff)
+        Self::choose_for(choice, 0, usize::MAX)
     }
 
-    /// Resolves a user's choice for training with `batch` samples per step on `engine`. `auto`
-    /// takes wgpu only for batches of at least [`auto_gpu_min_batch`] of the engine and only on
-    /// a real GPU (a software Vulkan device is slower than the CPU backends for this model);
-    /// otherwise the preferred CPU backend. Below that batch wgpu is not even probed (opening it
-    /// costs ~60 ms).
-    pub fn choose_for(choice: BackendChoice, batch: usize, engine: EngineKind) -> Result<Backend> {
+    /// Resolves a user's choice for training with `batch` samples per step: `auto` takes wgpu
+    /// only for batches of at least `gpu_from` (the caller knows what pays off for its engine)
+    /// and only on a real GPU (a software Vulkan device is slower than the CPU backends for
+    /// this model); otherwise the preferred CPU backend.
+    pub fn choose_for(choice: BackendChoice, batch: usize, gpu_from: usize) -> Result<Backend> {
         let kind = match choice {
             BackendChoice::Ndarray => BackendKind::Ndarray,
             BackendChoice::Flex => BackendKind::Flex,
             BackendChoice::Wgpu => BackendKind::Wgpu,
             BackendChoice::Auto => {
-                if batch >= auto_gpu_min_batch(engine)
+                if batch >= gpu_from
                     && BackendKind::Wgpu.is_compiled()
                     && let Ok(backend) = Backend::open(BackendKind::Wgpu)
                     && backend
@@ -225,28 +223,6 @@ pub fn check_host_memory(batch: u64, bytes_per_sample: u64) -> Result<()> {
             place: "memory available".into(),
         }),
         _ => Ok(()),
-    }
-}
-
-/// The smallest batch for which `--backend auto` considers a GPU for the autodiff engine.
-/// Measured with `burnfit bench` on an H200 machine (README): the autodiff engine on wgpu is
-/// slower than flex up to batch 4,096 (475 vs 179 ms per 1000 steps) and faster from 65,536
-/// (411 vs 2,258 ms).
-pub const AUTO_GPU_MIN_BATCH: usize = 65_536;
-
-/// The same for the fused engine, whose CPU loop is ~30× faster than the autodiff engine on
-/// flex: 1.7 ns per sample per core on this 2-core machine (AVX-512), so ~110 µs per step at
-/// batch 2^20 even on 16 cores. The GPU kernel takes two dispatches per step at that size; on
-/// the H200 a dispatch cost at most ~36 µs with the host's work (the autodiff step: 12 in 428
-/// µs), so the GPU should win from here and may not below it. An estimate until the fused
-/// kernel is timed on a real GPU: no GPU machine has run it yet.
-pub const AUTO_GPU_MIN_BATCH_FUSED: usize = 1 << 20;
-
-/// The smallest batch for which `--backend auto` considers a GPU for `engine`.
-pub fn auto_gpu_min_batch(engine: EngineKind) -> usize {
-    match engine {
-        EngineKind::Autodiff => AUTO_GPU_MIN_BATCH,
-        EngineKind::Fused => AUTO_GPU_MIN_BATCH_FUSED,
     }
 }
 

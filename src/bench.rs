@@ -177,7 +177,7 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
             cpu_model: cpu_model(),
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             adapter,
-            fused_cpu_loop: crate::fused::host::InstructionSet::best().to_string(),
+            fused_cpu_loop: crate::fused_step::host::InstructionSet::best().to_string(),
             burnfit_version: env!("CARGO_PKG_VERSION").to_string(),
             burn_version: BURN_VERSION.to_string(),
         },
@@ -207,20 +207,21 @@ fn measure_burn(
     config: &TrainingConfig,
     options: &BenchOptions,
 ) -> Result<BenchRow> {
-    let mut trainer = match engine.open(config.clone(), backend.clone(), None) {
-        Err(e @ crate::error::Error::BatchTooLarge { .. }) => {
-            let mut row = empty_row(
-                format!("burnfit/{}/{engine}", backend.kind),
-                device_name(backend),
-                config,
-                Duration::ZERO,
-            );
-            row.engine = Some(engine);
-            row.note = Some(format!("skipped: {e}"));
-            return Ok(row);
-        }
-        other => other?,
-    };
+    let mut trainer =
+        match crate::session::open_engine(engine, config.clone(), backend.clone(), None) {
+            Err(e @ crate::error::Error::BatchTooLarge { .. }) => {
+                let mut row = empty_row(
+                    format!("burnfit/{}/{engine}", backend.kind),
+                    device_name(backend),
+                    config,
+                    Duration::ZERO,
+                );
+                row.engine = Some(engine);
+                row.note = Some(format!("skipped: {e}"));
+                return Ok(row);
+            }
+            other => other?,
+        };
     let warm = trainer.run(WARMUP_STEPS, &mut ())?;
     let mut row = empty_row(
         format!("burnfit/{}/{engine}", backend.kind),

@@ -725,12 +725,14 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             }
         ));
     }
-    let backend = match (args.backend, &plan.resumed) {
-        (None, Some(checkpoint)) => resume_backend(checkpoint, plan.config.batch, plan.engine)?,
-        (choice, _) => {
-            Backend::choose_for(choice.unwrap_or_default(), plan.config.batch, plan.engine)?
-        }
-    };
+    let (backend, note) = plan.backend(args.backend)?;
+    if let Some(note) = note {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {}",
+            crate::console::escape_controls(&note)
+        );
+    }
     let TrainPlan {
         config,
         engine,
@@ -764,7 +766,8 @@ fn run_train(args: &TrainArgs) -> Result<()> {
             checkpoint.step(),
         )?),
     };
-    let mut trainer = engine.open_with(config, backend, table, resumed.as_ref())?;
+    let mut trainer =
+        crate::session::open_engine_with(engine, config, backend, table, resumed.as_ref())?;
     let target = trainer.config().steps;
     console.line(format_args!(
         "training on {} with the {} engine: {} model, steps {}..{}, batch {}, lr {}, seed {}",
@@ -884,34 +887,6 @@ fn run_train(args: &TrainArgs) -> Result<()> {
     Ok(())
 }
 
-/// The backend a resumed run continues on without `--backend`: the checkpoint's own, so that
-/// the run stays bit-identical to an uninterrupted one; when this build lacks it or it does not
-/// work here, `auto`'s pick, with a note on stderr saying so.
-fn resume_backend(checkpoint: &Checkpoint, batch: usize, engine: EngineKind) -> Result<Backend> {
-    let recorded = checkpoint.meta.as_ref().map(|m| m.backend.as_str());
-    let Some(name) = recorded else {
-        return Backend::choose_for(BackendChoice::Auto, batch, engine);
-    };
-    let why = match BackendKind::from_name(name) {
-        None => format!("`{name}`, which this version of burnfit does not know"),
-        Some(kind) => match Backend::open(kind) {
-            Ok(backend) => return Ok(backend),
-            Err(problem) => format!("{kind}, which cannot be used here: {problem}"),
-        },
-    };
-    let backend = Backend::choose_for(BackendChoice::Auto, batch, engine)?;
-    let note = format!(
-        "note: the checkpoint was trained on {why}; resuming on {} (pass --backend to choose)",
-        backend.kind
-    );
-    let _ = writeln!(
-        std::io::stderr(),
-        "{}",
-        crate::console::escape_controls(&note)
-    );
-    Ok(backend)
-}
-
 /// `--plot-fit`: data points, the fitted line and (synthetic data) the true line.
 fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bool) -> Result<()> {
     let fitted = (
@@ -926,7 +901,7 @@ fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bo
             (points, None)
         }
         None => {
-            let sample = crate::data::LineStream::new(config);
+            let sample = config.line_stream();
             let (x, y) = sample.batch(1, config.batch.min(crate::plot::FIT_SAMPLE));
             let points = x
                 .iter()

@@ -340,6 +340,28 @@ impl TrainingConfig {
         Ok(())
     }
 
+    /// The line task's sample stream this config describes.
+    pub fn line_stream(&self) -> crate::rng::philox::LineStream {
+        crate::rng::philox::LineStream::new(
+            self.seed,
+            self.x_low,
+            self.x_high,
+            self.true_w,
+            self.true_b,
+            self.noise,
+        )
+    }
+
+    /// The optimizer this config asks for.
+    pub fn adam(&self) -> crate::optim::Adam {
+        crate::optim::Adam {
+            lr: self.lr,
+            beta1: self.beta1,
+            beta2: self.beta2,
+            epsilon: self.epsilon,
+        }
+    }
+
     /// The model this config trains on data with `d_in` features.
     pub fn model_spec(&self, d_in: usize) -> ModelSpec {
         match self.model {

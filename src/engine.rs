@@ -1,6 +1,7 @@
 //! What every training engine offers: run steps, report losses to an observer, hand out its
 //! state as a checkpoint. Two engines implement it: [`crate::train::Trainer`] (burn's autodiff,
-//! the reference) and [`crate::fused::FusedTrainer`] (hand-written fused steps).
+//! the reference) and [`crate::fused::FusedTrainer`] (hand-written fused steps); one floor up,
+//! [`crate::session`] opens either.
 
 use std::time::Duration;
 
@@ -36,33 +37,27 @@ impl EngineKind {
     pub fn from_name(name: &str) -> Option<Self> {
         Self::ALL.into_iter().find(|kind| kind.name() == name)
     }
+}
 
-    /// A trainer of this engine: fresh, or continuing from `resume`.
-    pub fn open(
-        self,
-        config: TrainingConfig,
-        backend: Backend,
-        resume: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Engine>> {
-        self.open_with(config, backend, None, resume)
-    }
+/// The smallest batch for which `--backend auto` considers a GPU for the autodiff engine.
+/// Measured with `burnfit bench` on an H200 machine (README): the autodiff engine on wgpu is
+/// slower than flex up to batch 4,096 (475 vs 179 ms per 1000 steps) and faster from 65,536
+/// (411 vs 2,258 ms).
+pub const AUTO_GPU_MIN_BATCH: usize = 65_536;
 
-    /// [`EngineKind::open`] with the config's `--data` table already read (it is read here
-    /// otherwise).
-    pub fn open_with(
-        self,
-        config: TrainingConfig,
-        backend: Backend,
-        table: Option<std::sync::Arc<crate::data::PreparedTable>>,
-        resume: Option<&Checkpoint>,
-    ) -> Result<Box<dyn Engine>> {
-        use crate::fused::FusedTrainer;
-        use crate::train::Trainer;
-        Ok(match (self, resume) {
-            (EngineKind::Autodiff, _) => Box::new(Trainer::start(config, backend, table, resume)?),
-            (EngineKind::Fused, None) => Box::new(FusedTrainer::new(config, backend)?),
-            (EngineKind::Fused, Some(c)) => Box::new(FusedTrainer::resume(config, backend, c)?),
-        })
+/// The same for the fused engine, whose CPU loop is ~30× faster than the autodiff engine on
+/// flex: 1.7 ns per sample per core on this 2-core machine (AVX-512), so ~110 µs per step at
+/// batch 2^20 even on 16 cores. The GPU kernel takes two dispatches per step at that size; on
+/// the H200 a dispatch cost at most ~36 µs with the host's work (the autodiff step: 12 in 428
+/// µs), so the GPU should win from here and may not below it. An estimate until the fused
+/// kernel is timed on a real GPU: no GPU machine has run it yet.
+pub const AUTO_GPU_MIN_BATCH_FUSED: usize = 1 << 20;
+
+/// The smallest batch for which `--backend auto` considers a GPU for `engine`.
+pub fn auto_gpu_min_batch(engine: EngineKind) -> usize {
+    match engine {
+        EngineKind::Autodiff => AUTO_GPU_MIN_BATCH,
+        EngineKind::Fused => AUTO_GPU_MIN_BATCH_FUSED,
     }
 }
 
@@ -92,7 +87,7 @@ pub trait Engine {
     /// holds, without reading back the optimizer's state.
     fn model_in_data_units(
         &self,
-    ) -> Result<(crate::model::ModelSpec, Vec<crate::checkpoint::NamedTensor>)> {
+    ) -> Result<(crate::model::ModelSpec, Vec<crate::host::NamedTensor>)> {
         let checkpoint = self.checkpoint()?;
         Ok((checkpoint.spec.clone(), checkpoint.named_params()))
     }

@@ -13,6 +13,16 @@ pub struct HostTensor {
     pub data: Vec<f32>,
 }
 
+/// A host tensor with its name: a parameter (`w`, `layers.0.weight`) or a tensor of a
+/// SafeTensors or burnpack file (`adam.w.m`, ...).
+#[derive(Clone, Debug, PartialEq)]
+pub struct NamedTensor {
+    /// Its name.
+    pub name: String,
+    /// Its value.
+    pub value: HostTensor,
+}
+
 impl HostTensor {
     /// A tensor from a shape and matching values.
     ///

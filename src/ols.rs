@@ -115,7 +115,7 @@ fn solve(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::splitmix64;
+    use crate::rng::splitmix64;
 
     /// Uniform in [-1, 1) from a counter.
     fn uniform(i: u64) -> f64 {

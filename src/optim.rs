@@ -7,8 +7,6 @@
 
 use burn::tensor::Tensor;
 
-use crate::config::TrainingConfig;
-
 /// Adam's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Adam {
@@ -42,16 +40,6 @@ impl Moments {
 }
 
 impl Adam {
-    /// The optimizer a config asks for.
-    pub fn new(config: &TrainingConfig) -> Self {
-        Self {
-            lr: config.lr,
-            beta1: config.beta1,
-            beta2: config.beta2,
-            epsilon: config.epsilon,
-        }
-    }
-
     /// One update of one parameter; `t` is the 1-based number of this update.
     /// Returns the new parameter value and moments.
     pub fn update(
@@ -114,7 +102,7 @@ mod tests {
     #[test]
     fn first_update_moves_each_weight_by_about_lr_against_the_gradient() {
         let device = Backend::open(BackendKind::compiled()[0]).unwrap().device;
-        let adam = Adam::new(&TrainingConfig::default());
+        let adam = crate::config::TrainingConfig::default().adam();
         let p = Tensor::<2>::from_floats([[1.0, -2.0]], &device);
         let g = Tensor::<2>::from_floats([[0.5, -3.0]], &device);
         let (p1, m) = adam.update(p.clone(), g, Moments::zeros_like(&p), 1);
@@ -149,7 +137,7 @@ mod tests {
     #[test]
     fn scalar_update_matches_the_tensor_update() {
         let device = Backend::open(BackendKind::compiled()[0]).unwrap().device;
-        let adam = Adam::new(&TrainingConfig::default());
+        let adam = crate::config::TrainingConfig::default().adam();
         let p = Tensor::<2>::from_floats([[0.7]], &device);
         let moments = Moments {
             m: Tensor::from_floats([[0.2]], &device),

@@ -6,6 +6,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
+use crate::backend::{Backend, BackendChoice, BackendKind};
 use crate::checkpoint::Checkpoint;
 use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
 use crate::data::PreparedTable;
@@ -186,6 +187,43 @@ impl TrainPlan {
             table,
             notes,
         })
+    }
+}
+
+impl TrainPlan {
+    /// The backend the run trains on: the one asked for (`auto` by the batch and the engine,
+    /// see [`crate::engine::auto_gpu_min_batch`]); without a choice, a resumed run continues on
+    /// the checkpoint's own backend so that it stays bit-identical to an uninterrupted run, or,
+    /// when this build lacks it or it does not work here, on `auto`'s pick with a note saying
+    /// so (returned beside the backend).
+    pub fn backend(&self, choice: Option<BackendChoice>) -> Result<(Backend, Option<String>)> {
+        let gpu_from = crate::engine::auto_gpu_min_batch(self.engine);
+        let auto = || Backend::choose_for(BackendChoice::Auto, self.config.batch, gpu_from);
+        let recorded = self
+            .resumed
+            .as_ref()
+            .and_then(|c| c.meta.as_ref())
+            .map(|m| m.backend.as_str());
+        let (None, Some(name)) = (choice, recorded) else {
+            let choice = choice.unwrap_or_default();
+            return Ok((
+                Backend::choose_for(choice, self.config.batch, gpu_from)?,
+                None,
+            ));
+        };
+        let why = match BackendKind::from_name(name) {
+            None => format!("`{name}`, which this version of burnfit does not know"),
+            Some(kind) => match Backend::open(kind) {
+                Ok(backend) => return Ok((backend, None)),
+                Err(problem) => format!("{kind}, which cannot be used here: {problem}"),
+            },
+        };
+        let backend = auto()?;
+        let note = format!(
+            "the checkpoint was trained on {why}; resuming on {} (pass --backend to choose)",
+            backend.kind
+        );
+        Ok((backend, Some(note)))
     }
 }
 

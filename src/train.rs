@@ -104,7 +104,7 @@ impl Trainer {
         let inner = backend.device.clone();
         let mut params = match resume {
             Some(checkpoint) => {
-                check_same_model(checkpoint, &spec)?;
+                checkpoint.check_model(&spec)?;
                 checkpoint.params.clone()
             }
             None => {
@@ -154,7 +154,7 @@ impl Trainer {
         };
         let sync_every_step = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
         Ok(Self {
-            adam: Adam::new(&config),
+            adam: config.adam(),
             step: resume.map_or(0, Checkpoint::step),
             last_loss: resume
                 .and_then(|c| c.meta.as_ref())
@@ -398,63 +398,4 @@ impl Engine for Trainer {
     fn model_in_data_units(&self) -> Result<(ModelSpec, Vec<NamedTensor>)> {
         Trainer::model_in_data_units(self)
     }
-}
-
-/// A checkpoint resumes only into the model it holds.
-pub(crate) fn check_same_model(checkpoint: &Checkpoint, spec: &ModelSpec) -> Result<()> {
-    if checkpoint.spec == *spec {
-        return Ok(());
-    }
-    Err(Error::ModelMismatch {
-        checkpoint: checkpoint.spec.describe(),
-        requested: spec.describe(),
-    })
-}
-
-/// The result of [`train`]: the run and the final state.
-#[derive(Clone, Debug)]
-pub struct TrainingReport {
-    /// Losses and timings.
-    pub run: RunReport,
-    /// The final parameters, Adam state and metadata.
-    pub checkpoint: Checkpoint,
-}
-
-impl TrainingReport {
-    /// The final w of the one-input linear model (for other models: the first weight's first
-    /// value).
-    pub fn final_w(&self) -> f32 {
-        self.checkpoint.params[0].data[0]
-    }
-
-    /// The final b of the one-input linear model (for other models: the first bias's first
-    /// value).
-    pub fn final_b(&self) -> f32 {
-        self.checkpoint.params[1].data[0]
-    }
-}
-
-/// Trains a fresh model for `config.steps` steps on `backend` with the autodiff engine;
-/// `on_loss` sees each loss read back.
-pub fn train(
-    config: &TrainingConfig,
-    backend: Backend,
-    on_loss: impl FnMut(LossPoint),
-) -> Result<TrainingReport> {
-    train_with(EngineKind::Autodiff, config, backend, on_loss)
-}
-
-/// Trains a fresh model for `config.steps` steps on `backend` with the given engine.
-pub fn train_with(
-    engine: EngineKind,
-    config: &TrainingConfig,
-    backend: Backend,
-    mut on_loss: impl FnMut(LossPoint),
-) -> Result<TrainingReport> {
-    let mut trainer = engine.open(config.clone(), backend, None)?;
-    let run = trainer.run(config.steps, &mut on_loss)?;
-    Ok(TrainingReport {
-        run,
-        checkpoint: trainer.checkpoint()?,
-    })
 }

@@ -233,14 +233,7 @@ impl fmt::Display for Format {
     }
 }
 
-/// A tensor of a SafeTensors or burnpack file, by name.
-#[derive(Clone, Debug, PartialEq)]
-pub struct NamedTensor {
-    /// Its name in the file (`w`, `b`, `adam.w.m`, ...).
-    pub name: String,
-    /// Its value.
-    pub value: HostTensor,
-}
+pub use crate::host::NamedTensor;
 
 /// What a SafeTensors or burnpack file holds, before it is read as a checkpoint.
 #[derive(Clone, Debug, PartialEq)]
@@ -468,6 +461,17 @@ impl Checkpoint {
             data.path = relative.display().to_string();
         }
         self
+    }
+
+    /// Refuses to continue this checkpoint with another model than it holds.
+    pub fn check_model(&self, spec: &ModelSpec) -> Result<()> {
+        if self.spec == *spec {
+            return Ok(());
+        }
+        Err(Error::ModelMismatch {
+            checkpoint: self.spec.describe(),
+            requested: spec.describe(),
+        })
     }
 
     /// This checkpoint without its optimizer state.

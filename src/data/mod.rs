@@ -5,7 +5,6 @@
 //! both engines. A resumed run therefore sees exactly the batches the uninterrupted run saw, and
 //! every backend trains on the same data.
 
-pub mod philox;
 pub mod predict_csv;
 pub mod prepared;
 pub mod sine;
@@ -16,7 +15,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use crate::backend::{Backend, BackendKind};
 use crate::config::TrainingConfig;
-pub use philox::LineStream;
+pub use crate::rng::philox::LineStream;
 pub use prepared::PreparedTable;
 pub use source::DataSource;
 
@@ -31,7 +30,7 @@ impl LineData {
     /// The data stream a config describes.
     pub fn new(config: &TrainingConfig) -> Self {
         Self {
-            stream: LineStream::new(config),
+            stream: config.line_stream(),
             batch: config.batch,
         }
     }
@@ -41,7 +40,7 @@ impl LineData {
     /// GPU; on the CPU backends on the host, straight into the tensors' memory.
     pub fn batch(&self, step: u64, backend: &Backend, device: &Device) -> (Tensor<2>, Tensor<2>) {
         if backend.kind == BackendKind::Wgpu {
-            return crate::fused::line_batch_on_gpu(
+            return crate::fused_step::line_batch_on_gpu(
                 &self.stream,
                 step,
                 self.batch,
@@ -56,14 +55,6 @@ impl LineData {
             Tensor::from_data(TensorData::new(y, shape), device),
         )
     }
-}
-
-/// SplitMix64: a well-mixed 64-bit hash, used to derive independent seeds.
-pub(crate) fn splitmix64(mut z: u64) -> u64 {
-    z = z.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
 }
 
 #[cfg(test)]

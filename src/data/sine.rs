@@ -30,7 +30,7 @@ impl SineData {
             ..config.clone()
         };
         Self {
-            stream: LineStream::new(&x_only),
+            stream: x_only.line_stream(),
             batch: config.batch,
         }
     }

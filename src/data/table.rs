@@ -997,7 +997,7 @@ mod tests {
         let mut state = 7u64;
         for _ in 0..rows {
             for j in 0..11 {
-                state = crate::data::splitmix64(state);
+                state = crate::rng::splitmix64(state);
                 let v = (state >> 11) as f64 / (1u64 << 53) as f64 * 200.0 - 100.0;
                 let sep = if j == 10 { '\n' } else { ',' };
                 write!(out, "{v:.9}{sep}").unwrap();

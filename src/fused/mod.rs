@@ -1,150 +1,27 @@
 //! The fused engine: the whole training step — draw the batch, forward, MSE, both gradients,
 //! Adam — as hand-written code that keeps the parameters and Adam's state resident and never
-//! materialises a batch-sized tensor.
-//!
-//! - CPU backends (ndarray, flex): [`host`], one vectorisable pass per step, threads for large
-//!   batches. It is also the reference the GPU kernels are held to.
-//! - wgpu: [`kernel`], CubeCL kernels added to burn through its backend-extension mechanism:
-//!   many steps per dispatch when one workgroup can take the batch, two dispatches per step
-//!   above that.
+//! materialises a batch-sized tensor. The step itself lives one floor down, in
+//! [`crate::fused_step`] (the CPU loop and the GPU kernels, twins of each other); this module is
+//! the engine around it: state, chunks, checkpoints.
 //!
 //! A run is cut into chunks that end at every log step and save step and hold at most about
 //! [`CHUNK_TARGET`] of work, so the loss is read back only where it is printed and Ctrl-C is
 //! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
 //! before its update, with nothing saved.
 
-pub mod helpers;
-pub mod host;
-#[cfg(feature = "wgpu-backend")]
-pub mod kernel;
-
 use std::time::{Duration, Instant};
-
-use burn::tensor::{Device, Tensor};
 
 use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::{ModelKind, Task, TrainingConfig};
-use crate::data::LineStream;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
 use crate::error::{Error, Result};
+use crate::fused_step::{ChunkSpec, Executor, FusedState};
 use crate::host::HostTensor;
 use crate::model::ModelSpec;
-use crate::optim::Adam;
 
 /// About this much work per chunk (between two looks at Ctrl-C).
 pub const CHUNK_TARGET: Duration = Duration::from_millis(100);
-
-/// The model and Adam's moments: all the state of a step.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct FusedState {
-    /// The weight.
-    pub w: f32,
-    /// The bias.
-    pub b: f32,
-    /// Adam's first moments of `[w, b]`.
-    pub m: [f32; 2],
-    /// Adam's second moments of `[w, b]`.
-    pub v: [f32; 2],
-}
-
-impl FusedState {
-    /// A model with fresh (zero) Adam moments.
-    pub fn new(w: f32, b: f32) -> Self {
-        Self {
-            w,
-            b,
-            m: [0.0; 2],
-            v: [0.0; 2],
-        }
-    }
-
-    /// The state after Adam's update number `t` with gradients `[dL/dw, dL/db]`.
-    #[inline]
-    pub fn adam_step(self, adam: &Adam, grads: [f32; 2], t: u64) -> Self {
-        let (w, mw, vw) = adam.update_scalar(self.w, grads[0], self.m[0], self.v[0], t);
-        let (b, mb, vb) = adam.update_scalar(self.b, grads[1], self.m[1], self.v[1], t);
-        Self {
-            w,
-            b,
-            m: [mw, mb],
-            v: [vw, vb],
-        }
-    }
-}
-
-/// What one chunk of steps computes.
-#[derive(Clone, Copy, Debug)]
-pub struct ChunkSpec {
-    /// The data stream.
-    pub stream: LineStream,
-    /// Adam's hyper-parameters.
-    pub adam: Adam,
-    /// Samples per step.
-    pub batch: usize,
-    /// The 1-based step number of the chunk's first step (it picks the batch).
-    pub first_step: u64,
-    /// Adam updates applied before the chunk (the first step is update `updates_before + 1`).
-    pub updates_before: u64,
-    /// Steps in the chunk.
-    pub steps: u64,
-}
-
-/// What a chunk did.
-#[derive(Clone, Copy, Debug, PartialEq)]
-pub struct ChunkResult {
-    /// The state after the last step run.
-    pub state: FusedState,
-    /// Steps run: `spec.steps`, or fewer when one diverged.
-    pub steps_run: u64,
-    /// The loss of the last step run (before its update); NaN when none ran.
-    pub last_loss: f32,
-    /// The first step whose loss was not finite, and that loss.
-    pub diverged: Option<(u64, f32)>,
-}
-
-/// Where the chunks run.
-enum Executor {
-    Host,
-    #[cfg(feature = "wgpu-backend")]
-    Gpu(kernel::GpuExecutor),
-}
-
-impl Executor {
-    fn for_backend(backend: &Backend) -> Result<Self> {
-        match backend.kind {
-            #[cfg(feature = "wgpu-backend")]
-            crate::backend::BackendKind::Wgpu => {
-                let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
-                Ok(Executor::Gpu(kernel::GpuExecutor::new(
-                    &backend.device,
-                    cpu_adapter,
-                )))
-            }
-            _ => Ok(Executor::Host),
-        }
-    }
-
-    fn run_chunk(&mut self, state: FusedState, spec: &ChunkSpec) -> Result<ChunkResult, String> {
-        match self {
-            Executor::Host => Ok(host::run_chunk(state, spec)),
-            #[cfg(feature = "wgpu-backend")]
-            Executor::Gpu(gpu) => gpu.run_chunk(state, spec),
-        }
-    }
-
-    /// The most steps one chunk should take for `batch` samples per step.
-    fn max_chunk_steps(&self, batch: usize) -> u64 {
-        // The host loop draws and fits about 200 million samples a second on one core.
-        let samples = 20_000_000u64;
-        let by_time = (samples / batch.max(1) as u64).max(1);
-        match self {
-            Executor::Host => by_time,
-            #[cfg(feature = "wgpu-backend")]
-            Executor::Gpu(gpu) => by_time.min(gpu.max_chunk_steps(batch)),
-        }
-    }
-}
 
 /// The fused engine: a model, its Adam state and its place in the data stream.
 pub struct FusedTrainer {
@@ -203,7 +80,7 @@ impl FusedTrainer {
         checkpoint: &Checkpoint,
     ) -> Result<Self> {
         let mut trainer = Self::new(config, backend)?;
-        crate::train::check_same_model(checkpoint, &ModelSpec::linear(1))?;
+        checkpoint.check_model(&ModelSpec::linear(1))?;
         let [w, b] = &checkpoint.params[..] else {
             unreachable!("checked: the one-input linear model")
         };
@@ -228,8 +105,8 @@ impl FusedTrainer {
 
     fn spec(&self, steps: u64) -> ChunkSpec {
         ChunkSpec {
-            stream: LineStream::new(&self.config),
-            adam: Adam::new(&self.config),
+            stream: self.config.line_stream(),
+            adam: self.config.adam(),
             batch: self.config.batch,
             first_step: self.step + 1,
             updates_before: self.updates,
@@ -346,31 +223,5 @@ impl Engine for FusedTrainer {
                 data: None,
             })),
         })
-    }
-}
-
-/// The batch of `step` drawn on the GPU by [`kernel`], as `[batch, 1]` tensors on `device`
-/// (an autodiff device of the wgpu backend, or the plain one).
-pub fn line_batch_on_gpu(
-    stream: &LineStream,
-    step: u64,
-    batch: usize,
-    backend: &Backend,
-    device: &Device,
-) -> (Tensor<2>, Tensor<2>) {
-    #[cfg(feature = "wgpu-backend")]
-    {
-        // The kernel runs on the plain device; the batch joins the autodiff graph as a constant.
-        let (x, y) = kernel::line_batch(stream, step, batch, &backend.device);
-        if device.is_autodiff() {
-            (x.autodiff(), y.autodiff())
-        } else {
-            (x, y)
-        }
-    }
-    #[cfg(not(feature = "wgpu-backend"))]
-    {
-        let _ = (stream, step, batch, device);
-        unreachable!("backend {} is not wgpu", backend.kind)
     }
 }

@@ -9,9 +9,8 @@ use burn::tensor::{Device, Tensor, activation};
 pub use linear::{LinearRegression, LinearRegressionConfig};
 pub use spec::{Activation, ModelSpec};
 
-use crate::checkpoint::NamedTensor;
 use crate::error::Result;
-use crate::host::HostTensor;
+use crate::host::{HostTensor, NamedTensor};
 
 /// Dense layers on a device: z = x·w + b for the linear model; for an MLP the same per layer,
 /// with the activation between layers (not after the last).

@@ -9,9 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::NamedTensor;
-use crate::data::splitmix64;
-use crate::host::HostTensor;
+use crate::host::{HostTensor, NamedTensor};
+use crate::rng::splitmix64;
 
 /// The non-linearity between the layers of a multi-layer perceptron.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]

@@ -506,8 +506,7 @@ fn engines_other_than_autodiff_refuse_csv_data_in_the_library_too() {
     let dir = tempfile::tempdir().unwrap();
     let csv = linear_csv(dir.path(), 50);
     let backend = backends().remove(0);
-    let err = EngineKind::Fused
-        .open(csv_config(&csv, 5, 8), backend, None)
+    let err = burnfit::open_engine(EngineKind::Fused, csv_config(&csv, 5, 8), backend, None)
         .err()
         .unwrap()
         .to_string();

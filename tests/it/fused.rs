@@ -12,7 +12,7 @@ fn run(
     start: Option<&Checkpoint>,
     steps: u64,
 ) -> Checkpoint {
-    let mut trainer = engine.open(config.clone(), backend.clone(), start).unwrap();
+    let mut trainer = burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();
     trainer.run(steps, &mut ()).unwrap();
     trainer.checkpoint().unwrap()
 }

@@ -122,7 +122,7 @@ impl Scaling {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::data::splitmix64;
+    use crate::rng::splitmix64;
 
     fn table(names: &[&str], x: Vec<f64>) -> Table {
         let rows = x.len() / names.len();

@@ -5,7 +5,7 @@
 //! with `key`. So a permutation is a pure function of its arguments: a resumed run shuffles its
 //! remaining epochs exactly as the uninterrupted run would have.
 
-use crate::data::splitmix64;
+use crate::rng::splitmix64;
 
 /// SplitMix64's increment (2⁶⁴/φ).
 const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use super::helpers::{HELPERS, Job};
 use super::{ChunkResult, ChunkSpec, FusedState};
-use crate::data::LineStream;
+use crate::rng::philox::LineStream;
 
 /// Philox pairs (two samples each) computed side by side, one accumulator each: the order of
 /// the float sums, the same on every instruction set.
@@ -454,7 +454,7 @@ unsafe fn block_sums_avx2(
 ) -> [f64; 3] {
     let words = |pair| {
         // SAFETY: this function only runs on CPUs with AVX2.
-        unsafe { crate::data::philox::words_x16_avx2(stream.key, step, pair) }
+        unsafe { crate::rng::philox::words_x16_avx2(stream.key, step, pair) }
     };
     block_sums_lanes(stream, step, batch, wb, start, end, words)
 }
@@ -474,7 +474,7 @@ unsafe fn block_sums_avx512(
 ) -> [f64; 3] {
     let words = |pair| {
         // SAFETY: this function only runs on CPUs with AVX-512F.
-        unsafe { crate::data::philox::words_x16_avx512(stream.key, step, pair) }
+        unsafe { crate::rng::philox::words_x16_avx512(stream.key, step, pair) }
     };
     block_sums_lanes(stream, step, batch, wb, start, end, words)
 }
@@ -544,12 +544,11 @@ fn block_sums_lanes(
 mod tests {
     use super::*;
     use crate::config::TrainingConfig;
-    use crate::optim::Adam;
 
     fn spec(config: &TrainingConfig, first_step: u64, steps: u64) -> ChunkSpec {
         ChunkSpec {
-            stream: LineStream::new(config),
-            adam: Adam::new(config),
+            stream: config.line_stream(),
+            adam: config.adam(),
             batch: config.batch,
             first_step,
             updates_before: first_step - 1,
@@ -564,7 +563,7 @@ mod tests {
                 batch,
                 ..Default::default()
             };
-            let stream = LineStream::new(&config);
+            let stream = config.line_stream();
             let (xs, ys) = stream.batch(7, batch);
             let (w, b) = (0.3f32, -0.2f32);
             let mut want = [0f64; 3];
@@ -586,7 +585,7 @@ mod tests {
 
     #[test]
     fn every_instruction_set_gives_the_portable_sums_bit_for_bit() {
-        let stream = LineStream::new(&TrainingConfig::default());
+        let stream = TrainingConfig::default().line_stream();
         // Whole blocks, a block with a tail of fewer than 16 pairs, an odd batch.
         for batch in [4096usize * 3, 77, 4096 + 2 * 37 + 1] {
             let portable = batch_sums_on(InstructionSet::Portable, &stream, 9, batch, 0.3, -0.2);

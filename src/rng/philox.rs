@@ -15,9 +15,7 @@
 //! `ln`, `sin` and `cos` are this module's own polynomials ([`ln_unit`], [`sin_cos_turns`]),
 //! accurate to a few f32 ulps, so that the GPU kernel computes the same arithmetic as this host
 //! code (and so that the CPU loop vectorises). The WGSL twin of every function here is in
-//! `fused/kernel.rs`; a test holds them together.
-
-use crate::config::TrainingConfig;
+//! `fused_step/kernel.rs`; a test holds them together.
 
 const M0: u32 = 0xD251_1F53;
 const M1: u32 = 0xCD9E_8D57;
@@ -119,15 +117,15 @@ pub struct LineStream {
 }
 
 impl LineStream {
-    /// The stream a config describes.
-    pub fn new(config: &TrainingConfig) -> Self {
+    /// The stream of `seed`: x ~ U(x_low, x_high), y = true_w·x + true_b + N(0, noise²).
+    pub fn new(seed: u64, x_low: f32, x_high: f32, true_w: f32, true_b: f32, noise: f32) -> Self {
         Self {
-            key: [config.seed as u32, (config.seed >> 32) as u32],
-            x_low: config.x_low,
-            x_span: config.x_high - config.x_low,
-            true_w: config.true_w,
-            true_b: config.true_b,
-            noise: config.noise,
+            key: [seed as u32, (seed >> 32) as u32],
+            x_low,
+            x_span: x_high - x_low,
+            true_w,
+            true_b,
+            noise,
         }
     }
 
@@ -312,6 +310,7 @@ pub unsafe fn words_x16_avx512(key: [u32; 2], step: u64, first_pair: u32) -> [[u
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::TrainingConfig;
 
     /// Random123's known-answer vectors for philox4x32 with 10 rounds (kat_vectors):
     /// (counter, key, output).
@@ -386,7 +385,7 @@ mod tests {
             seed: 0x1234_5678_9abc,
             ..Default::default()
         };
-        let stream = LineStream::new(&config);
+        let stream = config.line_stream();
         let step = (1u64 << 32) + 7;
         let first = u32::MAX - 3;
         let lanes = stream.words::<8>(step, first);
@@ -419,7 +418,7 @@ mod tests {
     #[test]
     fn the_line_has_the_right_slope_noise_and_range() {
         let config = TrainingConfig::default();
-        let stream = LineStream::new(&config);
+        let stream = config.line_stream();
         let (x, y) = stream.batch(1, 100_001);
         assert_eq!((x.len(), y.len()), (100_001, 100_001));
         assert!(x.iter().all(|v| (-10.0..10.0).contains(v)));
@@ -437,7 +436,7 @@ mod tests {
         assert_eq!(stream.batch(1, 10), stream.batch(1, 10));
         assert_eq!(stream.batch(1, 10).0[..9], stream.batch(1, 9).0[..]);
         assert_ne!(stream.batch(2, 10), stream.batch(1, 10));
-        let other = LineStream::new(&TrainingConfig { seed: 43, ..config });
+        let other = TrainingConfig { seed: 43, ..config }.line_stream();
         assert_ne!(other.batch(1, 10), stream.batch(1, 10));
     }
 }

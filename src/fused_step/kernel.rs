@@ -12,7 +12,7 @@
 //!   stays on the device — all the chunk's dispatches recorded by one extension-op call, and one
 //!   read-back of the state at the end.
 //!
-//! Every `#[cube]` function here is the twin of a host function (`data/philox.rs`,
+//! Every `#[cube]` function here is the twin of a host function (`rng/philox.rs`,
 //! `optim.rs`) with the same operation order, so the integer part (Philox, the 24-bit
 //! uniforms) is bit-identical and the float part agrees to the last bit wherever the GPU's
 //! `+`/`*` are IEEE (cubecl emits `fma` for `a*b + c`, and division and `sqrt` may differ by an
@@ -30,7 +30,7 @@ use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 
 use super::{ChunkResult, ChunkSpec, FusedState};
-use crate::data::LineStream;
+use crate::rng::philox::LineStream;
 
 /// Units of the one-workgroup kernel (at most) and of every workgroup of the two-dispatch path:
 /// a power of two (tree reduction), and within WebGPU's default limit of 256.
@@ -60,7 +60,7 @@ const LARGE_MAX_GROUPS: u64 = 1_024;
 pub const STATE_OUT_LEN: usize = 10;
 
 // ------------------------------------------------------------------------------------------
-// #[cube] twins of data/philox.rs and optim.rs
+// #[cube] twins of rng/philox.rs and optim.rs
 // ------------------------------------------------------------------------------------------
 
 /// The `#[cube]` functions and kernels (a module of their own: cubecl's `Tensor` is not burn's).
@@ -77,7 +77,7 @@ pub mod kernels {
     const LN_C9: f32 = 2.0 / 9.0;
     const SQRT_2: f32 = std::f32::consts::SQRT_2;
     const LN_2: f32 = std::f32::consts::LN_2;
-    const INV_2_24: f32 = crate::data::philox::INV_2_24;
+    const INV_2_24: f32 = crate::rng::philox::INV_2_24;
 
     const TURN_STEP: f32 = std::f32::consts::FRAC_PI_2 / 4_194_304.0;
     const FRAC_PI_4: f32 = std::f32::consts::FRAC_PI_4;
@@ -1293,9 +1293,8 @@ mod tests {
     use super::*;
     use crate::backend::{Backend as BurnfitBackend, BackendKind};
     use crate::config::TrainingConfig;
-    use crate::data::philox;
-    use crate::fused::host;
-    use crate::optim::Adam;
+    use crate::fused_step::host;
+    use crate::rng::philox;
 
     /// wgpu tests run one at a time.
     static GPU: Mutex<()> = Mutex::new(());
@@ -1320,8 +1319,8 @@ mod tests {
 
     fn spec(config: &TrainingConfig, first_step: u64, steps: u64) -> ChunkSpec {
         ChunkSpec {
-            stream: LineStream::new(config),
-            adam: Adam::new(config),
+            stream: config.line_stream(),
+            adam: config.adam(),
             batch: config.batch,
             first_step,
             updates_before: first_step - 1,
@@ -1398,7 +1397,7 @@ mod tests {
                     seed: 0x1_0000_002a,
                     ..Default::default()
                 };
-                let stream = LineStream::new(&config);
+                let stream = config.line_stream();
                 let (hx, hy) = stream.batch(step, batch);
                 let (gx, gy) = line_batch(&stream, step, batch, &device);
                 assert_eq!(gx.dims(), [batch, 1]);

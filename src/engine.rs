@@ -3,7 +3,7 @@
 //! the reference) and [`crate::fused::FusedTrainer`] (hand-written fused steps); one floor up,
 //! [`crate::session`] opens either.
 
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use crate::backend::Backend;
 use crate::checkpoint::Checkpoint;
@@ -77,10 +77,23 @@ pub trait Engine {
     fn config(&self) -> &TrainingConfig;
     /// The backend it runs on.
     fn backend(&self) -> &Backend;
-    /// Runs `steps` more steps. The observer sees each loss as it is read back (every
-    /// `log_every`-th step and the last one). Stops with [`crate::Error::Diverged`] on a
-    /// non-finite loss.
-    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport>;
+    /// Runs `steps` more steps: [`run`], the one training loop, around this engine's chunks.
+    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
+        run(self, steps, observer)
+    }
+    /// The most steps one chunk should take (a chunk runs without a look at Ctrl-C or the
+    /// observer): 1 for an engine that returns to the host every step anyway.
+    fn max_chunk_steps(&self) -> u64;
+    /// Runs `steps` steps (fewer when one diverges: the first non-finite loss it sees stops
+    /// it), waits for the device to finish them when `sync` (before any read-back), and reads
+    /// back the last step's loss when `read_loss`.
+    fn run_chunk(&mut self, steps: u64, read_loss: bool, sync: bool) -> Result<Chunk>;
+    /// Waits until the device has finished the work queued so far.
+    fn sync(&self) -> Result<()> {
+        Ok(())
+    }
+    /// This engine as a trait object, for the observer.
+    fn as_dyn(&self) -> &dyn Engine;
     /// The full state on the host, ready to be saved.
     fn checkpoint(&self) -> Result<Checkpoint>;
     /// The model's architecture and parameters in the data's units: what [`Engine::checkpoint`]
@@ -96,6 +109,91 @@ pub trait Engine {
     fn table(&self) -> Option<&std::sync::Arc<crate::data::PreparedTable>> {
         None
     }
+}
+
+/// What one chunk of steps did.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Chunk {
+    /// The loss of the chunk's last step in the data's units, when it was read back.
+    pub last_loss: Option<f32>,
+    /// The first step whose loss was not finite, and that loss: training stops there.
+    pub diverged: Option<(u64, f32)>,
+}
+
+/// The one training loop, for every engine: runs `steps` more steps of `engine` in chunks that
+/// end at every log step (where the loss is read back and shown to the observer), at every
+/// multiple of the observer's save interval, and after [`Engine::max_chunk_steps`]; the
+/// observer sees the engine after every chunk and may stop it. The first step is a chunk of its
+/// own, timed with the device synchronised (it includes kernel compilation and autotune). Stops
+/// with [`crate::Error::Diverged`] on a non-finite loss.
+pub fn run<E: Engine + ?Sized>(
+    engine: &mut E,
+    steps: u64,
+    observer: &mut dyn Observer,
+) -> Result<RunReport> {
+    let start = Instant::now();
+    let mut first_step = Duration::ZERO;
+    let mut losses = Vec::new();
+    let first = engine.step();
+    let last = first
+        .checked_add(steps)
+        .ok_or(crate::Error::InvalidSetting {
+            name: "--steps",
+            value: steps.to_string(),
+            expected: "must keep the total step count below 2^64",
+        })?;
+    let log_every = engine.config().log_every;
+    let max_chunk = engine.max_chunk_steps().max(1);
+    let mut stopped = false;
+    while engine.step() < last {
+        let step = engine.step();
+        let mut end = last
+            .min(next_multiple(step, log_every))
+            .min(step.saturating_add(max_chunk));
+        if let Some(every) = observer.checkpoint_every() {
+            end = end.min(next_multiple(step, every));
+        }
+        if step == first {
+            end = step + 1;
+        }
+        let logged = end.is_multiple_of(log_every) || end == last;
+        let chunk = engine.run_chunk(end - step, logged, step == first)?;
+        if step == first {
+            first_step = start.elapsed();
+        }
+        if logged
+            && engine.step() == end
+            && let Some(loss) = chunk.last_loss
+        {
+            let point = LossPoint { step: end, loss };
+            observer.on_loss(point);
+            losses.push(point);
+        }
+        if let Some((step, loss)) = chunk.diverged {
+            return Err(crate::Error::Diverged {
+                step,
+                loss,
+                from_the_start: step == 1,
+            });
+        }
+        if observer.after_step(engine.as_dyn())? == Flow::Stop {
+            stopped = true;
+            break;
+        }
+    }
+    engine.sync()?;
+    Ok(RunReport {
+        losses,
+        first_step,
+        total: start.elapsed(),
+        steps: engine.step() - first,
+        stopped,
+    })
+}
+
+/// The smallest multiple of `every` above `step`.
+fn next_multiple(step: u64, every: u64) -> u64 {
+    (step / every).saturating_add(1).saturating_mul(every)
 }
 
 /// The loss read back at one step.

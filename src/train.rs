@@ -3,7 +3,6 @@
 //! read-back waits for the device.
 
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use burn::tensor::{Device, Tensor};
 
@@ -11,7 +10,7 @@ use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, NamedTensor, RunRecord};
 use crate::config::TrainingConfig;
 use crate::data::{DataSource, PreparedTable};
-pub use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
+pub use crate::engine::{Chunk, Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::{ModelSpec, Network, mse};
@@ -178,81 +177,43 @@ impl Trainer {
         BYTES_PER_SAMPLE.max(16 * widths)
     }
 
-    /// The CSV table this trainer fits, for a `--data` run.
-    pub fn table(&self) -> Option<&Arc<PreparedTable>> {
-        self.table.as_ref()
-    }
-
-    /// Steps taken so far, across resumes.
-    pub fn step(&self) -> u64 {
-        self.step
-    }
-
-    /// The backend this trainer runs on.
-    pub fn backend(&self) -> &Backend {
-        &self.backend
-    }
-
-    /// The resolved config.
-    pub fn config(&self) -> &TrainingConfig {
-        &self.config
-    }
-
     /// The model as it stands (in the scaled space for a standardized `--data` run).
     pub fn model(&self) -> &Network {
         &self.model
     }
 
-    /// Runs `steps` more steps. The observer sees each loss as it is read back (every
-    /// `log_every`-th step and the last one) and the trainer after every step.
-    /// Stops with [`Error::Diverged`] when a loss read back is NaN or infinite.
-    pub fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
-        let start = Instant::now();
-        let mut first_step = Duration::ZERO;
-        let mut losses = Vec::new();
-        let first = self.step + 1;
-        let last = self.step + steps;
-        let mut stopped = false;
-        while self.step < last {
+    /// Runs `steps` steps; waits for the device when `sync`, and reads the last one's loss back
+    /// when `read_loss` (the only read-back: the device runs ahead of the host otherwise).
+    fn run_steps(&mut self, steps: u64, read_loss: bool, sync: bool) -> Result<Chunk> {
+        let mut loss = None;
+        for _ in 0..steps {
             let step = self.step + 1;
-            let loss = self.train_step(step);
+            // The last step's loss is dropped before this step, not kept through it: burn's
+            // fusion then builds the same kernels whatever the chunk size.
+            drop(loss.take());
+            loss = Some(self.train_step(step));
             if self.sync_every_step {
-                self.sync()?;
+                Engine::sync(self)?;
             }
             self.step = step;
-            if step == first {
-                self.sync()?;
-                first_step = start.elapsed();
-            }
-            if step.is_multiple_of(self.config.log_every) || step == last {
-                let trained = self.read_loss(loss)?;
-                // Shown in the target's units (may overflow f32 for huge targets, which is
-                // not divergence: training runs on the scaled target).
-                let loss = trained * self.table.as_ref().map_or(1.0, |t| t.loss_scale());
-                let point = LossPoint { step, loss };
-                observer.on_loss(point);
-                losses.push(point);
-                self.last_loss = Some(loss);
-                if !trained.is_finite() {
-                    return Err(Error::Diverged {
-                        step,
-                        loss,
-                        from_the_start: step == 1,
-                    });
-                }
-            }
-            if observer.after_step(self)? == Flow::Stop {
-                stopped = true;
-                break;
-            }
         }
-        self.sync()?;
-        Ok(RunReport {
-            losses,
-            first_step,
-            total: start.elapsed(),
-            steps: self.step + 1 - first,
-            stopped,
+        if sync {
+            Engine::sync(self)?;
+        }
+        let (Some(loss), true) = (loss, read_loss) else {
+            return Ok(Chunk {
+                last_loss: None,
+                diverged: None,
+            });
+        };
+        let trained = self.read_loss(loss)?;
+        // Shown in the target's units (may overflow f32 for huge targets, which is not
+        // divergence: training runs on the scaled target).
+        let shown = trained * self.table.as_ref().map_or(1.0, |t| t.loss_scale());
+        self.last_loss = Some(shown);
+        Ok(Chunk {
+            last_loss: Some(shown),
+            diverged: (!trained.is_finite()).then_some((self.step, shown)),
         })
     }
 
@@ -290,12 +251,6 @@ impl Trainer {
 
     fn read_loss(&self, loss: Tensor<1>) -> Result<f32> {
         loss.try_into_scalar::<f32>()
-            .map_err(|e| self.device_error(format!("{e:?}")))
-    }
-
-    fn sync(&self) -> Result<()> {
-        self.device
-            .sync()
             .map_err(|e| self.device_error(format!("{e:?}")))
     }
 
@@ -372,19 +327,28 @@ impl Engine for Trainer {
     }
 
     fn step(&self) -> u64 {
-        Trainer::step(self)
+        self.step
     }
 
     fn config(&self) -> &TrainingConfig {
-        Trainer::config(self)
+        &self.config
     }
 
     fn backend(&self) -> &Backend {
-        Trainer::backend(self)
+        &self.backend
     }
 
-    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
-        Trainer::run(self, steps, observer)
+    /// One step a chunk: the host takes part in every step anyway.
+    fn max_chunk_steps(&self) -> u64 {
+        1
+    }
+
+    fn run_chunk(&mut self, steps: u64, read_loss: bool, sync: bool) -> Result<Chunk> {
+        self.run_steps(steps, read_loss, sync)
+    }
+
+    fn as_dyn(&self) -> &dyn Engine {
+        self
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {
@@ -392,7 +356,7 @@ impl Engine for Trainer {
     }
 
     fn table(&self) -> Option<&Arc<PreparedTable>> {
-        Trainer::table(self)
+        self.table.as_ref()
     }
 
     fn model_in_data_units(&self) -> Result<(ModelSpec, Vec<NamedTensor>)> {

@@ -9,12 +9,12 @@
 //! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
 //! before its update, with nothing saved.
 
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use crate::backend::Backend;
 use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::{ModelKind, Task, TrainingConfig};
-use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
+use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::fused_step::{ChunkSpec, Executor, FusedState};
 use crate::host::HostTensor;
@@ -115,11 +115,6 @@ impl FusedTrainer {
     }
 }
 
-/// The smallest multiple of `every` above `step`.
-fn next_multiple(step: u64, every: u64) -> u64 {
-    (step / every).saturating_add(1).saturating_mul(every)
-}
-
 impl Engine for FusedTrainer {
     fn kind(&self) -> EngineKind {
         EngineKind::Fused
@@ -137,70 +132,34 @@ impl Engine for FusedTrainer {
         &self.backend
     }
 
-    fn run(&mut self, steps: u64, observer: &mut dyn Observer) -> Result<RunReport> {
-        let start = Instant::now();
-        let mut first_step = Duration::ZERO;
-        let mut losses = Vec::new();
-        let first = self.step;
-        let last = self.step.checked_add(steps).ok_or(Error::InvalidSetting {
-            name: "--steps",
-            value: steps.to_string(),
-            expected: "must keep the total step count below 2^64",
-        })?;
-        let max_chunk = self.executor.max_chunk_steps(self.config.batch);
-        let mut stopped = false;
-        while self.step < last {
-            let mut end = last
-                .min(next_multiple(self.step, self.config.log_every))
-                .min(self.step.saturating_add(max_chunk));
-            if let Some(every) = observer.checkpoint_every() {
-                end = end.min(next_multiple(self.step, every));
-            }
-            if self.step == first {
-                end = self.step + 1; // timed on its own: it includes kernel compilation
-            }
-            let spec = self.spec(end - self.step);
-            let result = self
-                .executor
-                .run_chunk(self.state, &spec)
-                .map_err(|message| Error::Device {
-                    backend: self.backend.kind.name(),
-                    message,
-                })?;
-            self.state = result.state;
-            self.step += result.steps_run;
-            self.updates += result.steps_run;
-            if self.step == first + 1 && first_step.is_zero() {
-                first_step = start.elapsed();
-            }
-            if let Some((step, loss)) = result.diverged {
-                return Err(Error::Diverged {
-                    step,
-                    loss,
-                    from_the_start: step == 1,
-                });
-            }
-            if end.is_multiple_of(self.config.log_every) || end == last {
-                let point = LossPoint {
-                    step: end,
-                    loss: result.last_loss,
-                };
-                observer.on_loss(point);
-                losses.push(point);
-                self.last_loss = Some(result.last_loss);
-            }
-            if observer.after_step(self)? == Flow::Stop {
-                stopped = true;
-                break;
-            }
+    fn max_chunk_steps(&self) -> u64 {
+        self.executor.max_chunk_steps(self.config.batch)
+    }
+
+    /// Every chunk ends with its state read back: always in sync.
+    fn run_chunk(&mut self, steps: u64, read_loss: bool, _sync: bool) -> Result<Chunk> {
+        let spec = self.spec(steps);
+        let result = self
+            .executor
+            .run_chunk(self.state, &spec)
+            .map_err(|message| Error::Device {
+                backend: self.backend.kind.name(),
+                message,
+            })?;
+        self.state = result.state;
+        self.step += result.steps_run;
+        self.updates += result.steps_run;
+        if read_loss && result.diverged.is_none() {
+            self.last_loss = Some(result.last_loss);
         }
-        Ok(RunReport {
-            losses,
-            first_step,
-            total: start.elapsed(),
-            steps: self.step - first,
-            stopped,
+        Ok(Chunk {
+            last_loss: read_loss.then_some(result.last_loss),
+            diverged: result.diverged,
         })
+    }
+
+    fn as_dyn(&self) -> &dyn Engine {
+        self
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {

@@ -4,7 +4,7 @@
 use burnfit::config::{ModelKind, Task, TrainingConfig};
 use burnfit::data::sine::SineData;
 use burnfit::model::{Activation, ModelSpec};
-use burnfit::{Checkpoint, Trainer};
+use burnfit::{Checkpoint, Engine, Trainer};
 use predicates::str::contains;
 
 use crate::common::{backends, burnfit, serial};

@@ -1,6 +1,6 @@
 //! Resuming: 600 + 400 steps equal 1000 straight through, across backends and from autograd files.
 
-use burnfit::{Backend, BackendKind, Checkpoint, Trainer, TrainingConfig};
+use burnfit::{Backend, BackendKind, Checkpoint, Engine, Trainer, TrainingConfig};
 
 use crate::common::{autograd_fixture, backends, serial};
 

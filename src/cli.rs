@@ -1,6 +1,6 @@
 //! The command line: argument definitions and what each subcommand prints.
 
-use std::io::{BufRead, Write};
+use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -996,19 +996,42 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
             let mut any = false;
             // Our own buffer (larger than stdin's, which reads past it), to see what it holds.
             let mut stdin = std::io::BufReader::with_capacity(1 << 16, std::io::stdin().lock());
-            let mut line = String::new();
+            let mut line = Vec::new();
             let mut number = 0;
             loop {
                 line.clear();
-                let read = stdin.read_line(&mut line);
+                let read = (&mut stdin)
+                    .take(MAX_STDIN_LINE + 1)
+                    .read_until(b'\n', &mut line);
                 let parsed = match read {
                     Ok(0) => break,
                     Ok(_) => {
                         number += 1;
-                        if line.trim().is_empty() {
-                            Ok(None)
+                        let what = || format!("on stdin line {number}");
+                        let text = if number == 1 {
+                            line.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(&line)
                         } else {
-                            parse_number(format!("on stdin line {number}"), &line).map(Some)
+                            &line[..]
+                        };
+                        if line.len() as u64 > MAX_STDIN_LINE {
+                            Err(Error::InvalidInput {
+                                what: what(),
+                                message: format!(
+                                    "the line is longer than {} KiB",
+                                    MAX_STDIN_LINE >> 10
+                                ),
+                            })
+                        } else if let Ok(text) = std::str::from_utf8(text) {
+                            if text.trim().is_empty() {
+                                Ok(None)
+                            } else {
+                                parse_number(what(), text).map(Some)
+                            }
+                        } else {
+                            Err(Error::InvalidInput {
+                                what: what(),
+                                message: "is not UTF-8 text".into(),
+                            })
                         }
                     }
                     Err(e) => Err(Error::Stdin(e.to_string())),
@@ -1045,6 +1068,9 @@ fn run_predict(args: &PredictArgs) -> Result<()> {
     }
     console.finish()
 }
+
+/// The longest line `predict --x -` reads: a number is a few dozen bytes.
+const MAX_STDIN_LINE: u64 = 64 << 10;
 
 /// Whether stdin can give more bytes at once: buffered ones, or ones waiting in the pipe or
 /// file (a zero-timeout `poll`). When not, the caller prints what it has before it waits.
@@ -1186,7 +1212,8 @@ fn run_convert(args: &ConvertArgs) -> Result<()> {
         Some(format) => format,
         None => Format::from_path(&args.output)?,
     };
-    let mut checkpoint = Checkpoint::load(&args.input)?;
+    let mut checkpoint =
+        Checkpoint::load(&args.input)?.with_data_path_moved(&args.input, &args.output);
     if checkpoint.adam.is_some() && !format.keeps_optimizer() {
         if !args.drop_optimizer {
             return Err(Error::LossyConversion {
@@ -1401,6 +1428,15 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
 }
 
 fn run_ols(args: &OlsArgs) -> Result<()> {
+    if let Some(features) = &args.features
+        && features.iter().any(|f| f.trim().is_empty())
+    {
+        return Err(invalid(
+            "--features",
+            features.join(","),
+            "must be column names separated by commas, none of them empty",
+        ));
+    }
     let mut data = crate::config::TableConfig::new(args.data.clone(), args.target.clone());
     data.features = args.features.clone();
     data.standardize = false;
@@ -1515,12 +1551,15 @@ fn run_predict_csv(args: &PredictArgs, data: &Path) -> Result<()> {
         Some(out) => {
             write_atomically(out, &output.bytes, args.force)?;
             let mut console = Console::default();
-            say!(
-                console,
-                "wrote {} predictions to {}",
-                output.rows,
-                out.display()
-            );
+            // Nothing but the CSV when --out is stdout itself.
+            if !crate::console::is_stdout(out) {
+                say!(
+                    console,
+                    "wrote {} predictions to {}",
+                    output.rows,
+                    out.display()
+                );
+            }
             console.finish()
         }
         None => {

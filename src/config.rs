@@ -191,7 +191,8 @@ impl TrainingConfig {
             // serde does not say which key a bad value belongs to: find it.
             let culprit = pairs().find(|pair| with(&mut std::iter::once(*pair)).is_err());
             match culprit {
-                Some((key, _)) if base.contains_key(key) => {
+                // `data` is a known key even where the defaults have none.
+                Some((key, _)) if base.contains_key(key) || key == "data" => {
                     parse_error(format!("key `{key}`: {error}"))
                 }
                 _ => parse_error(error.to_string()),

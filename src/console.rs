@@ -89,6 +89,19 @@ impl Console {
     }
 }
 
+/// Whether `path` names the file this process's stdout writes to (`--out /dev/stdout`, or the
+/// file stdout was redirected to): a status line printed there would end up inside the output.
+pub fn is_stdout(path: &std::path::Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(target) = std::fs::metadata(path) else {
+        return false;
+    };
+    let Ok(stdout) = std::fs::metadata("/proc/self/fd/1") else {
+        return false;
+    };
+    (target.dev(), target.ino()) == (stdout.dev(), stdout.ino())
+}
+
 /// `text` with every control character (newlines and escape sequences included) written as a
 /// Rust escape (`\n`, `\u{1b}`), so that what a file or path holds prints as one harmless line.
 pub fn escape_controls(text: &str) -> String {

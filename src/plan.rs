@@ -299,12 +299,17 @@ fn find_recorded_data(data: &mut TableConfig, resume: &std::path::Path) -> Resul
     // A relative path is recorded relative to the checkpoint's directory (older checkpoints:
     // to the training's working directory): looked for there first, then here.
     let path = std::path::Path::new(&data.path);
-    if path.is_relative()
-        && let Some(beside) = resume.parent().map(|dir| dir.join(path))
-        && beside.exists()
-    {
-        data.path = beside.display().to_string();
-        return Ok(());
+    if path.is_relative() {
+        // Beside the checkpoint's real file (through symlinks), or beside the link itself.
+        let beside = crate::checkpoint::real_dir(resume)
+            .into_iter()
+            .chain(resume.parent().map(std::path::Path::to_path_buf))
+            .map(|dir| dir.join(path))
+            .find(|candidate| candidate.exists());
+        if let Some(beside) = beside {
+            data.path = beside.display().to_string();
+            return Ok(());
+        }
     }
     if path.exists() {
         return Ok(());

@@ -151,6 +151,10 @@ fn write_error(path: &Path, message: String) -> Error {
 /// Follows symlinks (up to 40, as the kernel does) to the file that will really be written.
 fn resolve(path: &Path, force: bool) -> Result<Destination> {
     let fail = |message: String| write_error(path, message);
+    // `out.json/` names a directory, never a file (the kernel would say so only at the write).
+    if path.as_os_str().as_encoded_bytes().ends_with(b"/") {
+        return Err(fail("ends with `/`: a file's name cannot".into()));
+    }
     let mut current = path.to_path_buf();
     for _ in 0..40 {
         let meta = match fs::symlink_metadata(&current) {

@@ -450,12 +450,17 @@ impl Checkpoint {
     /// user gave it) re-expressed relative to the directory the checkpoint `out` is saved in,
     /// where a resume looks for it first: resuming from another directory still finds it. An
     /// absolute path, or one that cannot be resolved, is kept as it is.
-    pub fn with_data_path_beside(mut self, out: &Path) -> Checkpoint {
+    pub fn with_data_path_beside(self, out: &Path) -> Checkpoint {
+        self.data_path_relative_to(out, false)
+    }
+
+    /// [`Checkpoint::with_data_path_beside`], also for an absolute path when `absolute_too`.
+    fn data_path_relative_to(mut self, out: &Path, absolute_too: bool) -> Checkpoint {
         if let Some(data) = self
             .meta
             .as_mut()
             .and_then(|m| m.config.data.as_mut())
-            .filter(|d| Path::new(&d.path).is_relative())
+            .filter(|d| absolute_too || Path::new(&d.path).is_relative())
             && let Some(relative) = relative_path(Path::new(&data.path), out)
         {
             data.path = relative.display().to_string();
@@ -472,6 +477,45 @@ impl Checkpoint {
             checkpoint: self.spec.describe(),
             requested: spec.describe(),
         })
+    }
+
+    /// The recorded data file's relative path, as read from the checkpoint file `from` (relative
+    /// to `from`'s real directory, or for older checkpoints to this process's working
+    /// directory), re-expressed relative to the real directory of `to` (`convert` into another
+    /// directory). A path whose file is not found is kept as it is.
+    pub fn with_data_path_moved(self, from: &Path, to: &Path) -> Checkpoint {
+        let was_relative = self
+            .meta
+            .as_ref()
+            .and_then(|m| m.config.data.as_ref())
+            .is_some_and(|d| Path::new(&d.path).is_relative());
+        let found = self.with_data_path_found_from(from);
+        if was_relative {
+            found.data_path_relative_to(to, true)
+        } else {
+            found
+        }
+    }
+
+    fn with_data_path_found_from(mut self, from: &Path) -> Checkpoint {
+        if let Some(data) = self
+            .meta
+            .as_mut()
+            .and_then(|m| m.config.data.as_mut())
+            .filter(|d| Path::new(&d.path).is_relative())
+        {
+            let recorded = Path::new(&data.path);
+            let beside = real_dir(from).map(|dir| dir.join(recorded));
+            let found = beside
+                .into_iter()
+                .chain(std::iter::once(recorded.to_path_buf()))
+                .find(|p| p.is_file())
+                .and_then(|p| std::fs::canonicalize(p).ok());
+            if let Some(found) = found {
+                data.path = found.display().to_string();
+            }
+        }
+        self
     }
 
     /// This checkpoint without its optimizer state.
@@ -574,11 +618,7 @@ pub fn check_destination(path: &Path, force: bool) -> Result<()> {
 /// `file`'s path from the directory holding `out` (both resolved through the file system).
 fn relative_path(file: &Path, out: &Path) -> Option<std::path::PathBuf> {
     let file = std::fs::canonicalize(file).ok()?;
-    let dir = match out.parent() {
-        Some(dir) if !dir.as_os_str().is_empty() => dir,
-        _ => Path::new("."),
-    };
-    let dir = std::fs::canonicalize(dir).ok()?;
+    let dir = real_dir(out)?;
     let common = file
         .components()
         .zip(dir.components())
@@ -592,6 +632,29 @@ fn relative_path(file: &Path, out: &Path) -> Option<std::path::PathBuf> {
         relative.push(part);
     }
     Some(relative)
+}
+
+/// The directory that really holds the file `path` names: symlinks followed (a dangling one to
+/// where its target would be), the directory resolved. `None` when it does not exist.
+pub fn real_dir(path: &Path) -> Option<std::path::PathBuf> {
+    let mut current = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&current) {
+            Ok(meta) if meta.file_type().is_symlink() => {
+                let link = std::fs::read_link(&current).ok()?;
+                current = match current.parent() {
+                    Some(parent) if link.is_relative() => parent.join(link),
+                    _ => link,
+                };
+            }
+            _ => break,
+        }
+    }
+    let dir = match current.parent() {
+        Some(dir) if !dir.as_os_str().is_empty() => dir,
+        _ => Path::new("."),
+    };
+    std::fs::canonicalize(dir).ok()
 }
 
 fn read_error(path: &Path, message: String) -> Error {

@@ -37,6 +37,19 @@ pub fn predict_rows(
             expected: "must be one ASCII character",
         });
     }
+    // The input and the output are both held whole (streaming is future work): about 2.5
+    // times the file.
+    if let (Ok(meta), Some(available)) = (std::fs::metadata(path), crate::memory::available())
+        && meta.is_file()
+        && meta.len().saturating_mul(5) / 2 > available
+    {
+        return Err(error(format!(
+            "is {} MB; predicting it needs about {} MB, more than the {} MB of memory available",
+            meta.len() >> 20,
+            meta.len().saturating_mul(5) / 2 >> 20,
+            available >> 20
+        )));
+    }
     let bytes = crate::input::read_regular_file(path, MAX_PREDICT_BYTES).map_err(error)?;
     let text = super::table::text_of(&bytes).map_err(error)?;
     let CsvText {

@@ -20,6 +20,9 @@ pub use split::{epoch_permutation, holdout_split};
 /// The most columns a header may have (a file wider than this is not a table of features).
 pub const MAX_COLUMNS: usize = 65_536;
 
+/// The longest header read, in bytes: 65,536 names of up to 255 bytes each fit.
+pub const MAX_HEADER_BYTES: u64 = 16 << 20;
+
 /// How to read a data file.
 #[derive(Clone, Debug, PartialEq)]
 pub struct TableOptions {
@@ -89,9 +92,22 @@ impl Table {
         let start = text_start(at(0)).map_err(|e| fail(e.to_string()))?;
         let start = start.ok_or_else(|| fail("the file is empty".into()))?;
         // The header before the body: a wrong column name costs no pass over the file.
-        let columns = CsvText::open(at(start), options.delimiter)
-            .map_err(fail)?
-            .columns;
+        let header = CsvText::open(
+            ReadAt {
+                file: &file,
+                offset: start,
+            }
+            .take(MAX_HEADER_BYTES),
+            options.delimiter,
+        )
+        .map_err(fail)?;
+        if header.reader.position().byte() >= MAX_HEADER_BYTES {
+            return Err(fail(format!(
+                "line 1: the header is longer than {} MiB (a quote left open?)",
+                MAX_HEADER_BYTES >> 20
+            )));
+        }
+        let columns = header.columns;
         Layout::new(&columns, options).map_err(fail)?;
         let mut hasher = Xxh64::new(0);
         let mut newlines = 0u64;
@@ -163,12 +179,13 @@ impl Table {
         let layout = Layout::new(&columns, options).map_err(fail)?;
         let d = layout.feature_names.len();
         let rows_bound = usize::try_from(source.rows_bound).unwrap_or(usize::MAX);
-        let needed = rows_bound.saturating_mul(d + 1).saturating_mul(8) as u64;
+        // The table, and room for one working copy of it (the training split, a design matrix).
+        let needed = rows_bound.saturating_mul(d + 1).saturating_mul(16) as u64;
         if let Some(available) = crate::memory::available()
             && needed > available
         {
             return Err(fail(format!(
-                "its table needs {} (up to {rows_bound} rows × {} columns as f64), more than the {} of memory available",
+                "its table needs {} (up to {rows_bound} rows × {} columns as f64, and a working copy), more than the {} of memory available",
                 bytes_text(needed),
                 d + 1,
                 bytes_text(available)
@@ -294,11 +311,17 @@ impl Read for ReadAt<'_> {
 /// Opens a regular file for reading: a directory, device, FIFO or socket is refused (`/dev/zero`
 /// never ends and a FIFO may never be written to).
 fn open_regular(path: &Path) -> Result<std::fs::File, String> {
-    let file = std::fs::File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => "no such file".to_string(),
-        std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
-        _ => e.to_string(),
-    })?;
+    use std::os::unix::fs::OpenOptionsExt;
+    // Non-blocking: opening a FIFO would otherwise wait for a writer (forever).
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::NotFound => "no such file".to_string(),
+            std::io::ErrorKind::PermissionDenied => "permission denied".to_string(),
+            _ => e.to_string(),
+        })?;
     let meta = file.metadata().map_err(|e| e.to_string())?;
     if meta.is_dir() {
         return Err("is a directory, not a file".into());

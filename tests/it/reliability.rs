@@ -141,15 +141,16 @@ fn a_wide_header_is_refused_at_once_and_a_table_too_big_for_memory_up_front() {
     let err = stderr_of(&output);
     assert!(
         err.contains(&format!("data file {}: its table needs", csv.display()))
-            && err.contains("needs 6.3 KiB (up to 201 rows × 4 columns as f64)")
+            && err
+                .contains("needs 12.6 KiB (up to 201 rows × 4 columns as f64, and a working copy)")
             && err.contains("memory available"),
         "{err}"
     );
-    // With the memory, the same file fits (8 bytes × 201 lines × 4 columns).
+    // With the memory, the same file fits (2 × 8 bytes × 201 lines × 4 columns).
     burnfit()
         .args(["ols", "--target", "y", "--data"])
         .arg(&csv)
-        .env("BURNFIT_MEMORY_AVAILABLE", "6432")
+        .env("BURNFIT_MEMORY_AVAILABLE", "12864")
         .assert()
         .success();
 }
@@ -456,4 +457,143 @@ fn a_csv_path_is_recorded_relative_to_the_checkpoint_so_resume_works_from_anywhe
         .assert()
         .success()
         .stdout(contains("d.csv"));
+}
+
+#[test]
+fn found_in_review_fifos_long_headers_stdout_and_odd_lines() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_csv(d);
+    // A FIFO as the data file is refused at once, not waited on.
+    let fifo = d.join("pipe.csv");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for command in ["ols", "train"] {
+        burnfit()
+            .current_dir(d)
+            .args([command, "--data", "pipe.csv", "--target", "y"])
+            .timeout(std::time::Duration::from_secs(30))
+            .assert()
+            .code(2)
+            .stderr(contains("is not a regular file"));
+    }
+    // A quote left open on the header line: refused after 16 MiB, not after the whole file.
+    let mut open_quote = String::from("\"x,y\n");
+    let row = "1,2\n".repeat(1 << 20);
+    for _ in 0..5 {
+        open_quote.push_str(&row);
+    }
+    std::fs::write(d.join("quote.csv"), open_quote).unwrap();
+    burnfit()
+        .current_dir(d)
+        .args(["ols", "--data", "quote.csv", "--target", "y"])
+        .assert()
+        .code(2)
+        .stderr(contains("the header is longer than 16 MiB"));
+    // `ols --features ''` is refused as `train`'s is; `--out x/` before any work.
+    burnfit()
+        .current_dir(d)
+        .args(["ols", "--data", "d.csv", "--target", "y", "--features", ""])
+        .assert()
+        .code(2)
+        .stderr(contains("invalid --features"));
+    burnfit()
+        .current_dir(d)
+        .args(["train", "--steps", "5", "--out", "q.json/"])
+        .assert()
+        .code(1)
+        .stderr(contains("ends with `/`"))
+        .stdout(predicates::str::is_empty());
+    // A config's `data` block names its key in type errors too.
+    std::fs::write(
+        d.join("c.json"),
+        r#"{"data": {"path": "d.csv", "target": "y", "bogus": 1}}"#,
+    )
+    .unwrap();
+    burnfit()
+        .current_dir(d)
+        .args(["train", "--config", "c.json"])
+        .assert()
+        .code(2)
+        .stderr(contains("key `data`: unknown field `bogus`"));
+
+    // predict: --out /dev/stdout holds the CSV alone; stdin lines that are not UTF-8 are
+    // numbered, a byte-order mark is skipped.
+    burnfit()
+        .current_dir(d)
+        .args(["train", "--steps", "5", "--quiet", "--out", "m.json"])
+        .assert()
+        .success();
+    std::fs::write(d.join("in.csv"), "x\n1\n2\n").unwrap();
+    let plain = burnfit()
+        .current_dir(d)
+        .args(["predict", "--checkpoint", "m.json", "--data", "in.csv"])
+        .output()
+        .unwrap();
+    let through = burnfit()
+        .current_dir(d)
+        .args(["predict", "--checkpoint", "m.json", "--data", "in.csv"])
+        .args(["--out", "/dev/stdout"])
+        .output()
+        .unwrap();
+    assert!(through.status.success());
+    assert_eq!(through.stdout, plain.stdout);
+    let output = burnfit()
+        .current_dir(d)
+        .args(["predict", "--checkpoint", "m.json", "--x", "-"])
+        .write_stdin(b"\xEF\xBB\xBF1\n2\n\xff\n3\n".to_vec())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(String::from_utf8_lossy(&output.stdout).lines().count(), 2);
+    assert!(
+        stderr_of(&output).contains("on stdin line 3: is not UTF-8 text"),
+        "{}",
+        stderr_of(&output)
+    );
+}
+
+#[test]
+fn the_data_path_follows_symlinked_and_converted_checkpoints() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    train_csv(d);
+    for sub in ["A", "B/deep", "E"] {
+        std::fs::create_dir_all(d.join(sub)).unwrap();
+    }
+    std::os::unix::fs::symlink("../B/deep/real.json", d.join("A/link.json")).unwrap();
+    burnfit()
+        .current_dir(d)
+        .args(["train", "--data", "d.csv", "--target", "y", "--steps", "5"])
+        .args(["--quiet", "--out", "A/link.json"])
+        .assert()
+        .success();
+    let elsewhere = tempfile::tempdir().unwrap();
+    let resume = |checkpoint: &str| {
+        burnfit()
+            .current_dir(elsewhere.path())
+            .arg("train")
+            .arg("--resume")
+            .arg(d.join(checkpoint))
+            .args(["--steps", "5", "--quiet", "--out"])
+            .arg(elsewhere.path().join("r.json"))
+            .assert()
+            .success();
+    };
+    resume("B/deep/real.json");
+    resume("A/link.json");
+    // Converted into another directory, the checkpoint still finds its data.
+    burnfit()
+        .current_dir(elsewhere.path())
+        .arg("convert")
+        .arg(d.join("B/deep/real.json"))
+        .arg(d.join("E/moved.bpk"))
+        .assert()
+        .success();
+    resume("E/moved.bpk");
 }

@@ -10,7 +10,7 @@ use clap::{Args, Parser, Subcommand};
 use crate::backend::{Backend, BackendChoice, BackendKind, probe_all};
 use crate::bench::{self, BenchOptions};
 use crate::checkpoint::{self, Checkpoint, Format, write_atomically};
-use crate::config::{ModelKind, TableConfig, Task, TrainingConfig};
+use crate::config::{TableConfig, TrainingConfig};
 use crate::console::Console;
 use crate::engine::{Engine, EngineKind, Flow, LossPoint, Observer};
 use crate::error::{Error, Result, invalid};
@@ -59,12 +59,22 @@ macro_rules! say {
     ($console:expr, $($arg:tt)*) => { $console.line(format_args!($($arg)*)) };
 }
 
-fn join(values: &[usize]) -> String {
-    values
-        .iter()
-        .map(|v| v.to_string())
-        .collect::<Vec<_>>()
-        .join(",")
+/// `--config`'s help: the keys a config file may hold, read off [`TrainingConfig`] itself.
+fn config_help() -> String {
+    let keys = |value: serde_json::Value| -> Vec<String> {
+        match value {
+            serde_json::Value::Object(map) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let config = TrainingConfig::default();
+    let top: Vec<String> = keys(serde_json::to_value(&config).expect("config serialises"));
+    let data = keys(serde_json::to_value(TableConfig::new("", "")).expect("serialises"));
+    format!(
+        "JSON file with any of the settings (keys: {}, data: {{{}}}); flags given here override it",
+        top.join(", "),
+        data.join(", ")
+    )
 }
 
 fn default_is(text: &str, value: impl std::fmt::Display) -> String {
@@ -78,129 +88,74 @@ pub struct TrainArgs {
     /// the batch is at least 65,536 samples (1,048,576 with `--engine fused`; below that the CPU
     /// backends are faster), otherwise flex, otherwise ndarray [default: auto; with --resume,
     /// the backend that wrote the checkpoint when this build has it and it works]
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Run")]
     pub backend: Option<BackendChoice>,
-    /// JSON file with any of the settings below (keys: steps, batch, lr, beta1, beta2, epsilon,
-    /// seed, true_w, true_b, noise, x_low, x_high, log_every, task, model, hidden, activation,
-    /// data: {path, target, features, delimiter, standardize, val_frac, drop_invalid_rows});
-    /// flags given here override it.
-    #[arg(long, value_name = "FILE")]
+    /// How each step runs: `autodiff` (burn's module and autodiff, the reference) or `fused`
+    /// (the whole step as one hand-written pass: a CubeCL kernel on wgpu, a Rust loop on CPU)
+    /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub engine: Option<EngineKind>,
+    /// JSON file with any of the settings (its keys listed in --help); flags given here
+    /// override it.
+    #[arg(long, value_name = "FILE", help_heading = "Run", help = config_help())]
     pub config: Option<PathBuf>,
     /// Continue from a checkpoint (any format): its weights, Adam state, step count and config.
     /// With --resume, --steps counts the steps to add; without it, training runs on to the
     /// checkpoint's own target.
-    #[arg(long, value_name = "CKPT")]
+    #[arg(long, value_name = "CKPT", help_heading = "Run")]
     pub resume: Option<PathBuf>,
-    /// Optimizer steps, one fresh batch each.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Optimizer steps, one fresh batch each", TrainingConfig::default().steps))]
-    pub steps: Option<u64>,
-    /// Samples per batch.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Samples per batch", TrainingConfig::default().batch))]
-    pub batch: Option<usize>,
-    /// Adam learning rate.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Adam learning rate", TrainingConfig::default().lr))]
-    pub lr: Option<f32>,
-    /// Seed of the data stream and the initial weight.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Seed of the data stream and the initial weight", TrainingConfig::default().seed))]
-    pub seed: Option<u64>,
-    /// Slope of the line the data is drawn from.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Slope of the line the data is drawn from", TrainingConfig::default().true_w))]
-    pub true_w: Option<f32>,
-    /// Intercept of the line the data is drawn from.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Intercept of the line the data is drawn from", TrainingConfig::default().true_b))]
-    pub true_b: Option<f32>,
-    /// Standard deviation of the Gaussian noise on y.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help = default_is("Standard deviation of the Gaussian noise on y", TrainingConfig::default().noise))]
-    pub noise: Option<f32>,
-    /// Read back and print the loss every N steps.
-    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Read back and print the loss every N steps", TrainingConfig::default().log_every))]
-    pub log_every: Option<u64>,
+    /// The training settings (one definition each, in [`Overrides`]).
+    #[command(flatten)]
+    pub settings: Overrides,
+    /// Resume a CSV run on a data file whose content differs from the checkpoint's.
+    #[arg(long, help_heading = "Data")]
+    pub allow_data_change: bool,
     /// Where to write the checkpoint, atomically; the extension picks the format: .json (the
     /// autograd crate's results.json), .safetensors (weights only) or .bpk (burnpack).
-    #[arg(long, value_name = "PATH", default_value = "results.json")]
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "results.json",
+        help_heading = "Output"
+    )]
     pub out: PathBuf,
     /// Write --out in this format whatever its extension.
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, help_heading = "Output")]
     pub format: Option<Format>,
     /// Also write the checkpoint every K steps, so a killed run can resume from the last save.
-    #[arg(long, value_name = "K", allow_negative_numbers = true)]
+    #[arg(
+        long,
+        value_name = "K",
+        allow_negative_numbers = true,
+        help_heading = "Output"
+    )]
     pub save_every: Option<u64>,
-    /// How each step runs: `autodiff` (burn's module and autodiff, the reference) or `fused`
-    /// (the whole step as one hand-written pass: a CubeCL kernel on wgpu, a Rust loop on CPU)
-    /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
-    #[arg(long, value_enum)]
-    pub engine: Option<EngineKind>,
-    /// Replace --out, --plot and --plot-fit even when write-protected (no write permission for
-    /// anyone); let a fresh run replace an existing --metrics file, and a resumed run cut a
-    /// --metrics file that is not its checkpoint's history.
-    #[arg(long)]
-    pub force: bool,
-    /// What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x,
-    /// x in [0, 10), the autograd crate's example) [default: line]
-    #[arg(long, value_enum)]
-    pub task: Option<Task>,
-    /// The model: `linear` (z = x·w + b) or `mlp` (dense layers of --hidden widths) [default: linear]
-    #[arg(long, value_enum)]
-    pub model: Option<ModelKind>,
-    /// The MLP's hidden layer widths, comma-separated.
-    #[arg(long, value_delimiter = ',', value_name = "W,..", help = default_is("The MLP's hidden layer widths, comma-separated", join(&TrainingConfig::default().hidden)))]
-    pub hidden: Option<Vec<usize>>,
-    /// The MLP's activation between layers (also the one assumed for an autograd-written MLP
-    /// file, which does not record it) [default: tanh]
-    #[arg(long, value_enum)]
-    pub activation: Option<Activation>,
-    /// Fit this CSV file (header row required) instead of a synthetic task.
-    #[arg(long, value_name = "FILE.csv")]
-    pub data: Option<String>,
-    /// The CSV column to predict (required with --data).
-    #[arg(long, value_name = "COLUMN")]
-    pub target: Option<String>,
-    /// The CSV feature columns, comma-separated, in the model's input order [default: every
-    /// column but the target]
-    #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
-    pub features: Option<Vec<String>>,
-    /// The CSV field delimiter, one ASCII character.
-    #[arg(long, value_name = "CHAR", help = default_is("The CSV field delimiter, one ASCII character", TableConfig::new("", "").delimiter))]
-    pub delimiter: Option<char>,
-    /// Scale each CSV feature to mean 0, std 1 over the training rows while training (the
-    /// default; the saved weights are in the data's own units either way)
-    #[arg(long, overrides_with = "no_standardize")]
-    pub standardize: bool,
-    /// Train on the raw CSV features.
-    #[arg(long)]
-    pub no_standardize: bool,
-    /// Fraction of the CSV rows held out for validation, a seeded random split.
-    #[arg(long, value_name = "F", allow_negative_numbers = true, help = default_is("Fraction of the CSV rows held out for validation, a seeded random split", TableConfig::new("", "").val_frac))]
-    pub val_frac: Option<f64>,
-    /// Skip CSV rows with an empty or non-numeric cell (and say how many) instead of stopping.
-    #[arg(long)]
-    pub drop_invalid_rows: bool,
-    /// Passes over the CSV's training rows (instead of --steps); with --resume, passes to add.
-    #[arg(long, value_name = "N", allow_negative_numbers = true)]
-    pub epochs: Option<u64>,
-    /// Resume a CSV run on a data file whose content differs from the checkpoint's.
-    #[arg(long)]
-    pub allow_data_change: bool,
-    /// Show a live progress bar on stderr: `auto` when stdout and stderr are terminals,
-    /// `always` when stderr is one, `never`
-    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
-    pub progress: ProgressMode,
-    /// Print no progress bar and no per-step loss lines (the summary still prints).
-    #[arg(long, short)]
-    pub quiet: bool,
     /// Write one row per logged step (step, loss, elapsed_s, lr, and val_loss for CSV data with
     /// validation rows) to FILE, as CSV (.csv) or JSON Lines (.jsonl), flushed as the run goes;
-    /// with --resume, rows past the checkpoint's step are dropped and the run appends.
-    #[arg(long, value_name = "FILE")]
+    /// with --resume, rows past the checkpoint's step are dropped and the run appends. The file
+    /// is locked for the run.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub metrics: Option<PathBuf>,
     /// Draw the loss against the step (log scale; the validation loss too) to FILE (.svg only:
     /// PNG would need system font libraries). With --metrics, the whole history in that file.
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
     pub plot: Option<PathBuf>,
     /// For a one-input linear model (the line, or a one-feature CSV): draw a sample of the data,
     /// the fitted line and, for the synthetic line, the true one, to FILE (.svg only).
-    #[arg(long, value_name = "FILE.svg")]
+    #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
     pub plot_fit: Option<PathBuf>,
+    /// Replace --out, --plot and --plot-fit even when write-protected (no write permission for
+    /// anyone); let a fresh run replace an existing --metrics file, and a resumed run cut a
+    /// --metrics file that is not its checkpoint's history.
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
+    /// Show a live progress bar on stderr: `auto` when stdout and stderr are terminals,
+    /// `always` when stderr is one, `never`
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = "Display")]
+    pub progress: ProgressMode,
+    /// Print no progress bar and no per-step loss lines (the summary still prints).
+    #[arg(long, short, help_heading = "Display")]
+    pub quiet: bool,
 }
 
 impl TrainArgs {
@@ -211,32 +166,7 @@ impl TrainArgs {
             resume: self.resume.clone(),
             engine: self.engine,
             allow_data_change: self.allow_data_change,
-            overrides: Overrides {
-                steps: self.steps,
-                epochs: self.epochs,
-                batch: self.batch,
-                lr: self.lr,
-                seed: self.seed,
-                true_w: self.true_w,
-                true_b: self.true_b,
-                noise: self.noise,
-                log_every: self.log_every,
-                task: self.task,
-                model: self.model,
-                hidden: self.hidden.clone(),
-                activation: self.activation,
-                data: self.data.clone(),
-                target: self.target.clone(),
-                features: self.features.clone(),
-                delimiter: self.delimiter,
-                standardize: match (self.standardize, self.no_standardize) {
-                    (_, true) => Some(false),
-                    (true, false) => Some(true),
-                    (false, false) => None,
-                },
-                val_frac: self.val_frac,
-                drop_invalid_rows: self.drop_invalid_rows.then_some(true),
-            },
+            overrides: self.settings.clone(),
         }
     }
 }
@@ -474,7 +404,10 @@ impl TrainArgs {
         FileRoles::new()
             .input("--config", self.config.as_deref())
             .input("--resume", self.resume.as_deref())
-            .input("--data", data.or(self.data.as_deref().map(Path::new)))
+            .input(
+                "--data",
+                data.or(self.settings.data.as_deref().map(Path::new)),
+            )
             .output("--out", Some(&self.out))
             .output("--metrics", self.metrics.as_deref())
             .output("--plot", self.plot.as_deref())

@@ -15,49 +15,149 @@ use crate::engine::EngineKind;
 use crate::error::{Error, Result, invalid};
 use crate::model::Activation;
 
-/// Settings given for this run; `None` keeps the value from the layer below.
-#[derive(Clone, Debug, Default)]
+/// The training settings a run may set: each one is a field here with its flag (and the help
+/// text, showing the default from [`TrainingConfig::default`]), a field of [`TrainingConfig`]
+/// (its config-file key, default and check), and one line in [`apply_overrides`]. `None` (or
+/// an absent switch) keeps the value from the layer below: the checkpoint's, the config
+/// file's, the default.
+#[derive(Clone, Debug, Default, clap::Args)]
 pub struct Overrides {
     /// Optimizer steps (fresh run), or steps to add (resumed run).
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Run",
+          help = with_default("Optimizer steps, one fresh batch each; with --resume, steps to add", DEFAULTS.steps))]
     pub steps: Option<u64>,
-    /// Passes over a `--data` table's training rows (to add, when resuming).
+    /// Passes over the CSV's training rows (instead of --steps); with --resume, passes to add.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Run"
+    )]
     pub epochs: Option<u64>,
     /// Samples (or table rows) per step.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Run",
+          help = with_default("Samples per batch", DEFAULTS.batch))]
     pub batch: Option<usize>,
-    /// Adam's learning rate.
-    pub lr: Option<f32>,
     /// Seed of the data stream, the split and the initial weights.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Run",
+          help = with_default("Seed of the data stream, the split and the initial weights", DEFAULTS.seed))]
     pub seed: Option<u64>,
+    /// Adam's learning rate.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Adam learning rate", DEFAULTS.lr))]
+    pub lr: Option<f32>,
+    /// Adam's first-moment decay.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Adam's first-moment decay β1, in [0, 1)", DEFAULTS.beta1))]
+    pub beta1: Option<f32>,
+    /// Adam's second-moment decay.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Adam's second-moment decay β2, in [0, 1)", DEFAULTS.beta2))]
+    pub beta2: Option<f32>,
+    /// Adam's ε.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Adam's ε, added to the denominator", format!("{:e}", DEFAULTS.epsilon)))]
+    pub epsilon: Option<f32>,
+    /// The synthetic task.
+    #[arg(long, value_enum, help_heading = "Data",
+          help = with_default("What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x, x in [0, 10), the autograd crate's example)", value_name(&DEFAULTS.task)))]
+    pub task: Option<Task>,
     /// The line's slope.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+          help = with_default("Slope of the line the data is drawn from", DEFAULTS.true_w))]
     pub true_w: Option<f32>,
     /// The line's intercept.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+          help = with_default("Intercept of the line the data is drawn from", DEFAULTS.true_b))]
     pub true_b: Option<f32>,
     /// The line's noise.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+          help = with_default("Standard deviation of the Gaussian noise on y", DEFAULTS.noise))]
     pub noise: Option<f32>,
-    /// Logging interval.
-    pub log_every: Option<u64>,
-    /// The synthetic task.
-    pub task: Option<Task>,
-    /// The model.
-    pub model: Option<ModelKind>,
-    /// The MLP's hidden widths.
-    pub hidden: Option<Vec<usize>>,
-    /// The MLP's activation.
-    pub activation: Option<Activation>,
-    /// A CSV file to fit.
+    /// The low end of the line's x range.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+          help = with_default("Low end of the line's x range (uniform in [x_low, x_high))", DEFAULTS.x_low))]
+    pub x_low: Option<f32>,
+    /// The high end of the line's x range.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+          help = with_default("High end of the line's x range", DEFAULTS.x_high))]
+    pub x_high: Option<f32>,
+    /// Fit this CSV file (header row required) instead of a synthetic task.
+    #[arg(long, value_name = "FILE.csv", help_heading = "Data")]
     pub data: Option<String>,
-    /// The CSV's target column (required with a new `data` file).
+    /// The CSV column to predict (required with --data).
+    #[arg(long, value_name = "COLUMN", help_heading = "Data")]
     pub target: Option<String>,
-    /// The CSV's feature columns.
+    /// The CSV feature columns, comma-separated, in the model's input order [default: every
+    /// column but the target]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        value_name = "A,B,..",
+        help_heading = "Data"
+    )]
     pub features: Option<Vec<String>>,
     /// The CSV's delimiter.
+    #[arg(long, value_name = "CHAR", help_heading = "Data",
+          help = with_default("The CSV field delimiter, one ASCII character", TableConfig::new("", "").delimiter))]
     pub delimiter: Option<char>,
-    /// Standardize the CSV's features.
-    pub standardize: Option<bool>,
+    /// Scale each CSV feature to mean 0, std 1 over the training rows while training (the
+    /// default; the saved weights are in the data's own units either way)
+    #[arg(long, overrides_with = "no_standardize", help_heading = "Data")]
+    pub standardize: bool,
+    /// Train on the raw CSV features.
+    #[arg(long, help_heading = "Data")]
+    pub no_standardize: bool,
     /// The CSV's validation fraction.
+    #[arg(long, value_name = "F", allow_negative_numbers = true, help_heading = "Data",
+          help = with_default("Fraction of the CSV rows held out for validation, a seeded random split", TableConfig::new("", "").val_frac))]
     pub val_frac: Option<f64>,
-    /// Skip invalid CSV rows.
-    pub drop_invalid_rows: Option<bool>,
+    /// Skip CSV rows with an empty or non-numeric cell (and say how many) instead of stopping.
+    #[arg(long, help_heading = "Data")]
+    pub drop_invalid_rows: bool,
+    /// The model.
+    #[arg(long, value_enum, help_heading = "Model",
+          help = with_default("The model: `linear` (z = x·w + b) or `mlp` (dense layers of --hidden widths)", value_name(&DEFAULTS.model)))]
+    pub model: Option<ModelKind>,
+    /// The MLP's hidden widths.
+    #[arg(long, value_delimiter = ',', value_name = "W,..", help_heading = "Model",
+          help = with_default("The MLP's hidden layer widths, comma-separated", DEFAULTS.hidden.iter().map(usize::to_string).collect::<Vec<_>>().join(",")))]
+    pub hidden: Option<Vec<usize>>,
+    /// The MLP's activation.
+    #[arg(long, value_enum, help_heading = "Model",
+          help = with_default("The MLP's activation between layers (also the one assumed for an autograd-written MLP file, which does not record it)", value_name(&DEFAULTS.activation)))]
+    pub activation: Option<Activation>,
+    /// Logging interval.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Display",
+          help = with_default("Read back and print the loss every N steps", DEFAULTS.log_every))]
+    pub log_every: Option<u64>,
+}
+
+impl Overrides {
+    /// `--standardize` / `--no-standardize`: the last one given wins.
+    pub fn standardize(&self) -> Option<bool> {
+        match (self.standardize, self.no_standardize) {
+            (_, true) => Some(false),
+            (true, false) => Some(true),
+            (false, false) => None,
+        }
+    }
+}
+
+/// The defaults, for the help texts.
+static DEFAULTS: std::sync::LazyLock<TrainingConfig> =
+    std::sync::LazyLock::new(TrainingConfig::default);
+
+/// A value's name on the command line.
+fn value_name<T: clap::ValueEnum>(value: &T) -> String {
+    value
+        .to_possible_value()
+        .map_or(String::new(), |v| v.get_name().to_owned())
+}
+
+/// `text [default: value]`, as clap writes a default.
+fn with_default(text: &str, value: impl std::fmt::Display) -> String {
+    format!("{text} [default: {value}]")
 }
 
 /// What the user asked of `train`.
@@ -328,7 +428,8 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
         ($($field:ident),*) => { $( if let Some(v) = o.$field.clone() { config.$field = v; } )* };
     }
     apply!(
-        batch, lr, seed, true_w, true_b, noise, log_every, task, model, hidden, activation
+        batch, lr, beta1, beta2, epsilon, seed, true_w, true_b, noise, x_low, x_high, log_every,
+        task, model, hidden, activation
     );
     if config.model == ModelKind::Linear {
         if o.hidden.is_some() {
@@ -389,23 +490,23 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             if let Some(d) = o.delimiter {
                 data.delimiter = d;
             }
-            if let Some(s) = o.standardize {
+            if let Some(s) = o.standardize() {
                 data.standardize = s;
             }
             if let Some(f) = o.val_frac {
                 data.val_frac = f;
             }
-            if let Some(d) = o.drop_invalid_rows {
-                data.drop_invalid_rows = d;
+            if o.drop_invalid_rows {
+                data.drop_invalid_rows = true;
             }
         }
         None => {
             let csv_only = [
                 ("--features", o.features.is_some()),
                 ("--delimiter", o.delimiter.is_some()),
-                ("--standardize/--no-standardize", o.standardize.is_some()),
+                ("--standardize/--no-standardize", o.standardize().is_some()),
                 ("--val-frac", o.val_frac.is_some()),
-                ("--drop-invalid-rows", o.drop_invalid_rows.is_some()),
+                ("--drop-invalid-rows", o.drop_invalid_rows),
                 ("--epochs", o.epochs.is_some()),
             ];
             if let Some((name, _)) = csv_only.iter().find(|(_, given)| *given) {

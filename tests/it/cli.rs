@@ -563,3 +563,105 @@ fn reruns_write_identical_files_on_cpu_backends() {
         assert_eq!(files[0], files[1], "{backend}: reruns differ");
     }
 }
+
+/// One definition per setting: every config key is a `train` flag and a row of the settings
+/// table in docs/workload-and-settings.md, and every settings flag is a config key.
+#[test]
+fn every_setting_is_a_config_key_a_flag_and_a_documented_row() {
+    use clap::{Args, CommandFactory};
+    let config = burnfit::TrainingConfig {
+        data: Some(burnfit::config::TableConfig::new("d.csv", "y")),
+        ..Default::default()
+    };
+    let value = serde_json::to_value(&config).unwrap();
+    let object = value.as_object().unwrap();
+    let mut keys: Vec<(String, String)> = Vec::new(); // (config key, flag)
+    for (key, value) in object {
+        if key == "data" {
+            for data_key in value.as_object().unwrap().keys() {
+                let flag = match data_key.as_str() {
+                    "path" => "data".to_string(),
+                    other => other.replace('_', "-"),
+                };
+                keys.push((data_key.clone(), flag));
+            }
+        } else {
+            keys.push((key.clone(), key.replace('_', "-")));
+        }
+    }
+    let cli = burnfit::cli::Cli::command();
+    let train = cli.find_subcommand("train").unwrap();
+    let flags: Vec<String> = train
+        .get_arguments()
+        .filter_map(|a| a.get_long().map(str::to_string))
+        .collect();
+    let table = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/workload-and-settings.md"),
+    )
+    .unwrap();
+    for (key, flag) in &keys {
+        assert!(flags.contains(flag), "config key {key}: no --{flag}");
+        assert!(
+            table.lines().any(|l| l.starts_with('|')
+                && l.contains(&format!("`--{flag}"))
+                && l.contains(&format!("`{key}"))
+                || (key == "path" && l.contains("`--data`"))),
+            "config key {key} / --{flag}: no row in the settings table"
+        );
+    }
+    // The other way: every settings flag sets a config key (--epochs and --no-standardize are
+    // the two flag-only forms).
+    let settings = burnfit::plan::Overrides::augment_args(clap::Command::new("settings"));
+    for arg in settings.get_arguments() {
+        let flag = arg.get_long().unwrap();
+        if ["epochs", "no-standardize"].contains(&flag) {
+            continue;
+        }
+        assert!(
+            keys.iter().any(|(_, f)| f == flag),
+            "--{flag} sets no config key"
+        );
+    }
+}
+
+#[test]
+fn adam_and_range_settings_are_flags_too() {
+    let dir = tempfile::tempdir().unwrap();
+    burnfit()
+        .args(["train", "--beta1", "1.5"])
+        .assert()
+        .code(2)
+        .stderr(contains("invalid beta1 = 1.5: must be in [0, 1)"));
+    burnfit()
+        .args(["train", "--x-low", "5", "--x-high", "1"])
+        .assert()
+        .code(2)
+        .stderr(contains("x_low/x_high = 5..1"));
+    let out = dir.path().join("m.json");
+    burnfit()
+        .args([
+            "train",
+            "--steps",
+            "5",
+            "--quiet",
+            "--epsilon",
+            "1e-6",
+            "--x-low",
+            "0",
+        ])
+        .args(["--x-high", "3", "--beta2", "0.99", "--out"])
+        .arg(&out)
+        .assert()
+        .success();
+    let inspected = burnfit()
+        .args(["inspect", "--json"])
+        .arg(&out)
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&inspected.get_output().stdout).unwrap();
+    let config = &json["metadata"]["config"];
+    assert_eq!(config["x_low"], 0.0, "{json}");
+    assert_eq!(config["x_high"], 3.0);
+    assert_eq!(config["beta2"].as_f64().unwrap() as f32, 0.99);
+    assert_eq!(config["epsilon"].as_f64().unwrap() as f32, 1e-6);
+}

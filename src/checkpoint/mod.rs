@@ -11,6 +11,7 @@ pub mod autograd_json;
 pub mod burnpack_file;
 pub mod metadata;
 pub mod safetensors_file;
+mod writer;
 
 use std::fmt;
 use std::path::Path;
@@ -18,6 +19,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use atomic::{write_atomically, write_atomically_locked, write_new_temp_file};
+pub use writer::CheckpointWriter;
 
 use crate::config::TrainingConfig;
 use crate::error::{Error, Result};

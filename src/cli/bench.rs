@@ -1,0 +1,186 @@
+//! `burnfit bench`: the training loop timed on every backend and engine.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::backend::{Backend, BackendKind};
+use crate::bench::{self, BenchOptions};
+use crate::checkpoint::{self, write_atomically};
+use crate::console::Console;
+use crate::engine::EngineKind;
+use crate::error::{Result, invalid};
+use crate::progress::{Progress, ProgressMode};
+
+use super::default_is;
+
+/// `burnfit bench`.
+#[derive(Debug, Args)]
+pub struct BenchArgs {
+    /// Backends to time, comma-separated [default: every compiled-in backend]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub backends: Option<Vec<BackendKind>>,
+    /// Engines to time on each backend, comma-separated [default: autodiff,fused]
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub engines: Option<Vec<EngineKind>>,
+    /// Batch sizes to sweep.
+    #[arg(long, value_delimiter = ',', value_name = "N,..", help = default_is("Batch sizes to sweep", format!("{:?}", BenchOptions::default().batches)))]
+    pub batches: Option<Vec<usize>>,
+    /// Steps per timed run.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help = default_is("Steps per timed run", BenchOptions::default().steps))]
+    pub steps: Option<u64>,
+    /// Timed runs per row (median, min and max are reported).
+    #[arg(long, value_name = "R", help = default_is("Timed runs per row (median, min and max are reported)", BenchOptions::default().repeat))]
+    pub repeat: Option<usize>,
+    /// Skip a row whose estimated time exceeds S seconds.
+    #[arg(long, value_name = "S", help = default_is("Skip a row whose estimated time exceeds S seconds", BenchOptions::default().budget.as_secs()))]
+    pub budget_s: Option<u64>,
+    /// Leave out the autograd crate's row (it is included when built with `--features autograd-ref`)
+    #[arg(long)]
+    pub no_autograd: bool,
+    /// Also write the rows and machine info as JSON to FILE
+    #[arg(long, value_name = "FILE")]
+    pub json: Option<PathBuf>,
+    /// Replace the --json and --plot files even when they are write-protected.
+    #[arg(long)]
+    pub force: bool,
+    /// Draw µs per step against the batch size (log scales), one line per backend/engine and
+    /// the autograd crate, to FILE (.svg only).
+    #[arg(long, value_name = "FILE.svg")]
+    pub plot: Option<PathBuf>,
+    /// Also draw the rows of this benchmark JSON (`benches/torch_reference.py --json`, or an
+    /// earlier `bench --json`) on the --plot chart; repeatable.
+    #[arg(long, value_name = "FILE.json", requires = "plot")]
+    pub plot_with: Vec<PathBuf>,
+    /// Show a progress bar over the rows on stderr: auto, always or never.
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
+    pub progress: ProgressMode,
+}
+
+impl BenchArgs {
+    /// The defaults with the flags applied.
+    pub fn options(&self) -> Result<BenchOptions> {
+        let mut options = BenchOptions::default();
+        if let Some(backends) = &self.backends {
+            options.backends = backends.clone();
+        }
+        if let Some(engines) = &self.engines {
+            options.engines = engines.clone();
+        }
+        if let Some(batches) = &self.batches {
+            options.batches = batches.clone();
+        }
+        options.steps = self.steps.unwrap_or(options.steps);
+        options.repeat = self.repeat.unwrap_or(options.repeat);
+        if self.budget_s == Some(0) {
+            return Err(invalid("--budget-s", 0, "must be at least 1 second"));
+        }
+        if let Some(seconds) = self.budget_s {
+            options.budget = Duration::from_secs(seconds);
+        }
+        options.autograd &= !self.no_autograd;
+        if options.steps < 2 {
+            return Err(invalid("--steps", options.steps, "must be at least 2"));
+        }
+        if options.repeat == 0 || options.repeat > 1000 {
+            return Err(invalid(
+                "--repeat",
+                options.repeat,
+                "must be from 1 to 1000",
+            ));
+        }
+        if let Some(bad) = options
+            .batches
+            .iter()
+            .find(|b| **b == 0 || **b > crate::config::MAX_BATCH)
+        {
+            return Err(invalid("--batches", bad, "must be sizes from 1 to 2^31"));
+        }
+        Ok(options)
+    }
+}
+
+pub(super) fn run(args: &BenchArgs) -> Result<()> {
+    let options = args.options()?;
+    if let Some(path) = &args.json {
+        checkpoint::check_destination(path, args.force)?;
+    }
+    if let Some(path) = &args.plot {
+        crate::plot::check_svg_path(path, args.force)?;
+    }
+    let mut extra_series = Vec::new();
+    for path in &args.plot_with {
+        extra_series.extend(crate::plot::bench_series(path)?);
+    }
+    for kind in &options.backends {
+        Backend::open(*kind)?;
+    }
+    let mut console = Console::default();
+    if !cfg!(feature = "autograd-ref") {
+        say!(
+            console,
+            "note: the autograd crate's reference row is not in this build (build with --features autograd-ref)"
+        );
+    }
+    let mut printed_header = false;
+    let rows = options.backends.len() * options.engines.len() * options.batches.len()
+        + if options.autograd && cfg!(feature = "autograd-ref") {
+            options.batches.len()
+        } else {
+            0
+        };
+    let progress = Progress::rows(args.progress.enabled(false), rows as u64);
+    let mut done = 0;
+    let report = bench::run(&options, &mut |event| {
+        let row = match event {
+            bench::BenchEvent::Starting { system, batch } => {
+                progress.set_message(format!("running {system} at batch {batch}"));
+                return;
+            }
+            bench::BenchEvent::Measured(row) => row,
+        };
+        done += 1;
+        progress.set_position(done);
+        let table = bench::format_table(std::slice::from_ref(row));
+        let mut lines = table.lines();
+        let header = lines.next().unwrap_or_default();
+        progress.suspend(|| {
+            if !printed_header {
+                say!(console, "{header}");
+                printed_header = true;
+            }
+            for line in lines {
+                say!(console, "{line}");
+            }
+        });
+    })?;
+    progress.finish();
+    say!(
+        console,
+        "machine: {} ({} cores){}; fused CPU loop {}; burnfit {}, burn {}",
+        report.machine.cpu_model,
+        report.machine.cores,
+        report
+            .machine
+            .adapter
+            .as_ref()
+            .map_or(String::new(), |a| format!(", wgpu adapter {a}")),
+        report.machine.fused_cpu_loop,
+        report.machine.burnfit_version,
+        report.machine.burn_version
+    );
+    if let Some(path) = &args.json {
+        let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
+        write_atomically(path, &bytes, args.force)?;
+        say!(console, "wrote {}", path.display());
+    }
+    if let Some(path) = &args.plot {
+        let bytes = serde_json::to_vec(&report).expect("report serialises");
+        let mut series = crate::plot::bench_series_from_json(&bytes, path)?;
+        series.extend(extra_series);
+        crate::plot::bench_chart(&series, path, args.force)?;
+        say!(console, "wrote {}", path.display());
+    }
+    console.finish()
+}

@@ -1,0 +1,59 @@
+//! `burnfit convert`: a checkpoint in another format.
+
+use std::path::PathBuf;
+
+use clap::Args;
+
+use crate::checkpoint::{self, Checkpoint, Format};
+use crate::console::Console;
+use crate::error::{Error, Result};
+
+/// `burnfit convert`.
+#[derive(Debug, Args)]
+pub struct ConvertArgs {
+    /// The checkpoint to read (.json, .safetensors or .bpk).
+    pub input: PathBuf,
+    /// The file to write; its extension picks the format.
+    pub output: PathBuf,
+    /// Write OUTPUT in this format whatever its extension.
+    #[arg(long, value_enum)]
+    pub format: Option<Format>,
+    /// Allow writing a format that cannot keep the optimizer state (SafeTensors), dropping it.
+    #[arg(long)]
+    pub drop_optimizer: bool,
+    /// Replace OUTPUT even when it is write-protected (no write permission for anyone).
+    #[arg(long)]
+    pub force: bool,
+}
+
+pub(super) fn run(args: &ConvertArgs) -> Result<()> {
+    checkpoint::check_destination(&args.output, args.force)?;
+    let format = match args.format {
+        Some(format) => format,
+        None => Format::from_path(&args.output)?,
+    };
+    let mut checkpoint =
+        Checkpoint::load(&args.input)?.with_data_path_moved(&args.input, &args.output);
+    if checkpoint.adam.is_some() && !format.keeps_optimizer() {
+        if !args.drop_optimizer {
+            return Err(Error::LossyConversion {
+                from: args.input.clone(),
+                to: format.to_string(),
+            });
+        }
+        checkpoint = checkpoint.without_optimizer();
+    }
+    checkpoint.save_replacing(&args.output, format, args.force)?;
+    let mut console = Console::default();
+    say!(console, "wrote {} ({format})", args.output.display());
+    // Variables of other namespaces or models are not carried over: say which.
+    let others = checkpoint::inspect(&args.input)?.others;
+    if !others.is_empty() {
+        say!(
+            console,
+            "note: left out (not the model's nor its Adam's): {}",
+            others.join(", ")
+        );
+    }
+    console.finish()
+}

@@ -1,0 +1,519 @@
+//! `burnfit train`: the flags, the run from plan to saved files, and what it prints.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use clap::Args;
+
+use crate::backend::BackendChoice;
+use crate::checkpoint::{self, Checkpoint, CheckpointWriter, Format};
+use crate::config::{TableConfig, TrainingConfig};
+use crate::console::Console;
+use crate::engine::{Engine, EngineKind, RunReport};
+use crate::error::{Error, Result, invalid};
+use crate::file_roles::FileRoles;
+use crate::metrics_log::MetricsLog;
+use crate::model::ModelSpec;
+use crate::plan::{Overrides, TrainPlan, TrainRequest};
+use crate::progress::{Progress, ProgressMode};
+use crate::report::FitComparison;
+use crate::signals;
+
+use super::observe::{Display, MetricsRecorder, PeriodicSave, TrainObserver};
+use super::{abbreviate, r2_text};
+
+/// `--config`'s help: the keys a config file may hold, read off [`TrainingConfig`] itself.
+fn config_help() -> String {
+    let keys = |value: serde_json::Value| -> Vec<String> {
+        match value {
+            serde_json::Value::Object(map) => map.keys().cloned().collect(),
+            _ => Vec::new(),
+        }
+    };
+    let config = TrainingConfig::default();
+    let top: Vec<String> = keys(serde_json::to_value(&config).expect("config serialises"));
+    let data = keys(serde_json::to_value(TableConfig::new("", "")).expect("serialises"));
+    format!(
+        "JSON file with any of the settings (keys: {}, data: {{{}}}); flags given here override it",
+        top.join(", "),
+        data.join(", ")
+    )
+}
+
+/// `burnfit train`.
+#[derive(Debug, Args)]
+pub struct TrainArgs {
+    /// Backend to train on: `auto` takes a real GPU through wgpu when compiled in and present and
+    /// the batch is at least 65,536 samples (1,048,576 with `--engine fused`; below that the CPU
+    /// backends are faster), otherwise flex, otherwise ndarray [default: auto; with --resume,
+    /// the backend that wrote the checkpoint when this build has it and it works]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub backend: Option<BackendChoice>,
+    /// How each step runs: `autodiff` (burn's module and autodiff, the reference) or `fused`
+    /// (the whole step as one hand-written pass: a CubeCL kernel on wgpu, a Rust loop on CPU)
+    /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
+    #[arg(long, value_enum, help_heading = "Run")]
+    pub engine: Option<EngineKind>,
+    /// JSON file with any of the settings (its keys listed in --help); flags given here
+    /// override it.
+    #[arg(long, value_name = "FILE", help_heading = "Run", help = config_help())]
+    pub config: Option<PathBuf>,
+    /// Continue from a checkpoint (any format): its weights, Adam state, step count and config.
+    /// With --resume, --steps counts the steps to add; without it, training runs on to the
+    /// checkpoint's own target.
+    #[arg(long, value_name = "CKPT", help_heading = "Run")]
+    pub resume: Option<PathBuf>,
+    /// The training settings (one definition each, in [`Overrides`]).
+    #[command(flatten)]
+    pub settings: Overrides,
+    /// Resume a CSV run on a data file whose content differs from the checkpoint's.
+    #[arg(long, help_heading = "Data")]
+    pub allow_data_change: bool,
+    /// Where to write the checkpoint, atomically; the extension picks the format: .json (the
+    /// autograd crate's results.json), .safetensors (weights only) or .bpk (burnpack).
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "results.json",
+        help_heading = "Output"
+    )]
+    pub out: PathBuf,
+    /// Write --out in this format whatever its extension.
+    #[arg(long, value_enum, help_heading = "Output")]
+    pub format: Option<Format>,
+    /// Also write the checkpoint every K steps, so a killed run can resume from the last save.
+    #[arg(
+        long,
+        value_name = "K",
+        allow_negative_numbers = true,
+        help_heading = "Output"
+    )]
+    pub save_every: Option<u64>,
+    /// Write one row per logged step (step, loss, elapsed_s, lr, and val_loss for CSV data with
+    /// validation rows) to FILE, as CSV (.csv) or JSON Lines (.jsonl), flushed as the run goes;
+    /// with --resume, rows past the checkpoint's step are dropped and the run appends. The file
+    /// is locked for the run.
+    #[arg(long, value_name = "FILE", help_heading = "Output")]
+    pub metrics: Option<PathBuf>,
+    /// Draw the loss against the step (log scale; the validation loss too) to FILE (.svg only:
+    /// PNG would need system font libraries). With --metrics, the whole history in that file.
+    #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
+    pub plot: Option<PathBuf>,
+    /// For a one-input linear model (the line, or a one-feature CSV): draw a sample of the data,
+    /// the fitted line and, for the synthetic line, the true one, to FILE (.svg only).
+    #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
+    pub plot_fit: Option<PathBuf>,
+    /// Replace --out, --plot and --plot-fit even when write-protected (no write permission for
+    /// anyone); let a fresh run replace an existing --metrics file, and a resumed run cut a
+    /// --metrics file that is not its checkpoint's history.
+    #[arg(long, help_heading = "Output")]
+    pub force: bool,
+    /// Show a live progress bar on stderr: `auto` when stdout and stderr are terminals,
+    /// `always` when stderr is one, `never`
+    #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = "Display")]
+    pub progress: ProgressMode,
+    /// Print no progress bar and no per-step loss lines (the summary still prints).
+    #[arg(long, short, help_heading = "Display")]
+    pub quiet: bool,
+}
+
+impl TrainArgs {
+    /// What these flags ask for.
+    pub fn request(&self) -> TrainRequest {
+        TrainRequest {
+            config_file: self.config.clone(),
+            resume: self.resume.clone(),
+            engine: self.engine,
+            allow_data_change: self.allow_data_change,
+            overrides: self.settings.clone(),
+        }
+    }
+}
+
+impl TrainArgs {
+    /// The files a training run reads and writes; `data`: the data file once the plan knows it
+    /// (from --data, the config file or the checkpoint). `--out` may replace `--resume`: a run
+    /// continues in place.
+    pub(super) fn file_roles(&self, data: Option<&Path>) -> FileRoles {
+        FileRoles::new()
+            .input("--config", self.config.as_deref())
+            .input("--resume", self.resume.as_deref())
+            .input(
+                "--data",
+                data.or(self.settings.data.as_deref().map(Path::new)),
+            )
+            .output("--out", Some(&self.out))
+            .output("--metrics", self.metrics.as_deref())
+            .output("--plot", self.plot.as_deref())
+            .output("--plot-fit", self.plot_fit.as_deref())
+            .replaceable("--resume", "--out")
+    }
+}
+
+/// `burnfit train`, in phases: check the outputs, plan the run, open it, train, report, write
+/// the files.
+pub(super) fn run(args: &TrainArgs) -> Result<()> {
+    let format = check_outputs(args)?;
+    let plan = TrainPlan::resolve(&args.request())?;
+    // The data file may come from the config file or the checkpoint: checked again with it.
+    let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
+    args.file_roles(data_path.as_deref()).check()?;
+    let mut console = Console::default();
+    let (mut trainer, metrics) = open_run(args, plan, &mut console)?;
+    let target = trainer.config().steps;
+    // Without the handlers a signal still stops the run, only without the final save.
+    let _ = signals::install();
+    let mut observer = TrainObserver {
+        display: Display {
+            console,
+            progress: Progress::steps(args.progress.enabled(args.quiet), trainer.step(), target),
+            quiet: args.quiet,
+        },
+        metrics,
+        save: PeriodicSave {
+            writer: CheckpointWriter::new(&args.out, format, args.force),
+            every: args.save_every,
+        },
+    };
+    let remaining = target - trainer.step();
+    let run = trainer.run(remaining, &mut observer);
+    observer.display.progress.finish();
+    let run = run?;
+    if run.stopped {
+        observer.save.writer.save(trainer.checkpoint()?)?;
+        observer.display.console.warn_if_lost();
+        return Err(Error::Interrupted {
+            step: trainer.step(),
+            saved: Some(args.out.clone()),
+            signal: signals::received().unwrap_or(signal_hook::consts::SIGINT),
+        });
+    }
+    let checkpoint = trainer.checkpoint()?;
+    report(
+        &mut observer.display.console,
+        trainer.as_ref(),
+        &checkpoint,
+        &run,
+    );
+    observer.save.writer.save(checkpoint.clone())?;
+    let console = &mut observer.display.console;
+    if !format.keeps_optimizer() {
+        console.line(format_args!(
+            "note: {format} keeps no optimizer state; resuming from it restarts Adam"
+        ));
+    }
+    console.line(format_args!("saved {} ({format})", args.out.display()));
+    write_plots(
+        args,
+        trainer.as_ref(),
+        &checkpoint,
+        observer.metrics.rows,
+        console,
+    )?;
+    console.warn_if_lost();
+    Ok(())
+}
+
+/// Checks every output before any work: writable destinations, known formats, `--save-every`.
+/// Returns the checkpoint's format.
+fn check_outputs(args: &TrainArgs) -> Result<Format> {
+    checkpoint::check_destination(&args.out, args.force)?;
+    for path in [&args.plot, &args.plot_fit].into_iter().flatten() {
+        crate::plot::check_svg_path(path, args.force)?;
+    }
+    if let Some(path) = &args.metrics {
+        crate::metrics_log::MetricsFormat::from_path(path)?;
+    }
+    let format = match args.format {
+        Some(format) => format,
+        None => Format::from_path(&args.out)?,
+    };
+    if args.save_every == Some(0) {
+        return Err(invalid("--save-every", 0, "must be at least 1"));
+    }
+    Ok(format)
+}
+
+/// Opens the planned run: the metrics file (locked), the backend, the engine; prints the notes,
+/// the data line and the `training on` line.
+fn open_run(
+    args: &TrainArgs,
+    plan: TrainPlan,
+    console: &mut Console,
+) -> Result<(Box<dyn Engine>, MetricsRecorder)> {
+    if let (Some(path), Some(checkpoint)) = (&args.metrics, &plan.resumed)
+        && !args.force
+    {
+        let last_loss = checkpoint.meta.as_ref().and_then(|m| m.final_loss);
+        crate::metrics_log::check_continues(path, checkpoint.step(), last_loss)?;
+    }
+    for note in &plan.notes {
+        console.line(format_args!("note: {note}"));
+    }
+    if let Some(table) = &plan.table {
+        console.line(data_line(table));
+    }
+    let (backend, note) = plan.backend(args.backend)?;
+    if let Some(note) = note {
+        let _ = writeln!(
+            std::io::stderr(),
+            "note: {}",
+            crate::console::escape_controls(&note)
+        );
+    }
+    let TrainPlan {
+        config,
+        engine,
+        resumed,
+        table,
+        ..
+    } = plan;
+    let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
+    if args.plot_fit.is_some() && spec != ModelSpec::linear(1) {
+        return Err(invalid(
+            "--plot-fit",
+            spec.describe(),
+            "draws one-input linear models only (the line, or a CSV with one feature)",
+        ));
+    }
+    let with_val = table.as_ref().is_some_and(|t| !t.val.is_empty())
+        && (args.metrics.is_some() || args.plot.is_some());
+    let extra: &[&str] = if with_val {
+        &[crate::metrics_log::VAL_LOSS]
+    } else {
+        &[]
+    };
+    let log = match (&args.metrics, &resumed) {
+        (None, _) => None,
+        (Some(path), None) => Some(MetricsLog::create(path, extra, args.force)?),
+        (Some(path), Some(checkpoint)) => Some(MetricsLog::resume(path, extra, checkpoint.step())?),
+    };
+    let trainer =
+        crate::session::open_engine_with(engine, config, backend, table, resumed.as_ref())?;
+    console.line(format_args!(
+        "training on {} with the {} engine: {} model, steps {}..{}, batch {}, lr {}, seed {}",
+        trainer.backend().describe(),
+        trainer.kind(),
+        spec.describe(),
+        trainer.step() + 1,
+        trainer.config().steps,
+        trainer.config().batch,
+        trainer.config().lr,
+        trainer.config().seed
+    ));
+    Ok((trainer, MetricsRecorder::new(log, with_val)))
+}
+
+/// `data: FILE — N rows (...), features [...], target ...`.
+fn data_line(table: &crate::data::PreparedTable) -> String {
+    let t = &table.table;
+    format!(
+        "data: {} — {} rows ({} training, {} validation){}, features [{}], target `{}`{}",
+        t.file_name,
+        t.rows(),
+        table.train.len(),
+        table.val.len(),
+        if t.dropped_rows > 0 {
+            let s = if t.dropped_rows == 1 { "" } else { "s" };
+            format!(", {} invalid row{s} dropped", t.dropped_rows)
+        } else {
+            String::new()
+        },
+        t.feature_names
+            .iter()
+            .map(|n| abbreviate(n))
+            .collect::<Vec<_>>()
+            .join(", "),
+        abbreviate(&t.target_name),
+        if table.scaling.is_some() {
+            ", standardized"
+        } else {
+            ""
+        }
+    )
+}
+
+/// What the run reached: the line's w and b, a CSV fit's quality next to the closed form's, or
+/// an MLP's final loss; and the timing line.
+fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, run: &RunReport) {
+    if checkpoint.spec == ModelSpec::linear(1) {
+        console.line(format_args!(
+            "final w = {:.6}  b = {:.6}",
+            checkpoint.params[0].data[0], checkpoint.params[1].data[0]
+        ));
+    }
+    if let Some(table) = trainer.table() {
+        let comparison = FitComparison::of(table, checkpoint);
+        print_comparison(console, table, &comparison);
+        if table.is_scaled()
+            && let Some(scaled) = checkpoint
+                .meta
+                .as_ref()
+                .and_then(|m| m.data.as_ref())
+                .and_then(|d| d.training_space.as_ref())
+        {
+            // The trained model, before its parameters were folded into data units in f32.
+            let mut params = checkpoint.named_params();
+            for p in &mut params {
+                if let Some(values) = scaled.get(&p.name) {
+                    p.value.data = values.clone();
+                }
+            }
+            let trained = table.training_space_mse(&checkpoint.spec, &params);
+            if comparison.model.train.mse > 1.01 * trained {
+                console.line(format_args!(
+                    "note: the saved model (f32, the data's units) has training MSE {:.6}, the trained one {trained:.6}: a feature's mean is large next to its spread (a timestamp?); subtract an offset from it before fitting to keep the precision",
+                    comparison.model.train.mse
+                ));
+            }
+        }
+    } else if checkpoint.spec != ModelSpec::linear(1)
+        && let Some(loss) = run.final_loss()
+    {
+        console.line(format_args!(
+            "final loss {loss:.6} (step {})",
+            trainer.step()
+        ));
+    }
+    console.line(format_args!(
+        "{} steps in {} (first step {})",
+        run.steps,
+        duration_text(run.total),
+        duration_text(run.first_step)
+    ));
+}
+
+/// A duration with 3–4 significant digits in the unit that suits it: `412 µs`, `3.25 ms`,
+/// `1.234 s` (a fused run of 1000 steps takes well under a millisecond).
+fn duration_text(d: Duration) -> String {
+    let s = d.as_secs_f64();
+    if s >= 1.0 {
+        format!("{s:.3} s")
+    } else if s >= 1e-3 {
+        format!("{:.2} ms", s * 1e3)
+    } else {
+        format!("{:.1} µs", s * 1e6)
+    }
+}
+
+/// `--plot` (the whole history when a metrics file holds it, a resumed run's earlier rows too)
+/// and `--plot-fit`.
+fn write_plots(
+    args: &TrainArgs,
+    trainer: &dyn Engine,
+    checkpoint: &Checkpoint,
+    rows: Vec<crate::metrics_log::MetricsRow>,
+    console: &mut Console,
+) -> Result<()> {
+    if let Some(path) = &args.plot {
+        let rows = match &args.metrics {
+            Some(metrics) => crate::metrics_log::read_metrics(metrics)?,
+            None => rows,
+        };
+        crate::plot::loss_chart(&crate::plot::loss_series(&rows), path, args.force)?;
+        console.line(format_args!("wrote {}", path.display()));
+    }
+    if let Some(path) = &args.plot_fit {
+        plot_fit(trainer, checkpoint, path, args.force)?;
+        console.line(format_args!("wrote {}", path.display()));
+    }
+    Ok(())
+}
+
+/// `--plot-fit`: data points, the fitted line and (synthetic data) the true line.
+fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bool) -> Result<()> {
+    let fitted = (
+        f64::from(checkpoint.params[0].data[0]),
+        f64::from(checkpoint.params[1].data[0]),
+    );
+    let config = trainer.config();
+    let (points, truth): (Vec<(f64, f64)>, _) = match trainer.table() {
+        Some(table) => {
+            let t = &table.table;
+            let points = (0..t.rows()).map(|r| (t.row(r)[0], t.y[r])).collect();
+            (points, None)
+        }
+        None => {
+            let sample = config.line_stream();
+            let (x, y) = sample.batch(1, config.batch.min(crate::plot::FIT_SAMPLE));
+            let points = x
+                .iter()
+                .zip(&y)
+                .map(|(x, y)| (f64::from(*x), f64::from(*y)))
+                .collect();
+            (
+                points,
+                Some((f64::from(config.true_w), f64::from(config.true_b))),
+            )
+        }
+    };
+    crate::plot::fit_chart(&points, fitted, truth, out, force)
+}
+
+/// Prints a CSV fit's quality next to the closed form's.
+fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c: &FitComparison) {
+    let row = |name: &str, q: &crate::report::SplitQuality| {
+        let val = q.val.map_or("   (no validation rows)".to_string(), |v| {
+            format!(
+                "{:>12.6} {:>10.6} {:>10.6} {:>8}",
+                v.mse,
+                v.rmse,
+                v.mae,
+                r2_text(v.r2, 5)
+            )
+        });
+        format!(
+            "  {name:<18} {:>12.6} {:>10.6} {:>10.6} {:>8} | {val}",
+            q.train.mse,
+            q.train.rmse,
+            q.train.mae,
+            r2_text(q.train.r2, 5)
+        )
+    };
+    say!(
+        console,
+        "fit quality        {:>12} {:>10} {:>10} {:>8} | {:>12} {:>10} {:>10} {:>8}",
+        "train MSE",
+        "RMSE",
+        "MAE",
+        "R²",
+        "val MSE",
+        "RMSE",
+        "MAE",
+        "R²"
+    );
+    console.line(row("burnfit (Adam)", &c.model));
+    match &c.ols {
+        Ok((fit, quality)) => {
+            console.line(row("OLS (closed form)", quality));
+            if let Some(gap) = c.train_gap() {
+                say!(
+                    console,
+                    "training MSE {:+.3} % relative to the closed form",
+                    gap * 100.0
+                );
+            }
+            if let Some((w, b)) = &c.model_coefficients {
+                say!(
+                    console,
+                    "coefficients       {:>14} {:>14}",
+                    "burnfit",
+                    "OLS"
+                );
+                for ((name, model), ols) in
+                    table.table.feature_names.iter().zip(w).zip(&fit.weights)
+                {
+                    say!(console, "  {name:<16} {model:>14.6} {ols:>14.6}");
+                }
+                say!(
+                    console,
+                    "  {:<16} {b:>14.6} {:>14.6}",
+                    "(intercept)",
+                    fit.bias
+                );
+            }
+        }
+        Err(problem) => say!(console, "OLS (closed form): not available: {problem}"),
+    }
+}

@@ -1,0 +1,193 @@
+//! [`super::FusedOps`] for burn's Cube backend: each op allocates its outputs and launches the
+//! kernels of [`super::kernels`].
+
+use super::*;
+use burn_cubecl::cubecl::{CubeCount, CubeDim};
+use burn_cubecl::{CubeBackend, kernel::into_contiguous, tensor::CubeTensor};
+
+fn empty(like: &CubeTensor, shape: Shape) -> CubeTensor {
+    let handle = like.client.empty(shape.num_elements() * like.dtype.size());
+    CubeTensor::new_contiguous(
+        like.client.clone(),
+        like.device.clone(),
+        shape,
+        handle,
+        like.dtype,
+    )
+}
+
+fn split(v: u64) -> (u32, u32) {
+    (v as u32, (v >> 32) as u32)
+}
+
+/// A grid of `n` workgroups within the 65,535-per-dimension limit.
+fn grid(n: u32) -> CubeCount {
+    let x = n.clamp(1, 65_535);
+    CubeCount::Static(x, n.div_ceil(x).max(1), 1)
+}
+
+impl FusedOps for CubeBackend {
+    fn line_batch(
+        anchor: FloatTensor<Self>,
+        k0: u32,
+        k1: u32,
+        step: u64,
+        batch: u32,
+        x_low: f32,
+        x_span: f32,
+        true_w: f32,
+        true_b: f32,
+        noise: f32,
+    ) -> (FloatTensor<Self>, FloatTensor<Self>) {
+        let shape = Shape::from([batch as usize, 1]);
+        let xs = empty(&anchor, shape.clone());
+        let ys = empty(&anchor, shape);
+        let pairs = batch / 2 + batch % 2;
+        if pairs > 0 {
+            let (s_lo, s_hi) = split(step);
+            line_batch_kernel::launch(
+                &anchor.client,
+                grid(pairs.div_ceil(UNITS)),
+                CubeDim::new_1d(UNITS),
+                xs.clone().into_tensor_arg(),
+                ys.clone().into_tensor_arg(),
+                k0,
+                k1,
+                s_lo,
+                s_hi,
+                batch,
+                x_low,
+                x_span,
+                true_w,
+                true_b,
+                noise,
+            );
+        }
+        (xs, ys)
+    }
+
+    fn fused_chunk(
+        state: FloatTensor<Self>,
+        k0: u32,
+        k1: u32,
+        first_step: u64,
+        updates_before: u64,
+        steps: u32,
+        batch: u32,
+        units: u32,
+        x_low: f32,
+        x_span: f32,
+        true_w: f32,
+        true_b: f32,
+        noise: f32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+    ) -> FloatTensor<Self> {
+        let state_in = into_contiguous(state);
+        let out = empty(&state_in, Shape::from([STATE_OUT_LEN]));
+        let client = state_in.client.clone();
+        if units > 0 {
+            let (f_lo, f_hi) = split(first_step);
+            let (u_lo, u_hi) = split(updates_before);
+            chunk_kernel::launch(
+                &client,
+                CubeCount::Static(1, 1, 1),
+                CubeDim::new_1d(units),
+                state_in.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                k0,
+                k1,
+                f_lo,
+                f_hi,
+                u_lo,
+                u_hi,
+                steps,
+                batch,
+                x_low,
+                x_span,
+                true_w,
+                true_b,
+                noise,
+                lr,
+                beta1,
+                beta2,
+                epsilon,
+                units as usize,
+            );
+            return out;
+        }
+        let groups = large_groups(batch as u64);
+        let partials = empty(&state_in, Shape::from([3 * groups as usize]));
+        for k in 0..steps as u64 {
+            let first = u32::from(k == 0);
+            let (s_lo, s_hi) = split(first_step.wrapping_add(k));
+            let (t_lo, t_hi) = split(updates_before.wrapping_add(k + 1));
+            partial_kernel::launch(
+                &client,
+                CubeCount::Static(groups, 1, 1),
+                CubeDim::new_1d(UNITS),
+                state_in.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                partials.clone().into_tensor_arg(),
+                first,
+                k0,
+                k1,
+                s_lo,
+                s_hi,
+                batch,
+                x_low,
+                x_span,
+                true_w,
+                true_b,
+                noise,
+                UNITS as usize,
+            );
+            reduce_adam_kernel::launch(
+                &client,
+                CubeCount::Static(1, 1, 1),
+                CubeDim::new_1d(UNITS),
+                state_in.clone().into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+                partials.clone().into_tensor_arg(),
+                first,
+                groups,
+                t_lo,
+                t_hi,
+                batch,
+                lr,
+                beta1,
+                beta2,
+                epsilon,
+                UNITS as usize,
+            );
+        }
+        out
+    }
+
+    fn philox_words(
+        anchor: FloatTensor<Self>,
+        k0: u32,
+        k1: u32,
+        c0: u32,
+        c1: u32,
+        c2: u32,
+        c3: u32,
+    ) -> FloatTensor<Self> {
+        let out = empty(&anchor, Shape::from([32usize]));
+        philox_words_kernel::launch(
+            &anchor.client,
+            CubeCount::Static(1, 1, 1),
+            CubeDim::new_1d(4),
+            out.clone().into_tensor_arg(),
+            k0,
+            k1,
+            c0,
+            c1,
+            c2,
+            c3,
+        );
+        out
+    }
+}

@@ -1,0 +1,364 @@
+//! The GPU kernels against their host twins, on the wgpu backend.
+
+use std::sync::Mutex;
+
+use super::*;
+use crate::backend::{Backend as BurnfitBackend, BackendKind};
+use crate::config::TrainingConfig;
+use crate::fused_step::host;
+use crate::rng::philox;
+
+/// wgpu tests run one at a time.
+static GPU: Mutex<()> = Mutex::new(());
+
+/// The wgpu device, or None (with a note) when there is none and it is not required.
+fn wgpu() -> Option<Device> {
+    match BurnfitBackend::open(BackendKind::Wgpu) {
+        Ok(b) => Some(b.device),
+        Err(e) => {
+            if std::env::var("BURNFIT_REQUIRE_WGPU").is_ok_and(|v| v == "1") {
+                panic!("BURNFIT_REQUIRE_WGPU=1 but wgpu did not open: {e}");
+            }
+            eprintln!("note: skipping a wgpu kernel test, no wgpu device: {e}");
+            None
+        }
+    }
+}
+
+fn lock() -> std::sync::MutexGuard<'static, ()> {
+    GPU.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn spec(config: &TrainingConfig, first_step: u64, steps: u64) -> ChunkSpec {
+    ChunkSpec {
+        stream: config.line_stream(),
+        adam: config.adam(),
+        batch: config.batch,
+        first_step,
+        updates_before: first_step - 1,
+        steps,
+    }
+}
+
+fn read2(t: Tensor<2>) -> Vec<f32> {
+    t.into_data().try_into_vec::<f32>().unwrap()
+}
+
+/// Runs `steps` steps from `first_step` in chunks of at most max_chunk_steps.
+fn run_gpu(
+    gpu: &mut GpuExecutor,
+    config: &TrainingConfig,
+    start: FusedState,
+    steps: u64,
+) -> ChunkResult {
+    let r = gpu.run_chunk(start, &spec(config, 1, steps)).unwrap();
+    assert_eq!(r.steps_run, steps);
+    r
+}
+
+#[test]
+fn gpu_philox_matches_the_host_twin() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let cases: [([u32; 2], [u32; 4]); 5] = [
+        ([0, 0], [0, 0, 0, 0]),
+        (
+            [0xffff_ffff; 2],
+            [0xffff_fffc, 0xffff_ffff, 0xffff_ffff, 0xffff_ffff],
+        ),
+        (
+            [0xa409_3822, 0x299f_31d0],
+            [0x243f_6a88, 0x85a3_08d3, 0x1319_8a2e, 0x0370_7344],
+        ),
+        ([42, 0], [7, 3, 0, 0]),
+        ([0xdead_beef, 0x1234_5678], [0x8000_0000, 1, 99, 5]),
+    ];
+    for (key, ctr) in cases {
+        let gpu = philox_words_on_gpu(&device, key, ctr).unwrap();
+        let mut want = Vec::new();
+        for u in 0..4u32 {
+            want.extend(philox::philox4x32_10(
+                key,
+                [ctr[0].wrapping_add(u), ctr[1], ctr[2], ctr[3]],
+            ));
+        }
+        assert_eq!(gpu, want, "key {key:08x?} counter {ctr:08x?}");
+    }
+    // The Random123 known answers themselves, through the GPU.
+    let kat = philox_words_on_gpu(&device, [0xffff_ffff; 2], [0xffff_ffff; 4]).unwrap();
+    assert_eq!(
+        kat[..4],
+        [0x408f_276d, 0x41c8_3b0e, 0xa20b_c7c6, 0x6d54_51fd]
+    );
+    let kat = philox_words_on_gpu(&device, [0, 0], [0; 4]).unwrap();
+    assert_eq!(
+        kat[..4],
+        [0x6627_e8d5, 0xe169_c58d, 0xbc57_ac4c, 0x9b00_dbd8]
+    );
+}
+
+#[test]
+fn gpu_line_batch_matches_the_host_stream() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut worst = (0f32, 0f32);
+    for batch in [1usize, 3, 64, 4097] {
+        for step in [1u64, 77, (1 << 32) + 5] {
+            let config = TrainingConfig {
+                batch,
+                seed: 0x1_0000_002a,
+                ..Default::default()
+            };
+            let stream = config.line_stream();
+            let (hx, hy) = stream.batch(step, batch);
+            let (gx, gy) = line_batch(&stream, step, batch, &device);
+            assert_eq!(gx.dims(), [batch, 1]);
+            let (gx, gy) = (read2(gx), read2(gy));
+            for i in 0..batch {
+                let dx = (gx[i] - hx[i]).abs() / hx[i].abs().max(1.0);
+                let dy = (gy[i] - hy[i]).abs() / hy[i].abs().max(1.0);
+                worst = (worst.0.max(dx), worst.1.max(dy));
+                assert!(
+                    dx <= 1e-6,
+                    "batch {batch} step {step} x[{i}]: {} vs {}",
+                    gx[i],
+                    hx[i]
+                );
+                assert!(
+                    dy <= 1e-5,
+                    "batch {batch} step {step} y[{i}]: {} vs {}",
+                    gy[i],
+                    hy[i]
+                );
+            }
+        }
+    }
+    eprintln!(
+        "line_batch: worst relative |dx| {:e}, |dy| {:e}",
+        worst.0, worst.1
+    );
+}
+
+#[test]
+fn gpu_chunk_matches_the_host_on_the_default_config() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut gpu = GpuExecutor::new(&device, false);
+    let config = TrainingConfig::default();
+    let start = FusedState::new(0.25, 0.0);
+    let want = host::run_chunk(start, &spec(&config, 1, 1000));
+    // In chunks of at most max_chunk_steps, as the engine runs it.
+    let max = gpu.max_chunk_steps(config.batch);
+    let mut state = start;
+    let mut first = 1;
+    let mut last = ChunkResult {
+        state,
+        steps_run: 0,
+        last_loss: f32::NAN,
+        diverged: None,
+    };
+    while first <= 1000 {
+        let n = max.min(1001 - first);
+        last = gpu.run_chunk(state, &spec(&config, first, n)).unwrap();
+        assert_eq!(last.steps_run, n);
+        state = last.state;
+        first += n;
+    }
+    eprintln!("gpu {:?}\nhost {:?}", last, want);
+    assert!(
+        (state.w - want.state.w).abs() <= 1e-4,
+        "{state:?} vs {want:?}"
+    );
+    assert!(
+        (state.b - want.state.b).abs() <= 1e-4,
+        "{state:?} vs {want:?}"
+    );
+    assert!((last.last_loss - want.last_loss).abs() <= 1e-3 * want.last_loss.abs().max(1.0));
+    assert!(last.diverged.is_none());
+    // Odd batches too.
+    for batch in [1usize, 3, 4097] {
+        let config = TrainingConfig {
+            batch,
+            ..Default::default()
+        };
+        let want = host::run_chunk(start, &spec(&config, 1, 50));
+        let got = run_gpu(&mut gpu, &config, start, 50);
+        assert!(
+            (got.state.w - want.state.w).abs() <= 1e-4,
+            "batch {batch}: {got:?} vs {want:?}"
+        );
+        assert!(
+            (got.state.b - want.state.b).abs() <= 1e-4,
+            "batch {batch}: {got:?} vs {want:?}"
+        );
+    }
+}
+
+#[test]
+fn gpu_large_batch_two_dispatch_path_matches_the_host() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut gpu = GpuExecutor::new(&device, false);
+    let config = TrainingConfig {
+        batch: 200_000,
+        ..Default::default()
+    };
+    assert!(config.batch as u64 > 2 * SMALL_MAX_PAIRS);
+    let start = FusedState::new(0.25, 0.0);
+    let want = host::run_chunk(start, &spec(&config, 1, 30));
+    let got = run_gpu(&mut gpu, &config, start, 30);
+    eprintln!("gpu {got:?}\nhost {want:?}");
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1e-2);
+    assert!(
+        close(got.state.w, want.state.w) && close(got.state.b, want.state.b),
+        "{got:?} vs {want:?}"
+    );
+    assert!(close(got.last_loss, want.last_loss), "{got:?} vs {want:?}");
+    // Composition on this path as well.
+    let a = gpu.run_chunk(start, &spec(&config, 1, 12)).unwrap();
+    let b = gpu.run_chunk(a.state, &spec(&config, 13, 18)).unwrap();
+    assert_eq!(b.state, got.state);
+}
+
+#[test]
+fn the_cpu_adapter_one_workgroup_path_takes_large_batches_and_matches_the_host() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut gpu = GpuExecutor::new(&device, true);
+    let config = TrainingConfig {
+        batch: 200_000,
+        ..Default::default()
+    };
+    assert!((config.batch as u64).div_ceil(2) <= CPU_ADAPTER_MAX_PAIRS);
+    let start = FusedState::new(0.25, 0.0);
+    let want = host::run_chunk(start, &spec(&config, 1, 30));
+    let got = run_gpu(&mut gpu, &config, start, 30);
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1e-2);
+    assert!(
+        close(got.state.w, want.state.w) && close(got.state.b, want.state.b),
+        "{got:?} vs {want:?}"
+    );
+    assert_eq!(got.steps_run, 30);
+}
+
+#[test]
+fn gpu_chunks_compose_bit_for_bit() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut gpu = GpuExecutor::new(&device, false);
+    let config = TrainingConfig::default();
+    let start = FusedState::new(0.25, 0.0);
+    let whole = gpu.run_chunk(start, &spec(&config, 1, 300)).unwrap();
+    let first = gpu.run_chunk(start, &spec(&config, 1, 120)).unwrap();
+    let rest = gpu
+        .run_chunk(first.state, &spec(&config, 121, 180))
+        .unwrap();
+    assert_eq!(whole.state, rest.state);
+    assert_eq!(whole.last_loss.to_bits(), rest.last_loss.to_bits());
+    assert_eq!(whole.steps_run, 300);
+}
+
+#[test]
+fn gpu_chunk_stops_at_the_first_bad_step_like_the_host() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut gpu = GpuExecutor::new(&device, false);
+    let start = FusedState::new(0.25, 0.0);
+    for batch in [64usize, 20_000] {
+        let huge = TrainingConfig {
+            batch,
+            true_w: 3e38,
+            x_low: -3e30,
+            x_high: 3e30,
+            ..Default::default()
+        };
+        let want = host::run_chunk(start, &spec(&huge, 1, 10));
+        let got = gpu.run_chunk(start, &spec(&huge, 1, 10)).unwrap();
+        assert_eq!(got.steps_run, 0, "batch {batch}");
+        assert_eq!(got.diverged.map(|d| d.0), Some(1));
+        assert_eq!(want.diverged.map(|d| d.0), Some(1));
+        assert!(!got.diverged.unwrap().1.is_finite());
+        assert_eq!(got.state, start);
+        assert!(got.last_loss.is_nan());
+    }
+    // A divergence after some good steps: stop mid-chunk with the good steps applied.
+    let config = TrainingConfig {
+        lr: 1e30,
+        ..Default::default()
+    };
+    let want = host::run_chunk(start, &spec(&config, 1, 50));
+    let got = gpu.run_chunk(start, &spec(&config, 1, 50)).unwrap();
+    eprintln!("mid-chunk divergence: gpu {got:?}\nhost {want:?}");
+    assert_eq!(got.diverged.is_some(), want.diverged.is_some());
+    assert_eq!(got.steps_run, want.steps_run);
+}
+
+#[test]
+fn gpu_max_chunk_steps_fit_the_driver_loop_limit() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let gpu = GpuExecutor::new(&device, false);
+    let start = FusedState::new(0.25, 0.0);
+    for batch in [1usize, 64, 513, 2 * SMALL_MAX_PAIRS as usize] {
+        let config = TrainingConfig {
+            batch,
+            ..Default::default()
+        };
+        let max = gpu.max_chunk_steps(batch);
+        // One dispatch of exactly `max` steps must run them all (run_chunk errs otherwise).
+        let r = gpu
+            .dispatch(start, &spec(&config, 1, max), batch as u32)
+            .unwrap();
+        assert_eq!(r.steps_run, max, "batch {batch}");
+    }
+}
+
+#[test]
+fn gpu_reports_a_short_run_instead_of_accepting_it() {
+    let _g = lock();
+    let Some(backend) = BurnfitBackend::open(BackendKind::Wgpu).ok() else {
+        let _ = wgpu();
+        return;
+    };
+    let lavapipe = backend
+        .adapter
+        .as_ref()
+        .is_some_and(|a| a.name.contains("llvmpipe"));
+    let gpu = GpuExecutor::new(&backend.device, false);
+    let config = TrainingConfig::default();
+    let steps = 30_000;
+    // Past lavapipe's 65,535 loop iterations per invocation: it must be an error there.
+    let r = gpu.dispatch(FusedState::new(0.25, 0.0), &spec(&config, 1, steps), 64);
+    eprintln!("one dispatch of {steps} steps, batch 64: {r:?}");
+    match r {
+        Ok(r) => assert!(!lavapipe && r.steps_run == steps, "{r:?}"),
+        Err(e) => assert!(e.contains("of 30000 steps"), "{e}"),
+    }
+}
+
+#[test]
+#[ignore = "timing: run with --ignored --nocapture"]
+fn gpu_timing_1000_steps_batch_64() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let mut gpu = GpuExecutor::new(&device, false);
+    for batch in [64usize, 4096, 200_000] {
+        let config = TrainingConfig {
+            batch,
+            ..Default::default()
+        };
+        let steps = if batch > 10_000 { 100 } else { 1000 };
+        let start = FusedState::new(0.25, 0.0);
+        let _ = gpu.run_chunk(start, &spec(&config, 1, steps)).unwrap();
+        let t = std::time::Instant::now();
+        let g = gpu.run_chunk(start, &spec(&config, 1, steps)).unwrap();
+        let gt = t.elapsed();
+        let t = std::time::Instant::now();
+        let h = host::run_chunk(start, &spec(&config, 1, steps));
+        let ht = t.elapsed();
+        eprintln!(
+            "batch {batch}, {steps} steps: gpu {gt:?} (w {}), host {ht:?} (w {})",
+            g.state.w, h.state.w
+        );
+    }
+}

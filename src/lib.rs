@@ -14,23 +14,30 @@
 #![warn(missing_docs)]
 
 #[cfg(feature = "autograd-ref")]
+#[doc(hidden)]
 pub mod autograd_reference;
 pub mod backend;
 pub mod bench;
 pub mod checkpoint;
+#[doc(hidden)]
 pub mod cli;
 pub mod config;
+#[doc(hidden)]
 pub mod console;
 pub mod data;
 pub mod engine;
 pub mod error;
+#[doc(hidden)]
 pub mod file_lock;
+#[doc(hidden)]
 pub mod file_roles;
 pub mod fit_quality;
 pub mod fused;
 pub mod fused_step;
 pub mod host;
+#[doc(hidden)]
 pub mod input;
+#[doc(hidden)]
 pub mod memory;
 pub mod metrics_log;
 pub mod model;
@@ -38,18 +45,24 @@ pub mod ols;
 pub mod optim;
 pub mod plan;
 pub mod plot;
+#[doc(hidden)]
 pub mod progress;
 pub mod report;
 pub mod rng;
 pub mod session;
+#[doc(hidden)]
 pub mod signals;
 pub mod train;
 
+// The library's surface: configure a run, open or train it on a backend, save and load its
+// checkpoint, predict. The modules above hold the rest; the hidden ones serve the command line.
 pub use backend::{Backend, BackendChoice, BackendKind};
-pub use checkpoint::Checkpoint;
-pub use config::TrainingConfig;
-pub use engine::{Engine, EngineKind, LossPoint};
+pub use checkpoint::{Checkpoint, Format};
+pub use config::{ModelKind, TableConfig, Task, TrainingConfig};
+pub use engine::{Engine, EngineKind, LossPoint, Observer, RunReport};
 pub use error::{Error, Result};
 pub use fused::FusedTrainer;
-pub use session::{TrainingReport, open_engine, train, train_with};
+pub use model::{Activation, ModelSpec};
+pub use plan::{Overrides, TrainPlan, TrainRequest};
+pub use session::{TrainingReport, open_engine, open_engine_with, train, train_with};
 pub use train::Trainer;

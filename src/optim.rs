@@ -99,10 +99,20 @@ mod tests {
     use crate::backend::{Backend, BackendKind};
     use crate::host::HostTensor;
 
+    /// The default hyper-parameters (`TrainingConfig::default().adam()`).
+    fn adam() -> Adam {
+        Adam {
+            lr: 0.01,
+            beta1: 0.9,
+            beta2: 0.999,
+            epsilon: 1e-8,
+        }
+    }
+
     #[test]
     fn first_update_moves_each_weight_by_about_lr_against_the_gradient() {
         let device = Backend::open(BackendKind::compiled()[0]).unwrap().device;
-        let adam = crate::config::TrainingConfig::default().adam();
+        let adam = adam();
         let p = Tensor::<2>::from_floats([[1.0, -2.0]], &device);
         let g = Tensor::<2>::from_floats([[0.5, -3.0]], &device);
         let (p1, m) = adam.update(p.clone(), g, Moments::zeros_like(&p), 1);
@@ -137,7 +147,7 @@ mod tests {
     #[test]
     fn scalar_update_matches_the_tensor_update() {
         let device = Backend::open(BackendKind::compiled()[0]).unwrap().device;
-        let adam = crate::config::TrainingConfig::default().adam();
+        let adam = adam();
         let p = Tensor::<2>::from_floats([[0.7]], &device);
         let moments = Moments {
             m: Tensor::from_floats([[0.2]], &device),

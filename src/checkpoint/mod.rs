@@ -470,6 +470,12 @@ impl Checkpoint {
         self
     }
 
+    /// The model's prediction for one input row (its features in the model's order, in the
+    /// data's units), computed on the host in f64.
+    pub fn predict(&self, row: &[f64]) -> f64 {
+        self.spec.forward_host(&self.named_params(), row)
+    }
+
     /// Refuses to continue this checkpoint with another model than it holds.
     pub fn check_model(&self, spec: &ModelSpec) -> Result<()> {
         if self.spec == *spec {

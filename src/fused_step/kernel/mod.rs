@@ -29,7 +29,7 @@ use burn::backend::fusion::custom::TensorSpec;
 use burn::backend::{Backend, Dispatch, backend_extension, tensor::FloatTensor};
 use burn::tensor::{Device, Shape, Tensor, TensorData};
 
-use super::{ChunkResult, ChunkSpec, FusedState};
+use super::chunk::{ChunkResult, ChunkSpec, FusedState};
 use crate::rng::philox::LineStream;
 
 /// Units of the one-workgroup kernel (at most) and of every workgroup of the two-dispatch path:

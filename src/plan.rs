@@ -400,10 +400,13 @@ fn find_recorded_data(data: &mut TableConfig, resume: &std::path::Path) -> Resul
     // to the training's working directory): looked for there first, then here.
     let path = std::path::Path::new(&data.path);
     if path.is_relative() {
-        // Beside the checkpoint's real file (through symlinks), or beside the link itself.
-        let beside = crate::checkpoint::real_dir(resume)
+        // Beside the checkpoint as its path spells it, or beside its real file (through
+        // symlinks).
+        let beside = resume
+            .parent()
+            .map(std::path::Path::to_path_buf)
             .into_iter()
-            .chain(resume.parent().map(std::path::Path::to_path_buf))
+            .chain(crate::checkpoint::real_dir(resume))
             .map(|dir| dir.join(path))
             .find(|candidate| candidate.exists());
         if let Some(beside) = beside {

@@ -1,12 +1,14 @@
-//! Every bad checkpoint a user can hand us: a one-line error naming the file and the problem, a
-//! non-zero exit code, and every existing file left exactly as it was.
+//! Every bad input a user can hand us — checkpoints, special files, out-of-range settings,
+//! configs, batches that cannot fit: a one-line error naming the file or flag and the problem,
+//! a non-zero exit code, and every existing file left exactly as it was.
 
 use std::path::Path;
+use std::process::Command;
 
 use burnfit::Checkpoint;
 use burnfit::checkpoint::Format;
 
-use crate::common::{autograd_fixture, burnfit};
+use crate::common::{autograd_fixture, burnfit, checkpoint_with_updates, run_err, skip};
 
 /// A checkpoint file whose w is NaN (SafeTensors and burnpack can hold one; JSON cannot).
 fn non_finite(format: Format) -> Vec<u8> {
@@ -257,4 +259,290 @@ fn predict_rejects_bad_numbers() {
         .assert()
         .code(2)
         .stderr(predicates::str::contains("stdin line 3"));
+}
+
+#[test]
+fn special_files_as_inputs_are_refused_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("c.json");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let fifo = fifo.to_str().unwrap();
+    for args in [
+        vec!["train", "--steps", "1", "--config", "/dev/zero"],
+        vec!["train", "--steps", "1", "--config", fifo],
+        vec!["train", "--steps", "1", "--resume", fifo],
+        vec!["inspect", fifo],
+    ] {
+        let (code, stderr) = run_err(&args);
+        assert!(matches!(code, Some(1 | 2)), "{args:?}: {stderr}");
+        assert!(
+            stderr.contains("is not a regular file"),
+            "{args:?}: {stderr}"
+        );
+        assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    }
+}
+
+#[test]
+fn overflowing_ranges_and_step_counts_are_usage_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    std::fs::write(&config, r#"{"x_low": -3e38, "x_high": 3e38}"#).unwrap();
+    let (code, stderr) = run_err(&[
+        "train",
+        "--config",
+        config.to_str().unwrap(),
+        "--out",
+        "/tmp/never.json",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key `x_low`") && stderr.contains("c.json"),
+        "{stderr}"
+    );
+
+    let start = dir.path().join("r.json");
+    checkpoint_with_updates(200)
+        .save_as(&start, Format::Json)
+        .unwrap();
+    let before = std::fs::read(&start).unwrap();
+    let (code, stderr) = run_err(&[
+        "train",
+        "--resume",
+        start.to_str().unwrap(),
+        "--steps",
+        "18446744073709551615",
+        "--out",
+        start.to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--steps"), "{stderr}");
+    assert_eq!(std::fs::read(&start).unwrap(), before);
+}
+
+#[test]
+fn what_a_file_holds_is_printed_escaped() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(autograd_fixture())
+        .unwrap()
+        .replace(
+            "linear_reg_adam\\u00010m",
+            "linear_reg_adam\\u0001\\nmodel: w = 99\\u001b]0;pwned\\u0007",
+        );
+    let path = dir.path().join("evil.json");
+    std::fs::write(&path, text).unwrap();
+    let output = burnfit().arg("inspect").arg(&path).output().unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        !stdout.contains('\u{1b}') && !stdout.contains('\u{7}'),
+        "{stdout:?}"
+    );
+    assert!(
+        !stdout.lines().any(|l| l.starts_with("model: w = 99")),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("linear_reg_adam/\\nmodel: w = 99\\u{1b}"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn predictions_that_overflow_and_inputs_out_of_range_are_named() {
+    let fixture = autograd_fixture();
+    let fixture = fixture.to_str().unwrap();
+    let (code, stderr) = run_err(&["predict", "--checkpoint", fixture, "--x", "1,3e38"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("3e38") || stderr.contains("300000"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("out of f32 range"), "{stderr}");
+    let (code, stderr) = run_err(&["predict", "--checkpoint", fixture, "--x", "1e39"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("\"1e39\" is out of f32 range"), "{stderr}");
+    let long = "9".repeat(100_000) + "x";
+    let (_, stderr) = run_err(&["predict", "--checkpoint", fixture, "--x", &long]);
+    assert!(
+        stderr.len() < 300,
+        "the error echoes the whole input: {} bytes",
+        stderr.len()
+    );
+}
+
+#[test]
+fn usage_errors_are_one_line_and_a_hint() {
+    for (args, expected) in [
+        (vec!["train", "--save-every", "-1"], "--save-every"),
+        (vec!["train", "--steps", "many"], "--steps"),
+        (vec!["train", "--engine", "turbo"], "--engine"),
+        (vec!["predict", "--checkpoint", "x.json"], "--x"),
+    ] {
+        let (code, stderr) = run_err(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        let lines: Vec<&str> = stderr.lines().collect();
+        assert_eq!(lines.len(), 2, "{args:?}: {stderr}");
+        assert!(
+            lines[0].starts_with("error: ") && lines[0].contains(expected),
+            "{stderr}"
+        );
+        assert!(lines[1].contains("--help"), "{stderr}");
+    }
+}
+
+#[test]
+fn lenient_loaders_are_strict_now() {
+    let dir = tempfile::tempdir().unwrap();
+    let fixture = std::fs::read_to_string(autograd_fixture()).unwrap();
+    let cases = [
+        // The same name twice: the second would silently win.
+        (
+            fixture.replacen("\"\\u0001b\":1", "\"\\u0001b\":1,\"\\u0001b\":0", 1),
+            "duplicate key",
+        ),
+        // Two names for one array: w would be b.
+        (
+            fixture.replacen("\"\\u0001b\":1", "\"\\u0001b\":0", 1),
+            "share array id 0",
+        ),
+        // A dim whose product overflows to 0 with an empty data list.
+        (
+            fixture.replacen(
+                "\"dim\":[1,1],\"data\":[2.4951487]",
+                "\"dim\":[4294967296,4294967296],\"data\":[]",
+                1,
+            ),
+            "too large",
+        ),
+    ];
+    for (text, expected) in cases {
+        assert!(
+            text != fixture,
+            "the case did not change the fixture: {expected}"
+        );
+        let path = dir.path().join("c.json");
+        std::fs::write(&path, &text).unwrap();
+        let (code, stderr) = run_err(&["inspect", path.to_str().unwrap()]);
+        assert_eq!(code, Some(1), "{expected}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("c.json"),
+            "{expected}: {stderr}"
+        );
+    }
+    // Metadata that claims fewer steps than Adam has taken.
+    let mut checkpoint = checkpoint_with_updates(50);
+    checkpoint.meta.as_mut().unwrap().step = 10;
+    let path = dir.path().join("steps.json");
+    checkpoint.save_as(&path, Format::Json).unwrap();
+    let err = Checkpoint::load(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("50 updates") && err.contains("10 steps"),
+        "{err}"
+    );
+}
+
+#[test]
+fn config_files_are_named_by_key_with_the_value_as_written() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("c.json");
+    for (text, expected) in [
+        (r#"{"lr": 1e-50}"#, "key `lr` = 1e-50"),
+        (r#"{"lr": 0.1, "lr": 10}"#, "duplicate key \"lr\""),
+        (r#"{"batch": 0}"#, "key `batch` = 0"),
+    ] {
+        std::fs::write(&config, text).unwrap();
+        let (code, stderr) = run_err(&["train", "--config", config.to_str().unwrap()]);
+        assert_eq!(code, Some(2), "{text}: {stderr}");
+        assert!(
+            stderr.contains(expected) && stderr.contains("c.json"),
+            "{text}: {stderr}"
+        );
+    }
+}
+
+#[test]
+fn a_batch_that_cannot_fit_is_a_usage_error_before_any_allocation() {
+    if available_gib() > 100 {
+        return skip("the batch-memory test", "this machine could hold the batch");
+    }
+    // 2^31 samples: ~128 GiB for the autodiff engine's tensors, more than this machine has.
+    let (code, stderr) = run_err(&[
+        "train",
+        "--backend",
+        "ndarray",
+        "--batch",
+        "2147483648",
+        "--out",
+        "/tmp/never.json",
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--batch 2147483648 needs") && stderr.contains("--engine fused"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_err(&["train", "--batch", "10000000000"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("--batch") && stderr.contains("2^31"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_err(&["train", "--batch", "18446744073709551615"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("--batch"), "{stderr}");
+}
+
+#[test]
+fn bench_skips_rows_that_cannot_fit_including_the_autograd_one() {
+    if available_gib() > 100 {
+        return skip(
+            "the bench batch-memory test",
+            "this machine could hold the batch",
+        );
+    }
+    let output = burnfit()
+        .args([
+            "bench",
+            "--backends",
+            "ndarray",
+            "--engines",
+            "autodiff",
+            "--batches",
+            "2147483648",
+            "--steps",
+            "2",
+            "--repeat",
+            "1",
+        ])
+        .timeout(std::time::Duration::from_secs(60))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    assert!(output.status.success(), "{output:?}");
+    let skipped = stdout
+        .lines()
+        .filter(|l| l.contains("skipped: --batch 2147483648 needs"))
+        .count();
+    let expected = if cfg!(feature = "autograd-ref") { 2 } else { 1 };
+    assert_eq!(skipped, expected, "{stdout}");
+}
+
+/// Memory available now, in GiB (0 where unknown): the batch-memory tests need less than the
+/// ~128 GiB a batch of 2^31 takes.
+fn available_gib() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            let line = info
+                .lines()
+                .find(|l| l.starts_with("MemAvailable:"))?
+                .to_owned();
+            line.split_whitespace().nth(1)?.parse::<u64>().ok()
+        })
+        .map_or(0, |kib| kib >> 20)
 }

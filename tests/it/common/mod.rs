@@ -4,7 +4,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::sync::{Mutex, MutexGuard, OnceLock};
 
-use burnfit::{Backend, BackendKind};
+use burnfit::{Backend, BackendKind, Checkpoint};
 
 /// Set to 1 (CI does) to make a missing wgpu adapter a failure instead of a skip.
 pub const REQUIRE_WGPU: &str = "BURNFIT_REQUIRE_WGPU";
@@ -131,4 +131,58 @@ pub fn with_default_signals(command: &mut std::process::Command) {
             Ok(())
         });
     }
+}
+
+/// The burnfit binary's path.
+pub fn binary() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_burnfit"))
+}
+
+pub fn is_root() -> bool {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("Uid:"))
+                .map(|l| l.split_whitespace().nth(1) == Some("0"))
+        })
+        .unwrap_or(false)
+}
+
+pub fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPING {test}: {why}");
+}
+
+/// The fixture's checkpoint with Adam's update count and the metadata's step set to `updates`.
+pub fn checkpoint_with_updates(updates: u64) -> Checkpoint {
+    let mut trained = burnfit::train(
+        &burnfit::TrainingConfig {
+            steps: 2,
+            ..Default::default()
+        },
+        burnfit::Backend::open(burnfit::BackendKind::compiled()[0]).unwrap(),
+        |_| {},
+    )
+    .unwrap()
+    .checkpoint;
+    trained.adam.as_mut().unwrap().updates = updates;
+    let meta = trained.meta.as_mut().unwrap();
+    meta.step = updates;
+    meta.adam_updates = Some(updates);
+    meta.config.steps = updates;
+    trained
+}
+
+/// Runs burnfit and returns (exit code, stderr).
+pub fn run_err(args: &[&str]) -> (Option<i32>, String) {
+    let output = burnfit()
+        .args(args)
+        .timeout(std::time::Duration::from_secs(30))
+        .output()
+        .unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
 }

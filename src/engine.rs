@@ -150,7 +150,7 @@ pub fn run<E: Engine + ?Sized>(
         let mut end = last
             .min(next_multiple(step, log_every))
             .min(step.saturating_add(max_chunk));
-        if let Some(every) = observer.checkpoint_every() {
+        if let Some(every) = observer.checkpoint_every().filter(|&every| every > 0) {
             end = end.min(next_multiple(step, every));
         }
         if step == first {

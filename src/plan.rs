@@ -314,7 +314,19 @@ impl TrainPlan {
         let why = match BackendKind::from_name(name) {
             None => format!("`{name}`, which this version of burnfit does not know"),
             Some(kind) => match Backend::open(kind) {
-                Ok(backend) => return Ok((backend, None)),
+                Ok(backend) => {
+                    let note = backend
+                        .adapter
+                        .as_ref()
+                        .filter(|adapter| !adapter.is_real_gpu())
+                        .map(|adapter| {
+                            format!(
+                                "resuming on the checkpoint's backend, wgpu, whose adapter here is {} (software: slower than the CPU backends for this model; pass --backend to choose)",
+                                adapter.name
+                            )
+                        });
+                    return Ok((backend, note));
+                }
                 Err(problem) => format!("{kind}, which cannot be used here: {problem}"),
             },
         };

@@ -347,6 +347,12 @@ impl Engine for Trainer {
         self.run_steps(steps, read_loss, sync)
     }
 
+    fn sync(&self) -> Result<()> {
+        self.device
+            .sync()
+            .map_err(|e| self.device_error(format!("{e:?}")))
+    }
+
     fn as_dyn(&self) -> &dyn Engine {
         self
     }

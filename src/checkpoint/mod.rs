@@ -458,6 +458,10 @@ impl Checkpoint {
 
     /// [`Checkpoint::with_data_path_beside`], also for an absolute path when `absolute_too`.
     fn data_path_relative_to(mut self, out: &Path, absolute_too: bool) -> Checkpoint {
+        // A pipe or device (`/dev/stdout`) has no directory to be relative to.
+        if std::fs::metadata(out).is_ok_and(|m| !m.is_file()) {
+            return self;
+        }
         if let Some(data) = self
             .meta
             .as_mut()
@@ -522,6 +526,21 @@ impl Checkpoint {
             if let Some(found) = found {
                 data.path = found.display().to_string();
             }
+        }
+        self
+    }
+
+    /// The recorded data file's relative path (relative to this process's working directory)
+    /// made absolute, for a checkpoint saved where no relative path would lead back.
+    pub fn with_data_path_absolute(mut self) -> Checkpoint {
+        if let Some(data) = self
+            .meta
+            .as_mut()
+            .and_then(|m| m.config.data.as_mut())
+            .filter(|d| Path::new(&d.path).is_relative())
+            && let Ok(absolute) = std::fs::canonicalize(&data.path)
+        {
+            data.path = absolute.display().to_string();
         }
         self
     }

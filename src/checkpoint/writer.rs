@@ -38,12 +38,17 @@ impl CheckpointWriter {
     /// goes to a fallback file and the error is [`Error::SavedElsewhere`], naming it; only the
     /// newest fallback of the run is kept.
     pub fn save(&mut self, checkpoint: Checkpoint) -> Result<()> {
-        let mut checkpoint = checkpoint.with_data_path_beside(&self.out);
-        if !self.format.keeps_optimizer() {
-            checkpoint = checkpoint.without_optimizer();
-        }
-        match checkpoint.save_replacing(&self.out, self.format, self.force) {
-            Err(original @ Error::CheckpointWrite { .. }) => self.rescue(&checkpoint, original),
+        let checkpoint = if self.format.keeps_optimizer() {
+            checkpoint
+        } else {
+            checkpoint.without_optimizer()
+        };
+        let beside = checkpoint.clone().with_data_path_beside(&self.out);
+        match beside.save_replacing(&self.out, self.format, self.force) {
+            // The fallback file lies elsewhere: it records the data file's absolute path.
+            Err(original @ Error::CheckpointWrite { .. }) => {
+                self.rescue(&checkpoint.with_data_path_absolute(), original)
+            }
             other => other,
         }
     }

@@ -43,11 +43,16 @@ pub(super) fn run(args: &ConvertArgs) -> Result<()> {
         }
         checkpoint = checkpoint.without_optimizer();
     }
+    // Variables of other namespaces or models are not carried over: say which (read before
+    // the save, which may replace the input).
+    let others = checkpoint::inspect(&args.input)?.others;
     checkpoint.save_replacing(&args.output, format, args.force)?;
     let mut console = Console::default();
+    // Nothing but the checkpoint when OUTPUT is stdout itself.
+    if crate::console::is_stdout(&args.output) {
+        return console.finish();
+    }
     say!(console, "wrote {} ({format})", args.output.display());
-    // Variables of other namespaces or models are not carried over: say which.
-    let others = checkpoint::inspect(&args.input)?.others;
     if !others.is_empty() {
         say!(
             console,

@@ -95,28 +95,6 @@ fn adam_reaches_the_closed_form_fit_on_every_backend() {
     }
 }
 
-/// Every parameter and Adam moment of `a` within 4 ulps of `b`'s.
-fn assert_close(a: &Checkpoint, b: &Checkpoint, kind: burnfit::BackendKind) {
-    let values = |c: &Checkpoint| -> Vec<f32> {
-        let adam = c.adam.as_ref().expect("Adam state");
-        c.params
-            .iter()
-            .flat_map(|p| p.data.clone())
-            .chain(
-                adam.moments
-                    .iter()
-                    .flat_map(|(m, v)| [m.data.clone(), v.data.clone()].concat()),
-            )
-            .collect()
-    };
-    let (a, b) = (values(a), values(b));
-    assert_eq!(a.len(), b.len());
-    for (x, y) in a.iter().zip(&b) {
-        let ulps = (x.to_bits() as i64 - y.to_bits() as i64).abs();
-        assert!(ulps <= 4 && x.signum() == y.signum(), "{kind}: {x} vs {y}");
-    }
-}
-
 #[test]
 fn csv_runs_resume_bit_for_bit_standardized_or_not() {
     let _guard = serial();
@@ -141,18 +119,11 @@ fn csv_runs_resume_bit_for_bit_standardized_or_not() {
             second.run(25, &mut ()).unwrap();
             let resumed = second.checkpoint().unwrap();
             // Standardized or not, the resume is exact: the checkpoint keeps the scaled-space
-            // values of the layers the scaling changes. On wgpu, several runs in one process
-            // may differ in the last bit: burn's fusion picks the kernels of a graph at run
-            // time, and which of equal candidates it takes changes from one build to the next
-            // (measured: three builds gave three last-bit patterns for this test, every CPU
-            // backend stayed exact; a resume in its own process, as the CLI does, was exact in
-            // every case tried). Within 4 ulps there.
-            if kind == burnfit::BackendKind::Wgpu {
-                assert_close(&resumed, &straight, kind);
-            } else {
-                assert_eq!(resumed.params, straight.params, "{kind}: not bit-identical");
-                assert_eq!(resumed.adam, straight.adam, "{kind}");
-            }
+            // values of the layers the scaling changes. (On wgpu this also fails when the
+            // autodiff engine stops waiting for the device between steps on a software
+            // adapter: the fused kernels then change.)
+            assert_eq!(resumed.params, straight.params, "{kind}: not bit-identical");
+            assert_eq!(resumed.adam, straight.adam, "{kind}");
         }
     }
 }

@@ -597,3 +597,22 @@ fn the_data_path_follows_symlinked_and_converted_checkpoints() {
         .success();
     resume("E/moved.bpk");
 }
+
+#[test]
+fn convert_to_stdout_writes_the_checkpoint_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    burnfit()
+        .current_dir(d)
+        .args(["train", "--steps", "5", "--quiet", "--out", "m.json"])
+        .assert()
+        .success();
+    let output = burnfit()
+        .current_dir(d)
+        .args(["convert", "m.json", "/dev/stdout", "--format", "json"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr_of(&output));
+    let parsed: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
+    assert!(parsed.get("array_list").is_some(), "{parsed}");
+}

@@ -89,9 +89,8 @@ impl Trainer {
                     place,
                     ..
                 } => Error::BatchTooLarge {
-                    fused_would_fit: config.data.is_none()
-                        && config.task == crate::config::Task::Line
-                        && config.model == crate::config::ModelKind::Linear,
+                    fused_would_fit: config.model == crate::config::ModelKind::Linear
+                        && (config.data.is_some() || config.task == crate::config::Task::Line),
                     batch,
                     needed_gib,
                     room_gib,

@@ -9,6 +9,8 @@
 //! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
 //! before its update, with nothing saved.
 
+pub mod table;
+
 use std::time::Duration;
 
 use crate::backend::Backend;
@@ -51,8 +53,8 @@ impl FusedTrainer {
         })
     }
 
-    /// The fused step is written for the seed workload's shape: the synthetic line and the
-    /// one-input linear model. Anything else is refused, naming what.
+    /// The fused step is written for the linear model: on the synthetic line (this engine) or
+    /// on a CSV table ([`table::FusedTableTrainer`]). Anything else is refused, naming what.
     pub fn check_supports(config: &TrainingConfig) -> Result<()> {
         config.validate()?;
         let unsupported = |message: &str| {
@@ -61,14 +63,15 @@ impl FusedTrainer {
                 message: format!("{message}; use --engine autodiff"),
             })
         };
+        if config.model != ModelKind::Linear {
+            return unsupported("trains the linear model only, not --model mlp");
+        }
+        // A table: the linear model over its features (see `table`).
         if config.data.is_some() {
-            return unsupported("fits the synthetic line only, not a --data file");
+            return Ok(());
         }
         if config.task != Task::Line {
             return unsupported("fits the synthetic line only, not --task sine");
-        }
-        if config.model != ModelKind::Linear {
-            return unsupported("trains the linear model only, not --model mlp");
         }
         Ok(())
     }

@@ -190,8 +190,7 @@ impl FusedTableTrainer {
 
     /// The parameters as host tensors shaped as the model's (`w` [d, 1], `b` [1]), scaled.
     fn tensors(&self, values: &[f32]) -> Vec<HostTensor> {
-        let spec = ModelSpec::linear(self.table.d());
-        let mut shapes = spec.init(0).into_iter().map(|t| t.shape);
+        let mut shapes = ModelSpec::linear(self.table.d()).param_shapes().into_iter();
         let d = values.len() - 1;
         vec![
             HostTensor::new(shapes.next().expect("w"), values[..d].to_vec()),

@@ -255,7 +255,7 @@ impl TrainPlan {
             })
             .unwrap_or_default();
         if engine == EngineKind::Fused {
-            crate::fused::FusedTrainer::check_supports(&config)?;
+            crate::fused::check_supports(&config)?;
         }
         let table = match &config.data {
             Some(data) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
@@ -297,7 +297,11 @@ impl TrainPlan {
     /// when this build lacks it or it does not work here, on `auto`'s pick with a note saying
     /// so (returned beside the backend).
     pub fn backend(&self, choice: Option<BackendChoice>) -> Result<(Backend, Option<String>)> {
-        let gpu_from = crate::engine::auto_gpu_min_batch(self.engine);
+        let gpu_from = match self.engine {
+            // Only the synthetic line's linear model has fused GPU kernels.
+            EngineKind::Fused if !crate::fused::runs_on_gpu(&self.config) => usize::MAX,
+            engine => crate::engine::auto_gpu_min_batch(engine),
+        };
         let auto = || Backend::choose_for(BackendChoice::Auto, self.config.batch, gpu_from);
         let recorded = self
             .resumed

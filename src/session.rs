@@ -10,7 +10,7 @@ use crate::data::PreparedTable;
 use crate::engine::{Engine, EngineKind, LossPoint, RunReport};
 use crate::error::Result;
 use crate::fused::FusedTrainer;
-use crate::fused::table::FusedTableTrainer;
+use crate::fused::network::FusedNetworkTrainer;
 use crate::train::Trainer;
 
 /// A trainer of `engine`: fresh, or continuing from `resume`.
@@ -33,8 +33,8 @@ pub fn open_engine_with(
 ) -> Result<Box<dyn Engine>> {
     Ok(match (engine, resume) {
         (EngineKind::Autodiff, _) => Box::new(Trainer::start(config, backend, table, resume)?),
-        (EngineKind::Fused, _) if config.data.is_some() => {
-            Box::new(FusedTableTrainer::start(config, backend, table, resume)?)
+        (EngineKind::Fused, _) if !crate::fused::runs_on_gpu(&config) => {
+            Box::new(FusedNetworkTrainer::start(config, backend, table, resume)?)
         }
         (EngineKind::Fused, None) => Box::new(FusedTrainer::new(config, backend)?),
         (EngineKind::Fused, Some(c)) => Box::new(FusedTrainer::resume(config, backend, c)?),

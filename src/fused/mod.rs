@@ -2,14 +2,16 @@
 //! Adam — as hand-written code that keeps the parameters and Adam's state resident and never
 //! materialises a batch-sized tensor. The step itself lives one floor down, in
 //! [`crate::fused_step`] (the CPU loop and the GPU kernels, twins of each other); this module is
-//! the engine around it: state, chunks, checkpoints.
+//! the engine around it: state, chunks, checkpoints. Every other model and data source has its
+//! own engine, [`network::FusedNetworkTrainer`], over the dense step of
+//! [`crate::fused_step::dense`].
 //!
 //! A run is cut into chunks that end at every log step and save step and hold at most about
 //! [`CHUNK_TARGET`] of work, so the loss is read back only where it is printed and Ctrl-C is
 //! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
 //! before its update, with nothing saved.
 
-pub mod table;
+pub mod network;
 
 use std::time::Duration;
 
@@ -24,6 +26,44 @@ use crate::model::ModelSpec;
 
 /// About this much work per chunk (between two looks at Ctrl-C).
 pub const CHUNK_TARGET: Duration = Duration::from_millis(100);
+
+/// The widest hidden layer the fused engine takes: a block of a network this wide still keeps
+/// its activations in a core's L2 cache; past it the step is bound by memory, and the autodiff
+/// engine's matrix products are the better tool.
+pub const MAX_FUSED_WIDTH: usize = 256;
+
+/// Whether the fused engine can train `config` (on some backend): every model and data source,
+/// hidden layers up to [`MAX_FUSED_WIDTH`] wide. Refused with one line naming the limit.
+pub fn check_supports(config: &TrainingConfig) -> Result<()> {
+    config.validate()?;
+    if config.model == ModelKind::Mlp
+        && let Some(wide) = config.hidden.iter().find(|w| **w > MAX_FUSED_WIDTH)
+    {
+        return Err(Error::EngineUnsupported {
+            engine: EngineKind::Fused.name(),
+            message: format!(
+                "takes hidden layers up to {MAX_FUSED_WIDTH} wide, not {wide}; use --engine autodiff"
+            ),
+        });
+    }
+    Ok(())
+}
+
+/// Whether the fused engine runs `config` on wgpu too: the synthetic line's one-input linear
+/// model has GPU kernels; everything else runs on the CPU backends.
+pub fn runs_on_gpu(config: &TrainingConfig) -> bool {
+    config.model == ModelKind::Linear && config.data.is_none() && config.task == Task::Line
+}
+
+/// What a config trains, for messages: `an MLP`, `a --data table`, `--task sine`.
+pub fn what_runs(config: &TrainingConfig) -> &'static str {
+    match (config.model, &config.data, config.task) {
+        (ModelKind::Mlp, _, _) => "an MLP",
+        (_, Some(_), _) => "a --data table",
+        (_, None, Task::Sine) => "--task sine",
+        (_, None, Task::Line) => "the synthetic line",
+    }
+}
 
 /// The fused engine: a model, its Adam state and its place in the data stream.
 pub struct FusedTrainer {
@@ -53,25 +93,18 @@ impl FusedTrainer {
         })
     }
 
-    /// The fused step is written for the linear model: on the synthetic line (this engine) or
-    /// on a CSV table ([`table::FusedTableTrainer`]). Anything else is refused, naming what.
-    pub fn check_supports(config: &TrainingConfig) -> Result<()> {
-        config.validate()?;
-        let unsupported = |message: &str| {
-            Err(Error::EngineUnsupported {
+    /// This engine trains the synthetic line's one-input linear model; other models and data
+    /// go to [`network::FusedNetworkTrainer`].
+    fn check_supports(config: &TrainingConfig) -> Result<()> {
+        check_supports(config)?;
+        if !runs_on_gpu(config) {
+            return Err(Error::EngineUnsupported {
                 engine: EngineKind::Fused.name(),
-                message: format!("{message}; use --engine autodiff"),
-            })
-        };
-        if config.model != ModelKind::Linear {
-            return unsupported("trains the linear model only, not --model mlp");
-        }
-        // A table: the linear model over its features (see `table`).
-        if config.data.is_some() {
-            return Ok(());
-        }
-        if config.task != Task::Line {
-            return unsupported("fits the synthetic line only, not --task sine");
+                message: format!(
+                    "FusedTrainer runs the synthetic line's linear model, not {}; open the engine with session::open_engine",
+                    what_runs(config)
+                ),
+            });
         }
         Ok(())
     }

@@ -7,6 +7,7 @@
 //! batches on the GPU ([`line_batch_on_gpu`]).
 
 pub mod chunk;
+pub mod dense;
 pub mod executor;
 pub mod helpers;
 pub mod host;

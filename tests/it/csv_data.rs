@@ -349,9 +349,11 @@ fn bad_csv_input_is_named_with_its_row_and_column() {
     );
     expect_data_error(
         good,
-        &["--target", "y", "--engine", "fused", "--model", "mlp"],
+        &[
+            "--target", "y", "--engine", "fused", "--model", "mlp", "--hidden", "300",
+        ],
         2,
-        "--engine fused trains the linear model only",
+        "--engine fused takes hidden layers up to 256 wide, not 300; use --engine autodiff",
     );
     expect_data_error(
         good,
@@ -532,7 +534,7 @@ fn the_fused_engine_fits_a_table_like_the_autodiff_engine_and_resumes_exactly() 
                 .unwrap()
                 .to_string();
             assert!(
-                err.contains("--engine fused on a --data file runs on the CPU backends"),
+                err.contains("--engine fused runs a --data table on the CPU backends"),
                 "{err}"
             );
             continue;

@@ -11,6 +11,7 @@ mod csv_data;
 mod destinations;
 mod formats;
 mod fused;
+mod fused_models;
 mod fuzz;
 mod mlp;
 mod observe;

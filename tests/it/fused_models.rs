@@ -1,0 +1,226 @@
+//! `--engine fused` beyond the synthetic line's linear model: MLPs on the sine task and on
+//! tables, held to the autodiff engine; exact resume and reruns; what it refuses.
+
+use burnfit::config::{ModelKind, TableConfig, Task, TrainingConfig};
+use burnfit::data::sine::SineData;
+use burnfit::{BackendKind, Checkpoint, EngineKind};
+use predicates::str::contains;
+
+use crate::common::{backends, burnfit, serial};
+
+fn sine_mlp() -> TrainingConfig {
+    TrainingConfig {
+        task: Task::Sine,
+        model: ModelKind::Mlp,
+        ..Default::default()
+    }
+}
+
+/// MSE of `checkpoint` on a sine batch no run sees (step 10^9).
+fn fresh_sine_mse(checkpoint: &Checkpoint) -> f64 {
+    let data = SineData::new(&TrainingConfig {
+        batch: 4096,
+        ..sine_mlp()
+    });
+    let (x, y) = data.host_batch(1_000_000_000);
+    let params = checkpoint.named_params();
+    x.iter()
+        .zip(&y)
+        .map(|(x, y)| {
+            (checkpoint.spec.forward_host(&params, &[f64::from(*x)]) - f64::from(*y)).powi(2)
+        })
+        .sum::<f64>()
+        / x.len() as f64
+}
+
+/// Parameters and Adam moments, as one list.
+fn state_values(c: &Checkpoint) -> Vec<u32> {
+    let adam = c.adam.as_ref().expect("Adam state");
+    c.params
+        .iter()
+        .flat_map(|p| p.data.clone())
+        .chain(
+            adam.moments
+                .iter()
+                .flat_map(|(m, v)| [m.data.clone(), v.data.clone()].concat()),
+        )
+        .map(f32::to_bits)
+        .collect()
+}
+
+fn run(
+    engine: EngineKind,
+    config: &TrainingConfig,
+    backend: &burnfit::Backend,
+    steps: u64,
+    start: Option<&Checkpoint>,
+) -> Checkpoint {
+    let mut trainer = burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();
+    trainer.run(steps, &mut ()).unwrap();
+    trainer.checkpoint().unwrap()
+}
+
+fn final_loss(c: &Checkpoint) -> f32 {
+    c.meta
+        .as_ref()
+        .and_then(|m| m.final_loss)
+        .expect("a final loss")
+}
+
+#[test]
+fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
+    let _guard = serial();
+    let config = sine_mlp();
+    let mut cpu_runs = Vec::new();
+    for backend in backends() {
+        let kind = backend.kind;
+        if kind == BackendKind::Wgpu {
+            let err = burnfit::open_engine(EngineKind::Fused, config.clone(), backend, None)
+                .err()
+                .expect("refused on wgpu")
+                .to_string();
+            assert_eq!(
+                err,
+                "--engine fused runs an MLP on the CPU backends (on wgpu only the synthetic line's linear model); use --backend flex (or ndarray), or --engine autodiff"
+            );
+            continue;
+        }
+        let fused = run(EngineKind::Fused, &config, &backend, 1000, None);
+        let autodiff = run(EngineKind::Autodiff, &config, &backend, 1000, None);
+        // The same model from the same start on the same batches: both converge, to the same loss.
+        let (f, a) = (fresh_sine_mse(&fused), fresh_sine_mse(&autodiff));
+        assert!(
+            f <= 0.01 && a <= 0.01,
+            "{kind}: fresh-batch MSE fused {f}, autodiff {a}"
+        );
+        let (lf, la) = (final_loss(&fused), final_loss(&autodiff));
+        assert!(
+            (lf - la).abs() <= 0.05 * la,
+            "{kind}: final loss fused {lf} vs autodiff {la}"
+        );
+        // 600 + 400 steps through a file are the 1000, bit for bit; a rerun is identical.
+        let first = run(EngineKind::Fused, &config, &backend, 600, None);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mid.json");
+        first.save(&path).unwrap();
+        let resumed = run(
+            EngineKind::Fused,
+            &config,
+            &backend,
+            400,
+            Some(&Checkpoint::load(&path).unwrap()),
+        );
+        assert_eq!(
+            state_values(&resumed),
+            state_values(&fused),
+            "{kind}: resumed"
+        );
+        assert_eq!(
+            state_values(&run(EngineKind::Fused, &config, &backend, 1000, None)),
+            state_values(&fused),
+            "{kind}: rerun"
+        );
+        cpu_runs.push((kind, state_values(&fused)));
+    }
+    // One CPU step, whatever burn backend hosts the run.
+    for (kind, values) in &cpu_runs[1..] {
+        assert_eq!(values, &cpu_runs[0].1, "{kind} vs {}", cpu_runs[0].0);
+    }
+}
+
+#[test]
+fn large_batches_use_threads_and_give_the_same_bits_as_one_thread() {
+    // 4,096 rows: 16 groups, shared among the helper threads; the tested property is that the
+    // result depends on the batch alone (the unit tests compare 1, 2 and 3 threads directly).
+    let _guard = serial();
+    let config = TrainingConfig {
+        batch: 4096,
+        hidden: vec![32],
+        ..sine_mlp()
+    };
+    let backend = backends()
+        .into_iter()
+        .find(|b| b.kind != BackendKind::Wgpu)
+        .unwrap();
+    let a = run(EngineKind::Fused, &config, &backend, 30, None);
+    let b = run(EngineKind::Fused, &config, &backend, 30, None);
+    assert_eq!(state_values(&a), state_values(&b));
+    let (la, lb) = (
+        final_loss(&a),
+        final_loss(&run(EngineKind::Autodiff, &config, &backend, 30, None)),
+    );
+    assert!((la - lb).abs() <= 0.05 * lb, "fused {la} vs autodiff {lb}");
+}
+
+#[test]
+fn an_mlp_on_a_table_and_the_linear_model_on_the_sine_task_train_fused() {
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let mut text = String::from("a,b,y\n");
+    for i in 0..600 {
+        let (a, b) = ((i as f64 * 0.37).sin() * 3.0, (i as f64 * 0.11).cos());
+        text.push_str(&format!("{a},{b},{}\n", (a * b).tanh() + 0.5 * a));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let table = TrainingConfig {
+        model: ModelKind::Mlp,
+        hidden: vec![24, 12],
+        data: Some(TableConfig::new(csv.display().to_string(), "y")),
+        ..Default::default()
+    };
+    let linear_sine = TrainingConfig {
+        task: Task::Sine,
+        ..Default::default()
+    };
+    let backend = backends()
+        .into_iter()
+        .find(|b| b.kind != BackendKind::Wgpu)
+        .unwrap();
+    for config in [table, linear_sine] {
+        let fused = run(EngineKind::Fused, &config, &backend, 1000, None);
+        let autodiff = run(EngineKind::Autodiff, &config, &backend, 1000, None);
+        assert_eq!(fused.spec, autodiff.spec);
+        let (lf, la) = (final_loss(&fused), final_loss(&autodiff));
+        assert!(
+            (lf - la).abs() <= 0.05 * la,
+            "{:?}: fused {lf} vs autodiff {la}",
+            fused.spec
+        );
+        let first = run(EngineKind::Fused, &config, &backend, 700, None);
+        let resumed = run(EngineKind::Fused, &config, &backend, 300, Some(&first));
+        assert_eq!(state_values(&resumed), state_values(&fused));
+    }
+}
+
+#[test]
+fn the_cli_trains_a_fused_mlp_and_refuses_what_it_cannot() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("m.json");
+    burnfit()
+        .args([
+            "train", "--task", "sine", "--model", "mlp", "--hidden", "16", "--engine", "fused",
+        ])
+        .args([
+            "--backend",
+            BackendKind::compiled()[0].name(),
+            "--steps",
+            "300",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("with the fused engine: mlp 1-16-1, tanh"));
+    let checkpoint = Checkpoint::load(&out).unwrap();
+    assert_eq!(checkpoint.step(), 300);
+    assert_eq!(checkpoint.meta.unwrap().engine.as_deref(), Some("fused"));
+    burnfit()
+        .args(["train", "--task", "sine", "--model", "mlp", "--hidden", "64,257", "--engine", "fused", "--out"])
+        .arg(dir.path().join("wide.json"))
+        .assert()
+        .code(2)
+        .stdout("")
+        .stderr("error: --engine fused takes hidden layers up to 256 wide, not 257; use --engine autodiff\n");
+    assert!(!dir.path().join("wide.json").exists());
+}

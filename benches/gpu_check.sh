@@ -10,7 +10,8 @@
 #
 # Writes every log under $OUT and prints a summary last: the cold first step, the seed workload
 # and batch 2^20 per 1000 steps against the issue's targets, fused vs autodiff vs the CPU loop,
-# 600 + 400 against 1000 steps, dispatch counts, then `burnfit bench` and PyTorch's reference.
+# 600 + 400 against 1000 steps, dispatch counts, then `burnfit bench` (seed workload, the sine
+# MLP, a CSV table) and the PyTorch and JAX references.
 set -u
 OUT=${OUT:-/tmp/gpu-check}
 mkdir -p "$OUT"
@@ -68,8 +69,20 @@ for name in wgpu-fused wgpu-fused-2 flex-fused wgpu-autodiff wgpu-600-400 wgpu-f
 done
 run bench "$BENCH_TIMEOUT" "$B" bench --backends flex,wgpu --engines autodiff,fused \
     --batches 64,4096,65536,1048576 --budget-s 20 --json "$OUT/bench.json"
+# The sine MLP (1-64-64-1, tanh) and a CSV table: autodiff on the GPU against the CPU's fused
+# engine (the fused MLP and table steps run on the CPU backends; wgpu rows say so and skip).
+run bench-mlp 90 "$B" bench --task sine --model mlp --backends flex,wgpu --engines autodiff,fused \
+    --batches 64,4096,65536 --steps 100 --repeat 3 --budget-s 15 --json "$OUT/bench-mlp.json"
+run bench-csv 60 "$B" bench --data docs/data/diabetes.csv --target progression --backends flex,wgpu \
+    --engines autodiff,fused --batches 64,4096 --steps 200 --budget-s 15 --json "$OUT/bench-csv.json"
+# The MLP's first step on the GPU (issue 18's target: <= 3 s on an H200).
+run mlp-first 120 "$B" train --task sine --model mlp --backend wgpu --steps 20 --log-every 10 \
+    --out "$OUT/wgpu-mlp.json" --force
 if [ -z "${GPU_CHECK_LOCAL:-}" ]; then
     run torch "$BENCH_TIMEOUT" python3 benches/torch_reference.py --json "$OUT/torch.json"
+    run jax 120 python3 benches/jax_reference.py --devices gpu --json "$OUT/jax.json"
+    run jax-mlp 120 python3 benches/jax_reference.py --devices gpu --model mlp --batches 64,4096,65536 \
+        --systems scan --json "$OUT/jax-mlp.json"
 fi
 
 python3 - "$OUT" <<'PY'
@@ -120,14 +133,18 @@ for name, steps in [("profile-64", 1000), ("profile-1m", 10)]:
     summary = ", ".join(f"{k}: {n} dispatches, {t:.2f} ms" for k, (n, t) in dispatches.items())
     print(f"{name} ({steps} steps): "
           + (summary or f"no profile lines (see {name}.txt)"))
-try:
-    rows = json.load(open(os.path.join(out, "bench.json")))["rows"]
-    print("bench (ms per 1000 steps, median):")
-    for r in rows:
-        value = f"{r['median_ms']:.2f}" if r.get("median_ms") is not None else r.get("note", "")
-        print(f"  {r['system']:<26} {r['batch']:>8}  {value}")
-except (OSError, KeyError, ValueError):
-    print("bench: no bench.json (see bench.txt)")
+for name in ["bench", "bench-mlp", "bench-csv", "jax", "jax-mlp"]:
+    try:
+        report = json.load(open(os.path.join(out, name + ".json")))
+        print(f"{name} ({report.get('workload', 'seed workload')}), µs per step, median:")
+        for r in report["rows"]:
+            us = r.get("us_per_step")
+            value = f"{us:.1f}" if isinstance(us, (int, float)) and us == us else r.get("note", "")
+            print(f"  {r['system']:<26} {r['batch']:>8}  {value}")
+    except (OSError, KeyError, ValueError):
+        print(f"{name}: no {name}.json (see {name}.txt)")
+t = timing("mlp-first")
+print("wgpu MLP: " + (f"{t[0]} steps in {t[1]:.1f} ms, first step {t[2]:.1f} ms" if t else "no timing line"))
 if os.path.exists(os.path.join(out, "torch.txt")):
     print("torch reference:")
     print("\n".join("  " + l for l in text("torch").splitlines()[-14:]))

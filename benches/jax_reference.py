@@ -10,6 +10,10 @@ of y = 2.5x - 1 + N(0, 0.5^2) drawn on the device every step) and prints the sam
 - jax/step: one jitted step called from Python per step (the state stays on the device).
 Per (system, batch): a warm-up run whose time (compilation included) is reported, then --repeat
 timed runs of --steps steps, each ending with the result read back (a device sync).
+
+`--model mlp [--hidden 64,64]` times burnfit's sine MLP instead (`burnfit bench --task sine
+--model mlp`): y = sin x, x ~ U(0, 10) drawn on the device, dense layers with tanh, Glorot-uniform
+init, the same Adam.
 """
 import argparse
 import json
@@ -31,6 +35,16 @@ def loss_fn(params, x, y):
     return jnp.mean((x * w + b - y) ** 2)
 
 
+def mlp_loss(params, x, y):
+    h = x[:, None]
+    layers = len(params) // 2
+    for i in range(layers):
+        h = h @ params[2 * i] + params[2 * i + 1]
+        if i + 1 < layers:
+            h = jnp.tanh(h)
+    return jnp.mean((h[:, 0] - y) ** 2)
+
+
 def adam(params, m, v, grads, t):
     m = [BETA1 * mi + (1 - BETA1) * g for mi, g in zip(m, grads)]
     v = [BETA2 * vi + (1 - BETA2) * g * g for vi, g in zip(v, grads)]
@@ -40,7 +54,13 @@ def adam(params, m, v, grads, t):
     return params, m, v
 
 
+HIDDEN = None  # set by --model mlp: the hidden widths
+
+
 def make_step(batch):
+    if HIDDEN is not None:
+        return make_mlp_step(batch)
+
     def step(state, t):
         params, m, v, key = state
         k = jax.random.fold_in(key, t)
@@ -54,7 +74,29 @@ def make_step(batch):
     return step
 
 
+def make_mlp_step(batch):
+    def step(state, t):
+        params, m, v, key = state
+        x = jax.random.uniform(jax.random.fold_in(key, t), (batch,), minval=0.0, maxval=10.0)
+        loss, grads = jax.value_and_grad(mlp_loss)(params, x, jnp.sin(x))
+        params, m, v = adam(params, m, v, grads, t.astype(jnp.float32))
+        return (params, m, v, key), loss
+
+    return step
+
+
 def initial_state(device):
+    if HIDDEN is not None:
+        widths = [1] + HIDDEN + [1]
+        key = jax.random.PRNGKey(7)
+        params = []
+        for fan_in, fan_out in zip(widths, widths[1:]):
+            key, k = jax.random.split(key)
+            limit = (6.0 / (fan_in + fan_out)) ** 0.5
+            params += [jax.random.uniform(k, (fan_in, fan_out), minval=-limit, maxval=limit),
+                       jnp.zeros((fan_out,), jnp.float32)]
+        zeros = [jnp.zeros_like(p) for p in params]
+        return jax.device_put((params, zeros, list(zeros), jax.random.PRNGKey(42)), device)
     zero = jnp.float32(0.0)
     state = ([jnp.float32(0.3), zero], [zero, zero], [zero, zero], jax.random.PRNGKey(42))
     return jax.device_put(state, device)
@@ -102,6 +144,8 @@ def measure(runner, batch, steps, repeat, device):
         float(loss)
         times.append((time.perf_counter() - t0) * 1e3)
         first += steps
+    if HIDDEN is not None:
+        return warm, times, float(loss)
     w, b = (float(p) for p in state[0])
     return warm, times, (w, b)
 
@@ -115,8 +159,14 @@ def main():
     parser.add_argument("--systems", default="scan,step", help="scan, step or both")
     parser.add_argument("--cpu-max-batch", type=int, default=65536,
                         help="skip CPU rows above this batch (they take minutes)")
+    parser.add_argument("--model", default="linear", choices=["linear", "mlp"],
+                        help="linear: the seed workload; mlp: the sine MLP")
+    parser.add_argument("--hidden", default="64,64", help="the MLP's hidden widths")
     parser.add_argument("--json")
     args = parser.parse_args()
+    global HIDDEN
+    if args.model == "mlp":
+        HIDDEN = [int(w) for w in args.hidden.split(",")]
     devices = []
     for kind in [d for d in args.devices.split(",") if d]:
         try:
@@ -132,11 +182,16 @@ def main():
                 print(f"jax/{kind}          batch {batch}: skipped (above --cpu-max-batch {args.cpu_max_batch})")
                 continue
             for system in [s for s in args.systems.split(",") if s]:
-                warm, times, (w, b) = measure(runners[system], batch, args.steps, args.repeat, device)
+                warm, times, result = measure(runners[system], batch, args.steps, args.repeat, device)
                 name = f"{kind} ({device.device_kind})"
-                rows.append(row(f"jax/{system}", name, batch, args.steps, warm, times))
+                label = f"jax/{system}" + ("" if HIDDEN is None else "/mlp")
+                rows.append(row(label, name, batch, args.steps, warm, times))
                 print_row(rows[-1], header)
                 header = False
+                if HIDDEN is not None:
+                    print(f"  final loss {result:.3g}")
+                    continue
+                w, b = result
                 if abs(w - 2.5) > 0.05 or abs(b + 1.0) > 0.05:
                     print(f"warning: {system} on {kind} at batch {batch} ended at w={w:.4f} b={b:.4f}")
     machine = {

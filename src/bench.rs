@@ -9,10 +9,13 @@ use std::time::Duration;
 
 use serde::Serialize;
 
+use std::sync::Arc;
+
 use crate::backend::{Backend, BackendKind};
-use crate::config::TrainingConfig;
+use crate::config::{ModelKind, Task, TrainingConfig};
+use crate::data::PreparedTable;
 use crate::engine::EngineKind;
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 /// The burn version burnfit is pinned to (Cargo.toml pins `=0.22.1`; a test keeps them equal).
 pub const BURN_VERSION: &str = "0.22.1";
@@ -32,8 +35,20 @@ pub struct BenchOptions {
     pub repeat: usize,
     /// Skip a measurement whose estimated duration exceeds this.
     pub budget: Duration,
-    /// Also time the autograd crate (needs the `autograd-ref` feature).
+    /// Also time the autograd crate (needs the `autograd-ref` feature; the seed workload only).
     pub autograd: bool,
+    /// What is trained: the task or table, the model and its settings (`batch` and `steps` come
+    /// from the sweep). The default is the seed workload.
+    pub workload: TrainingConfig,
+}
+
+impl BenchOptions {
+    /// Whether the workload is the seed's (the line, the linear model), which the autograd
+    /// crate's reference row runs.
+    pub fn is_seed_workload(&self) -> bool {
+        let w = &self.workload;
+        w.task == Task::Line && w.model == ModelKind::Linear && w.data.is_none()
+    }
 }
 
 impl Default for BenchOptions {
@@ -46,6 +61,7 @@ impl Default for BenchOptions {
             repeat: 3,
             budget: Duration::from_secs(120),
             autograd: cfg!(feature = "autograd-ref"),
+            workload: TrainingConfig::default(),
         }
     }
 }
@@ -104,6 +120,9 @@ pub struct MachineInfo {
 pub struct BenchReport {
     /// Where it ran.
     pub machine: MachineInfo,
+    /// What was trained: `line task, linear, 1 input`, `sine task, mlp 1-64-64-1, tanh`, or a
+    /// table's file, target and rows with the model.
+    pub workload: String,
     /// One row per (system, batch), in the order measured.
     pub rows: Vec<BenchRow>,
 }
@@ -128,9 +147,14 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
     let mut rows = Vec::new();
     let mut adapter = None;
     let mut autograd_ms: Vec<(usize, f64)> = Vec::new();
+    let table = match &options.workload.data {
+        Some(data) => Some(Arc::new(PreparedTable::load(data, options.workload.seed)?)),
+        None => None,
+    };
     for &batch in &options.batches {
         let config = workload(options, batch);
-        if options.autograd {
+        config.validate()?;
+        if options.autograd && options.is_seed_workload() {
             on_event(BenchEvent::Starting {
                 system: "autograd".into(),
                 batch,
@@ -161,7 +185,7 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
                     system: format!("burnfit/{}/{}", kind.name(), engine.name()),
                     batch,
                 });
-                let mut row = measure_burn(&backend, engine, &config, options)?;
+                let mut row = measure_burn(&backend, engine, &config, table.clone(), options)?;
                 row.speedup_vs_autograd = autograd_ms
                     .iter()
                     .find(|(b, _)| *b == batch)
@@ -181,6 +205,7 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
             burnfit_version: env!("CARGO_PKG_VERSION").to_string(),
             burn_version: BURN_VERSION.to_string(),
         },
+        workload: describe_workload(&options.workload, table.as_deref()),
         rows,
     })
 }
@@ -190,7 +215,27 @@ fn workload(options: &BenchOptions, batch: usize) -> TrainingConfig {
         batch,
         steps: options.steps,
         log_every: options.steps,
-        ..Default::default()
+        ..options.workload.clone()
+    }
+}
+
+/// One line saying what a benchmark trains.
+pub fn describe_workload(config: &TrainingConfig, table: Option<&PreparedTable>) -> String {
+    match (&config.data, table) {
+        (Some(data), Some(table)) => format!(
+            "{} → `{}` ({} training rows), {}",
+            data.path,
+            data.target,
+            table.train.len(),
+            config.model_spec(table.d()).describe()
+        ),
+        _ => {
+            let task = match config.task {
+                Task::Line => "line",
+                Task::Sine => "sine",
+            };
+            format!("{task} task, {}", config.model_spec(1).describe())
+        }
     }
 }
 
@@ -205,23 +250,26 @@ fn measure_burn(
     backend: &Backend,
     engine: EngineKind,
     config: &TrainingConfig,
+    table: Option<Arc<PreparedTable>>,
     options: &BenchOptions,
 ) -> Result<BenchRow> {
-    let mut trainer =
-        match crate::session::open_engine(engine, config.clone(), backend.clone(), None) {
-            Err(e @ crate::error::Error::BatchTooLarge { .. }) => {
-                let mut row = empty_row(
-                    format!("burnfit/{}/{engine}", backend.kind),
-                    device_name(backend),
-                    config,
-                    Duration::ZERO,
-                );
-                row.engine = Some(engine);
-                row.note = Some(format!("skipped: {e}"));
-                return Ok(row);
-            }
-            other => other?,
-        };
+    let opened =
+        crate::session::open_engine_with(engine, config.clone(), backend.clone(), table, None);
+    let mut trainer = match opened {
+        // A row this engine or backend cannot run is skipped, saying why.
+        Err(e @ (Error::BatchTooLarge { .. } | Error::EngineUnsupported { .. })) => {
+            let mut row = empty_row(
+                format!("burnfit/{}/{engine}", backend.kind),
+                device_name(backend),
+                config,
+                Duration::ZERO,
+            );
+            row.engine = Some(engine);
+            row.note = Some(format!("skipped: {e}"));
+            return Ok(row);
+        }
+        other => other?,
+    };
     let warm = trainer.run(WARMUP_STEPS, &mut ())?;
     let mut row = empty_row(
         format!("burnfit/{}/{engine}", backend.kind),

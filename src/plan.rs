@@ -134,6 +134,12 @@ pub struct Overrides {
 }
 
 impl Overrides {
+    /// Applies the flags given to `config`, with the checks `train` makes (`bench` builds its
+    /// workload this way).
+    pub fn apply_to(&self, config: &mut TrainingConfig) -> Result<()> {
+        apply_overrides(config, self)
+    }
+
     /// `--standardize` / `--no-standardize`: the last one given wins.
     pub fn standardize(&self) -> Option<bool> {
         match (self.standardize, self.no_standardize) {

@@ -8,9 +8,12 @@ use clap::Args;
 use crate::backend::{Backend, BackendKind};
 use crate::bench::{self, BenchOptions};
 use crate::checkpoint::{self, write_atomically};
+use crate::config::{ModelKind, Task, TrainingConfig};
 use crate::console::Console;
 use crate::engine::EngineKind;
 use crate::error::{Result, invalid};
+use crate::model::Activation;
+use crate::plan::Overrides;
 use crate::progress::{Progress, ProgressMode};
 
 use super::default_is;
@@ -56,6 +59,56 @@ pub struct BenchArgs {
     /// Show a progress bar over the rows on stderr: auto, always or never.
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto)]
     pub progress: ProgressMode,
+    /// What to train (default: the seed workload, the line with the linear model).
+    #[command(flatten)]
+    pub workload: WorkloadArgs,
+}
+
+/// `bench`'s workload: the same flags, names and checks as `train`'s.
+#[derive(Debug, Default, Args)]
+#[command(next_help_heading = "Workload (as for train)")]
+pub struct WorkloadArgs {
+    /// The synthetic task: line or sine.
+    #[arg(long, value_enum)]
+    pub task: Option<Task>,
+    /// Train on this CSV file instead of a synthetic task.
+    #[arg(long, value_name = "FILE.csv")]
+    pub data: Option<String>,
+    /// The CSV column to predict (required with --data).
+    #[arg(long, value_name = "COLUMN")]
+    pub target: Option<String>,
+    /// The CSV feature columns, comma-separated [default: every column but the target]
+    #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
+    pub features: Option<Vec<String>>,
+    /// The model: linear or mlp.
+    #[arg(long, value_enum)]
+    pub model: Option<ModelKind>,
+    /// The MLP's hidden layer widths, comma-separated.
+    #[arg(long, value_delimiter = ',', value_name = "W,..")]
+    pub hidden: Option<Vec<usize>>,
+    /// The MLP's activation.
+    #[arg(long, value_enum)]
+    pub activation: Option<Activation>,
+}
+
+impl WorkloadArgs {
+    /// The training config these flags describe, checked as `train` checks it.
+    pub fn config(&self) -> Result<TrainingConfig> {
+        let overrides = Overrides {
+            task: self.task,
+            data: self.data.clone(),
+            target: self.target.clone(),
+            features: self.features.clone(),
+            model: self.model,
+            hidden: self.hidden.clone(),
+            activation: self.activation,
+            ..Default::default()
+        };
+        let mut config = TrainingConfig::default();
+        overrides.apply_to(&mut config)?;
+        config.validate()?;
+        Ok(config)
+    }
 }
 
 impl BenchArgs {
@@ -80,6 +133,7 @@ impl BenchArgs {
             options.budget = Duration::from_secs(seconds);
         }
         options.autograd &= !self.no_autograd;
+        options.workload = self.workload.config()?;
         if options.steps < 2 {
             return Err(invalid("--steps", options.steps, "must be at least 2"));
         }
@@ -125,7 +179,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     }
     let mut printed_header = false;
     let rows = options.backends.len() * options.engines.len() * options.batches.len()
-        + if options.autograd && cfg!(feature = "autograd-ref") {
+        + if options.autograd && options.is_seed_workload() && cfg!(feature = "autograd-ref") {
             options.batches.len()
         } else {
             0
@@ -156,6 +210,7 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         });
     })?;
     progress.finish();
+    say!(console, "workload: {}", report.workload);
     say!(
         console,
         "machine: {} ({} cores){}; fused CPU loop {}; burnfit {}, burn {}",

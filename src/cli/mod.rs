@@ -1,6 +1,8 @@
 //! The command line: one file per subcommand (its flags and what it prints), and here the
 //! command list, the one input/output check every subcommand passes, and the dispatch.
 
+use std::path::Path;
+
 use clap::{Parser, Subcommand};
 
 use crate::error::Result;
@@ -104,6 +106,7 @@ impl Command {
                 .output("OUTPUT", Some(&args.output))
                 .replaceable("INPUT", "OUTPUT"),
             Command::Bench(args) => FileRoles::new()
+                .input("--data", args.workload.data.as_deref().map(Path::new))
                 .inputs("--plot-with", &args.plot_with)
                 .output("--json", args.json.as_deref())
                 .output("--plot", args.plot.as_deref()),

@@ -175,3 +175,75 @@ fn bench_flags_are_checked() {
             .stderr(predicates::str::contains(expected));
     }
 }
+
+#[test]
+fn bench_times_the_users_workload_an_mlp_or_a_table() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let mut text = String::from("a,b,y\n");
+    for i in 0..200 {
+        text.push_str(&format!("{},{},{}\n", i % 7, i % 5, i % 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let cpu = burnfit::BackendKind::compiled()[0].name();
+    let mut backends = vec![cpu];
+    if wgpu_available() {
+        backends.push("wgpu");
+    }
+    let cases: [(&[&str], &str); 2] = [
+        (
+            &["--task", "sine", "--model", "mlp", "--hidden", "8"],
+            "sine task, mlp 1-8-1, tanh",
+        ),
+        (
+            &["--data", csv.to_str().unwrap(), "--target", "y"],
+            "→ `y` (",
+        ),
+    ];
+    for (workload, described) in cases {
+        let json = dir.path().join("b.json");
+        let assert = burnfit()
+            .args(["bench", "--batches", "16", "--steps", "3", "--repeat", "1"])
+            .args(["--backends", &backends.join(","), "--json"])
+            .arg(&json)
+            .args(workload)
+            .assert()
+            .success();
+        let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
+        assert!(
+            stdout.contains("workload: ") && stdout.contains(described),
+            "{stdout}"
+        );
+        let report: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+        assert!(report["workload"].as_str().unwrap().contains(described));
+        let rows = report["rows"].as_array().unwrap();
+        // No autograd row (it runs the seed workload only): each backend's two engines.
+        assert_eq!(rows.len(), 2 * backends.len(), "{stdout}");
+        for r in rows {
+            let system = r["system"].as_str().unwrap();
+            if system == "burnfit/wgpu/fused" {
+                // The fused MLP and table steps run on the CPU: the row says why it is empty.
+                let note = r["note"].as_str().unwrap();
+                assert!(note.starts_with("skipped: --engine fused runs"), "{note}");
+            } else {
+                assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{system}: {r}");
+            }
+        }
+    }
+    // Workload flags are checked as train checks them.
+    burnfit()
+        .args(["bench", "--hidden", "8"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--hidden applies to --model mlp only",
+        ));
+    burnfit()
+        .args(["bench", "--data"])
+        .arg(&csv)
+        .args(["--target", "nope"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains("nope"));
+}

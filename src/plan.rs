@@ -304,8 +304,9 @@ impl TrainPlan {
     /// so (returned beside the backend).
     pub fn backend(&self, choice: Option<BackendChoice>) -> Result<(Backend, Option<String>)> {
         let gpu_from = match self.engine {
-            // Only the synthetic line's linear model has fused GPU kernels.
-            EngineKind::Fused if !crate::fused::runs_on_gpu(&self.config) => usize::MAX,
+            // Every other model's fused GPU kernel runs in one workgroup: `auto` keeps it on
+            // the CPU.
+            EngineKind::Fused if !crate::fused::is_line_model(&self.config) => usize::MAX,
             engine => crate::engine::auto_gpu_min_batch(engine),
         };
         let auto = || Backend::choose_for(BackendChoice::Auto, self.config.batch, gpu_from);

@@ -33,7 +33,7 @@ pub fn open_engine_with(
 ) -> Result<Box<dyn Engine>> {
     Ok(match (engine, resume) {
         (EngineKind::Autodiff, _) => Box::new(Trainer::start(config, backend, table, resume)?),
-        (EngineKind::Fused, _) if !crate::fused::runs_on_gpu(&config) => {
+        (EngineKind::Fused, _) if !crate::fused::is_line_model(&config) => {
             Box::new(FusedNetworkTrainer::start(config, backend, table, resume)?)
         }
         (EngineKind::Fused, None) => Box::new(FusedTrainer::new(config, backend)?),

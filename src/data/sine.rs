@@ -35,6 +35,11 @@ impl SineData {
         }
     }
 
+    /// The Philox stream x is drawn from (its y is unused).
+    pub fn stream(&self) -> LineStream {
+        self.stream
+    }
+
     /// The batch of step `step` on the host: `(x, y)`, `batch` values each.
     pub fn host_batch(&self, step: u64) -> (Vec<f32>, Vec<f32>) {
         let (x, _) = self.stream.batch(step, self.batch);

@@ -49,9 +49,10 @@ pub fn check_supports(config: &TrainingConfig) -> Result<()> {
     Ok(())
 }
 
-/// Whether the fused engine runs `config` on wgpu too: the synthetic line's one-input linear
-/// model has GPU kernels; everything else runs on the CPU backends.
-pub fn runs_on_gpu(config: &TrainingConfig) -> bool {
+/// Whether `config` is the synthetic line's one-input linear model, which has its own engine
+/// ([`FusedTrainer`]: a vectorised CPU loop, and GPU kernels that spread a large batch over many
+/// workgroups); every other model and data source goes to [`network::FusedNetworkTrainer`].
+pub fn is_line_model(config: &TrainingConfig) -> bool {
     config.model == ModelKind::Linear && config.data.is_none() && config.task == Task::Line
 }
 
@@ -97,7 +98,7 @@ impl FusedTrainer {
     /// go to [`network::FusedNetworkTrainer`].
     fn check_supports(config: &TrainingConfig) -> Result<()> {
         check_supports(config)?;
-        if !runs_on_gpu(config) {
+        if !is_line_model(config) {
             return Err(Error::EngineUnsupported {
                 engine: EngineKind::Fused.name(),
                 message: format!(

@@ -1,7 +1,8 @@
 //! The fused engine for every model and data source but the synthetic line's one-input linear
 //! model (which has its own CPU loop and GPU kernels, [`super::FusedTrainer`]): an MLP on any
 //! task or table, the linear model over a CSV table's features, anything on `--task sine`. On
-//! the CPU backends; one pass per step over the batch with [`crate::fused_step::dense`].
+//! the CPU backends one pass per step over the batch with [`crate::fused_step::dense`]; on wgpu
+//! a chunk of steps per dispatch of one workgroup (`fused_step::kernel::dense`).
 //!
 //! The batches are the autodiff engine's: the line's and the sine's Philox streams drawn on the
 //! host, a table's training rows (standardized as for it) in the order
@@ -9,7 +10,8 @@
 //! two engines then agree to float rounding, not bit for bit (their sums run in different
 //! orders, and the fused tanh is a polynomial within 2 ulp of the exact one). A fused run is
 //! bit-identical on every machine with the same binary, whatever its thread count or vector
-//! instructions. A non-finite loss stops the run before its update.
+//! instructions; a GPU run is reproducible on its device, and agrees with the CPU's to rounding
+//! (the GPU's `exp` and `sin` are its own). A non-finite loss stops the run before its update.
 
 use std::sync::Arc;
 
@@ -73,6 +75,25 @@ impl Batches {
     }
 }
 
+/// Where the steps run.
+enum Stepper {
+    /// On the host: the state padded for the CPU step, the batches drawn here.
+    Cpu {
+        state: DenseStep,
+        batches: Batches,
+        threads: usize,
+        /// The current batch.
+        x: Vec<f32>,
+        y: Vec<f32>,
+    },
+    /// On wgpu: the state (params, m, v, unpadded) between chunks, the kernel's buffers.
+    #[cfg(feature = "wgpu-backend")]
+    Gpu {
+        state: Vec<f32>,
+        kernel: Box<crate::fused_step::kernel::dense::DenseGpu>,
+    },
+}
+
 /// The fused engine's state for a dense network: the model and Adam's moments (in the scaled
 /// space on a standardized table), and the data stream.
 pub struct FusedNetworkTrainer {
@@ -80,14 +101,9 @@ pub struct FusedNetworkTrainer {
     backend: Backend,
     table: Option<Arc<PreparedTable>>,
     spec: ModelSpec,
-    state: DenseStep,
-    batches: Batches,
+    stepper: Stepper,
     adam: Adam,
     batch: usize,
-    threads: usize,
-    /// The current batch.
-    x: Vec<f32>,
-    y: Vec<f32>,
     step: u64,
     updates: u64,
     last_loss: Option<f32>,
@@ -103,15 +119,6 @@ impl FusedNetworkTrainer {
         resume: Option<&Checkpoint>,
     ) -> Result<Self> {
         super::check_supports(&config)?;
-        if backend.kind == BackendKind::Wgpu {
-            return Err(Error::EngineUnsupported {
-                engine: EngineKind::Fused.name(),
-                message: format!(
-                    "runs {} on the CPU backends (on wgpu only the synthetic line's linear model); use --backend flex (or ndarray), or --engine autodiff",
-                    super::what_runs(&config)
-                ),
-            });
-        }
         let table = match (&config.data, table) {
             (Some(_), Some(table)) => Some(table),
             (Some(data), None) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
@@ -144,11 +151,6 @@ impl FusedNetworkTrainer {
         let adam_state = resume.and_then(|c| c.adam.as_ref());
         let moments: Option<(Vec<_>, Vec<_>)> =
             adam_state.map(|adam| adam.moments.iter().cloned().unzip());
-        let state = DenseStep::new(
-            &spec,
-            &params,
-            moments.as_ref().map(|(m, v)| (&m[..], &v[..])),
-        );
         let (batches, batch) = match &table {
             Some(table) => {
                 let (x, y) = table.training_rows();
@@ -166,9 +168,24 @@ impl FusedNetworkTrainer {
                 Task::Sine => (Batches::Sine(SineData::new(&config)), config.batch),
             },
         };
+        let stepper = if backend.kind == BackendKind::Wgpu {
+            Self::gpu_stepper(&backend, &spec, batches, batch, &params, moments.as_ref())?
+        } else {
+            let state = DenseStep::new(
+                &spec,
+                &params,
+                moments.as_ref().map(|(m, v)| (&m[..], &v[..])),
+            );
+            Stepper::Cpu {
+                threads: threads_for(batch, state.layout()),
+                state,
+                batches,
+                x: Vec::new(),
+                y: Vec::new(),
+            }
+        };
         Ok(Self {
             adam: config.adam(),
-            threads: threads_for(batch, state.layout()),
             step: resume.map_or(0, Checkpoint::step),
             updates: adam_state.map_or(0, |adam| adam.updates),
             last_loss: resume
@@ -178,27 +195,167 @@ impl FusedNetworkTrainer {
             backend,
             table,
             spec,
-            state,
-            batches,
+            stepper,
             batch,
-            x: Vec::new(),
-            y: Vec::new(),
         })
     }
 
-    /// One step: the batch's loss (on the scaled target), and the update when it is finite.
-    fn train_step(&mut self, step: u64) -> f32 {
-        let d = self.spec.d_in;
-        self.batches
-            .fill(step, self.batch, d, &mut self.x, &mut self.y);
-        let t = self.updates + 1;
-        let loss = self
-            .state
-            .step(&self.x, &self.y, &self.adam, t, self.threads);
-        if loss.is_finite() {
-            self.updates = t;
+    /// The GPU kernel for `spec`, with the state flattened (params, m, v).
+    #[cfg(feature = "wgpu-backend")]
+    fn gpu_stepper(
+        backend: &Backend,
+        spec: &ModelSpec,
+        batches: Batches,
+        batch: usize,
+        params: &[crate::host::HostTensor],
+        moments: Option<&(Vec<crate::host::HostTensor>, Vec<crate::host::HostTensor>)>,
+    ) -> Result<Stepper> {
+        use crate::fused_step::kernel::dense::{DenseGpu, GpuBatches};
+        let flat = |tensors: &[crate::host::HostTensor]| -> Vec<f32> {
+            tensors
+                .iter()
+                .flat_map(|t| t.data.iter().copied())
+                .collect()
+        };
+        let mut state = flat(params);
+        let n = state.len();
+        match moments {
+            Some((m, v)) => {
+                state.extend(flat(m));
+                state.extend(flat(v));
+            }
+            None => state.resize(3 * n, 0.0),
         }
-        loss
+        let (source, table) = match &batches {
+            Batches::Line(stream) => (GpuBatches::Line(*stream), None),
+            Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
+            Batches::Table { x, y, seed, .. } => (
+                GpuBatches::Table {
+                    rows: y.len(),
+                    seed: *seed,
+                },
+                Some((&x[..], &y[..])),
+            ),
+        };
+        let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
+        let device_error = |message: String| Error::Device {
+            backend: backend.kind.name(),
+            message,
+        };
+        let kernel = DenseGpu::new(&backend.device, spec, source, table, cpu_adapter)
+            .map_err(device_error)?;
+        // A batch too large for one dispatch on this adapter is refused now, not mid-run.
+        kernel
+            .max_chunk_steps(batch)
+            .map_err(|message| Error::EngineUnsupported {
+                engine: EngineKind::Fused.name(),
+                message,
+            })?;
+        Ok(Stepper::Gpu {
+            state,
+            kernel: Box::new(kernel),
+        })
+    }
+
+    #[cfg(not(feature = "wgpu-backend"))]
+    fn gpu_stepper(
+        _: &Backend,
+        _: &ModelSpec,
+        _: Batches,
+        _: usize,
+        _: &[crate::host::HostTensor],
+        _: Option<&(Vec<crate::host::HostTensor>, Vec<crate::host::HostTensor>)>,
+    ) -> Result<Stepper> {
+        unreachable!("a wgpu backend exists only with the wgpu-backend feature")
+    }
+
+    /// The parameters and Adam's moments as the model's tensors (unpadded).
+    fn tensors(&self) -> [Vec<crate::host::HostTensor>; 3] {
+        match &self.stepper {
+            Stepper::Cpu { state, .. } => {
+                let layout = state.layout();
+                [
+                    layout.unpack(&state.params),
+                    layout.unpack(&state.m),
+                    layout.unpack(&state.v),
+                ]
+            }
+            #[cfg(feature = "wgpu-backend")]
+            Stepper::Gpu { state, .. } => {
+                let n = state.len() / 3;
+                let split = |values: &[f32]| {
+                    let mut at = 0;
+                    self.spec
+                        .param_shapes()
+                        .into_iter()
+                        .map(|shape| {
+                            let len: usize = shape.iter().product();
+                            at += len;
+                            crate::host::HostTensor::new(shape, values[at - len..at].to_vec())
+                        })
+                        .collect()
+                };
+                [
+                    split(&state[..n]),
+                    split(&state[n..2 * n]),
+                    split(&state[2 * n..]),
+                ]
+            }
+        }
+    }
+
+    /// Up to `steps` steps; stops after a step whose loss is not finite (its update not
+    /// applied). Returns the steps run and the last loss (on the scaled target).
+    fn run_steps(&mut self, steps: u64) -> Result<(u64, f32)> {
+        match &mut self.stepper {
+            Stepper::Cpu {
+                state,
+                batches,
+                threads,
+                x,
+                y,
+            } => {
+                let mut loss = f32::NAN;
+                for done in 0..steps {
+                    let step = self.step + done + 1;
+                    batches.fill(step, self.batch, self.spec.d_in, x, y);
+                    let t = self.updates + 1;
+                    loss = state.step(x, y, &self.adam, t, *threads);
+                    if !loss.is_finite() {
+                        return Ok((done, loss));
+                    }
+                    self.updates = t;
+                }
+                Ok((steps, loss))
+            }
+            #[cfg(feature = "wgpu-backend")]
+            Stepper::Gpu { state, kernel } => {
+                let mut done = 0;
+                let mut loss = f32::NAN;
+                while done < steps {
+                    let chunk = kernel
+                        .run(
+                            state,
+                            self.step + done,
+                            self.updates,
+                            steps - done,
+                            self.batch,
+                            &self.adam,
+                        )
+                        .map_err(|message| Error::Device {
+                            backend: self.backend.kind.name(),
+                            message,
+                        })?;
+                    done += chunk.steps_run;
+                    self.updates += chunk.steps_run;
+                    if let Some((_, bad)) = chunk.diverged {
+                        return Ok((done, bad));
+                    }
+                    loss = chunk.last_loss;
+                }
+                Ok((done, loss))
+            }
+        }
     }
 
     /// The factor from the training loss to the loss shown (the target's units).
@@ -226,25 +383,22 @@ impl Engine for FusedNetworkTrainer {
 
     /// About 50 million multiply-adds a chunk (~10–30 ms here) between looks at Ctrl-C.
     fn max_chunk_steps(&self) -> u64 {
-        let work = (self.batch * self.state.layout().len()).max(1) as u64;
+        let work = (self.batch as u64 * self.spec.parameter_count()).max(1);
         (50_000_000 / work).max(1)
     }
 
     fn run_chunk(&mut self, steps: u64, read_loss: bool, _sync: bool) -> Result<Chunk> {
-        let mut loss = f32::NAN;
-        for _ in 0..steps {
-            let step = self.step + 1;
-            loss = self.train_step(step);
-            if !loss.is_finite() {
-                let shown = loss * self.loss_scale();
-                return Ok(Chunk {
-                    last_loss: Some(shown),
-                    diverged: Some((step, shown)),
-                });
-            }
-            self.step = step;
-        }
+        let (done, loss) = self.run_steps(steps)?;
         let shown = loss * self.loss_scale();
+        if done < steps {
+            let step = self.step + done + 1;
+            self.step += done;
+            return Ok(Chunk {
+                last_loss: Some(shown),
+                diverged: Some((step, shown)),
+            });
+        }
+        self.step += steps;
         if read_loss {
             self.last_loss = Some(shown);
         }
@@ -259,15 +413,12 @@ impl Engine for FusedNetworkTrainer {
     }
 
     fn checkpoint(&self) -> Result<Checkpoint> {
-        let layout = self.state.layout();
-        let mut params = layout.unpack(&self.state.params);
+        let [mut params, m, v] = self.tensors();
         let mut record = self.table.as_ref().map(|t| t.record());
         if let (Some(table), Some(record)) = (&self.table, &mut record) {
             record.training_space = table.training_space(&self.spec.param_names(), &params);
             table.to_data_units(&mut params);
         }
-        let m = layout.unpack(&self.state.m);
-        let v = layout.unpack(&self.state.v);
         Ok(Checkpoint {
             spec: self.spec.clone(),
             params,

@@ -222,13 +222,7 @@ fn bench_times_the_users_workload_an_mlp_or_a_table() {
         assert_eq!(rows.len(), 2 * backends.len(), "{stdout}");
         for r in rows {
             let system = r["system"].as_str().unwrap();
-            if system == "burnfit/wgpu/fused" {
-                // The fused MLP and table steps run on the CPU: the row says why it is empty.
-                let note = r["note"].as_str().unwrap();
-                assert!(note.starts_with("skipped: --engine fused runs"), "{note}");
-            } else {
-                assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{system}: {r}");
-            }
+            assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{system}: {r}");
         }
     }
     // Workload flags are checked as train checks them.

@@ -527,18 +527,6 @@ fn the_fused_engine_fits_a_table_like_the_autodiff_engine_and_resumes_exactly() 
     let config = csv_config(&csv, 1000, 64);
     for backend in backends() {
         let kind = backend.kind;
-        if kind == burnfit::BackendKind::Wgpu {
-            // Refused there for now, in one line naming what works.
-            let err = burnfit::open_engine(EngineKind::Fused, config.clone(), backend, None)
-                .err()
-                .unwrap()
-                .to_string();
-            assert!(
-                err.contains("--engine fused runs a --data table on the CPU backends"),
-                "{err}"
-            );
-            continue;
-        }
         let run = |engine, steps, start: Option<&Checkpoint>| {
             let mut trainer =
                 burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();

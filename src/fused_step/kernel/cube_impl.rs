@@ -166,6 +166,83 @@ impl FusedOps for CubeBackend {
         out
     }
 
+    fn dense_chunk(
+        state: FloatTensor<Self>,
+        layout: FloatTensor<Self>,
+        data: FloatTensor<Self>,
+        order: FloatTensor<Self>,
+        scratch_len: u32,
+        source: u32,
+        layers: u32,
+        d_in: u32,
+        width_sum: u32,
+        relu: u32,
+        k0: u32,
+        k1: u32,
+        first_step: u64,
+        updates_before: u64,
+        steps: u32,
+        batch: u32,
+        table_rows: u32,
+        epoch_index: u32,
+        x_low: f32,
+        x_span: f32,
+        true_w: f32,
+        true_b: f32,
+        noise: f32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+        units: u32,
+    ) -> FloatTensor<Self> {
+        let state_in = into_contiguous(state);
+        let n = state_in.meta.shape.num_elements();
+        let out = empty(&state_in, Shape::from([n + 4]));
+        let scratch = empty(&state_in, Shape::from([scratch_len as usize]));
+        let (f_lo, f_hi) = split(first_step);
+        let (u_lo, u_hi) = split(updates_before);
+        let client = state_in.client.clone();
+        super::dense_kernel::dense_chunk_kernel::launch(
+            &client,
+            CubeCount::Static(1, 1, 1),
+            CubeDim::new_1d(units),
+            state_in.into_tensor_arg(),
+            out.clone().into_tensor_arg(),
+            into_contiguous(layout).into_tensor_arg(),
+            into_contiguous(data).into_tensor_arg(),
+            into_contiguous(order).into_tensor_arg(),
+            scratch.into_tensor_arg(),
+            source,
+            layers,
+            d_in,
+            width_sum,
+            (n / 3) as u32,
+            relu,
+            k0,
+            k1,
+            f_lo,
+            f_hi,
+            u_lo,
+            u_hi,
+            steps,
+            batch,
+            table_rows,
+            epoch_index,
+            x_low,
+            x_span,
+            true_w,
+            true_b,
+            noise,
+            lr,
+            beta1,
+            beta2,
+            epsilon,
+            units as usize,
+        );
+        out
+    }
+
     fn philox_words(
         anchor: FloatTensor<Self>,
         k0: u32,

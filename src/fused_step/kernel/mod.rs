@@ -69,6 +69,13 @@ pub mod kernels;
 
 pub use kernels::*;
 
+/// The dense network's one-workgroup kernel.
+#[allow(missing_docs)] // the items `#[cube]` generates
+pub mod dense_kernel;
+
+/// The dense network's chunks on the GPU, host side.
+pub mod dense;
+
 // ------------------------------------------------------------------------------------------
 // The burn extension
 // ------------------------------------------------------------------------------------------
@@ -98,6 +105,11 @@ fn line_batch_meta(
 /// The shape of a chunk's output state.
 pub fn state_out_shape(_state: &Shape) -> Shape {
     Shape::from([STATE_OUT_LEN])
+}
+
+/// The shape of a dense chunk's output: the state (params, m, v) and 4 values.
+pub fn dense_out_shape(state: &Shape) -> Shape {
+    Shape::from([state.num_elements() + 4])
 }
 
 /// The shape of the Philox test words.
@@ -148,6 +160,43 @@ pub trait FusedOps: Backend {
         beta1: f32,
         beta2: f32,
         epsilon: f32,
+    ) -> FloatTensor<Self>;
+
+    /// `steps` training steps of a dense network in one workgroup of `units` units (see
+    /// [`dense_kernel::dense_chunk_kernel`]); returns the state then
+    /// `[last_loss, steps_run, bad_loss, stopped]`. `scratch_len` floats of scratch are
+    /// allocated for it.
+    #[fusion(dtype = state, shape = dense_out_shape(state))]
+    #[allow(clippy::too_many_arguments)]
+    fn dense_chunk(
+        state: FloatTensor<Self>,
+        layout: FloatTensor<Self>,
+        data: FloatTensor<Self>,
+        order: FloatTensor<Self>,
+        scratch_len: u32,
+        source: u32,
+        layers: u32,
+        d_in: u32,
+        width_sum: u32,
+        relu: u32,
+        k0: u32,
+        k1: u32,
+        first_step: u64,
+        updates_before: u64,
+        steps: u32,
+        batch: u32,
+        table_rows: u32,
+        epoch_index: u32,
+        x_low: f32,
+        x_span: f32,
+        true_w: f32,
+        true_b: f32,
+        noise: f32,
+        lr: f32,
+        beta1: f32,
+        beta2: f32,
+        epsilon: f32,
+        units: u32,
     ) -> FloatTensor<Self>;
 
     /// Philox words of 4 blocks with counters (c0 + u, c1, c2, c3) as 32 f32 16-bit halves

@@ -1,0 +1,278 @@
+//! The dense network's fused step on wgpu, host side: the model's layout and a table's rows
+//! uploaded once, an epoch's row order once per epoch, and chunks of steps run by
+//! [`super::dense_kernel::dense_chunk_kernel`] — one dispatch of one workgroup each, the state
+//! (parameters and Adam's moments) uploaded and read back once per dispatch.
+
+use burn::backend::Dispatch;
+use burn::tensor::{Device, Tensor, TensorData};
+
+use super::FusedOps;
+use super::dense_kernel::{LAYOUT_FIELDS, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE};
+use crate::data::table::epoch_permutation;
+use crate::model::{Activation, ModelSpec};
+use crate::optim::Adam;
+use crate::rng::philox::LineStream;
+
+/// Units of the workgroup (WebGPU's default limit).
+const UNITS: u32 = 256;
+
+/// Loop iterations one invocation may spend per dispatch on a CPU adapter: below lavapipe's
+/// 65,535, which silently ends every loop past it (see the module notes in `kernel`).
+const CPU_ADAPTER_LOOP_BUDGET: u64 = 60_000;
+
+/// On a real GPU: about this many loop iterations per dispatch, so a dispatch stays well
+/// within a display driver's watchdog.
+const GPU_LOOP_BUDGET: u64 = 4_000_000;
+
+/// Training rows a table may have here: row numbers travel as f32, exact to 2^24.
+pub const MAX_TABLE_ROWS: usize = 1 << 24;
+
+/// Where the batches come from.
+#[derive(Clone, Copy, Debug)]
+pub enum GpuBatches {
+    /// The line's stream (its x and y).
+    Line(LineStream),
+    /// The line's stream's x, y = sin x.
+    Sine(LineStream),
+    /// A table's training rows, in epochs shuffled with `seed`.
+    Table {
+        /// Training rows.
+        rows: usize,
+        /// The run's seed.
+        seed: u64,
+    },
+}
+
+/// What a chunk did.
+#[derive(Clone, Debug)]
+pub struct DenseChunk {
+    /// Steps run (updates applied).
+    pub steps_run: u64,
+    /// The last step's loss (NaN when none ran).
+    pub last_loss: f32,
+    /// The step whose loss was not finite, and that loss: the chunk stopped before its update.
+    pub diverged: Option<(u64, f32)>,
+}
+
+/// A dense network's fused steps on one wgpu device.
+pub struct DenseGpu {
+    device: Device,
+    spec: ModelSpec,
+    batches: GpuBatches,
+    layout: Tensor<1>,
+    data: Tensor<1>,
+    order: Option<(u64, Tensor<1>)>,
+    width_sum: u32,
+    budget: u64,
+}
+
+impl DenseGpu {
+    /// The kernel for `spec` on the plain wgpu `device`; `table`: a table's training rows
+    /// (row-major) and targets. `cpu_adapter`: a software adapter (lavapipe), where a
+    /// dispatch's loops are capped.
+    pub fn new(
+        device: &Device,
+        spec: &ModelSpec,
+        batches: GpuBatches,
+        table: Option<(&[f32], &[f32])>,
+        cpu_adapter: bool,
+    ) -> Result<Self, String> {
+        let device = device.clone().without_autodiff();
+        let mut layout = Vec::new();
+        let (mut offset, mut rows_before) = (0usize, 0usize);
+        for pair in spec.widths().windows(2) {
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            layout.extend([
+                fan_in,
+                fan_out,
+                offset,
+                offset + fan_in * fan_out,
+                rows_before,
+            ]);
+            offset += (fan_in + 1) * fan_out;
+            rows_before += fan_in;
+        }
+        let exact = |v: usize| v < 1 << 24;
+        if !layout.iter().all(|v| exact(*v)) {
+            return Err("the model is too large for the fused GPU kernel".into());
+        }
+        debug_assert_eq!(layout.len(), LAYOUT_FIELDS * (spec.widths().len() - 1));
+        let layout: Vec<f32> = layout.into_iter().map(|v| v as f32).collect();
+        let len = layout.len();
+        let data = match table {
+            Some((x, y)) => {
+                if y.len() > MAX_TABLE_ROWS {
+                    return Err(format!(
+                        "the fused GPU kernel takes tables of at most {MAX_TABLE_ROWS} training rows"
+                    ));
+                }
+                let values: Vec<f32> = x.iter().chain(y).copied().collect();
+                let n = values.len();
+                Tensor::from_data(TensorData::new(values, [n]), &device)
+            }
+            None => Tensor::zeros([1], &device),
+        };
+        Ok(Self {
+            layout: Tensor::from_data(TensorData::new(layout, [len]), &device),
+            data,
+            order: None,
+            width_sum: spec.widths().iter().sum::<usize>() as u32,
+            budget: if cpu_adapter {
+                CPU_ADAPTER_LOOP_BUDGET
+            } else {
+                GPU_LOOP_BUDGET
+            },
+            spec: spec.clone(),
+            batches,
+            device,
+        })
+    }
+
+    /// Loop iterations of one unit in one step at `batch`.
+    fn iterations_per_step(&self, batch: usize) -> u64 {
+        let units = u64::from(UNITS);
+        let b = batch as u64;
+        let per = |items: u64| items.div_ceil(units);
+        let widths: Vec<u64> = self.spec.widths().iter().map(|w| *w as u64).collect();
+        let layers = widths.len() as u64 - 1;
+        let params = self.spec.parameter_count();
+        let mut n = per(b * widths[0]) + per(b) + 16 + u64::from(UNITS.trailing_zeros());
+        for (l, pair) in widths.windows(2).enumerate() {
+            n += per(b * pair[1]) * (pair[0] + 1);
+            if l > 0 {
+                n += per(b * pair[0]) * (pair[1] + 1);
+            }
+        }
+        n + per(params) * (b + layers)
+    }
+
+    /// The most steps one dispatch runs at `batch`; an error when not even one step fits.
+    pub fn max_chunk_steps(&self, batch: usize) -> Result<u64, String> {
+        let per_step = self.iterations_per_step(batch);
+        let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(UNITS));
+        if per_step + copy > self.budget {
+            return Err(format!(
+                "a step of {} at batch {batch} is too large for the fused kernel on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff",
+                self.spec.describe()
+            ));
+        }
+        Ok(((self.budget - copy) / per_step).max(1))
+    }
+
+    /// Runs steps `first_step + 1 ..= first_step + steps` (global, 1-based) from `state`
+    /// (params, m, v in the model's parameter order, unpadded), updated in place; Adam's
+    /// updates continue from `updates_before`. For a table the steps must lie within one epoch
+    /// of `per_epoch` steps; a chunk may be cut short (see [`Self::max_chunk_steps`]), and stops
+    /// before a step whose loss is not finite.
+    pub fn run(
+        &mut self,
+        state: &mut Vec<f32>,
+        first_step: u64,
+        updates_before: u64,
+        steps: u64,
+        batch: usize,
+        adam: &Adam,
+    ) -> Result<DenseChunk, String> {
+        let max = self.max_chunk_steps(batch)?;
+        let steps = steps.min(max);
+        let (source, stream, table_rows, epoch_index) = match self.batches {
+            GpuBatches::Line(stream) => (SOURCE_LINE, stream, 0, 0),
+            GpuBatches::Sine(stream) => (SOURCE_SINE, stream, 0, 0),
+            GpuBatches::Table { rows, seed } => {
+                let per_epoch = rows.div_ceil(batch) as u64;
+                let epoch = first_step / per_epoch;
+                if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
+                    let order: Vec<f32> = epoch_permutation(rows, seed, epoch)
+                        .into_iter()
+                        .map(|r| r as f32)
+                        .collect();
+                    let t = Tensor::from_data(TensorData::new(order, [rows]), &self.device);
+                    self.order = Some((epoch, t));
+                }
+                let index = first_step % per_epoch;
+                let stream = LineStream::new(0, 0.0, 1.0, 0.0, 0.0, 0.0);
+                (SOURCE_TABLE, stream, rows as u32, index as u32)
+            }
+        };
+        let steps = match self.batches {
+            // Within the epoch.
+            GpuBatches::Table { rows, .. } => {
+                steps.min(rows.div_ceil(batch) as u64 - u64::from(epoch_index))
+            }
+            _ => steps,
+        };
+        let n = state.len();
+        let input = Tensor::<1>::from_data(TensorData::new(state.clone(), [n]), &self.device);
+        let order = match &self.order {
+            Some((_, order)) => order.clone(),
+            None => self.data.clone(),
+        };
+        let relu = u32::from(self.spec.activation == Activation::Relu);
+        let scratch = (2 * self.width_sum as usize + 1) * batch;
+        let out = <Dispatch as FusedOps>::dense_chunk(
+            input.into_dispatch(),
+            self.layout.clone().into_dispatch(),
+            self.data.clone().into_dispatch(),
+            order.into_dispatch(),
+            u32::try_from(scratch)
+                .map_err(|_| "the batch is too large for the fused GPU kernel")?,
+            source,
+            (self.spec.widths().len() - 1) as u32,
+            self.spec.d_in as u32,
+            self.width_sum,
+            relu,
+            stream.key[0],
+            stream.key[1],
+            first_step + 1,
+            updates_before,
+            steps as u32,
+            batch as u32,
+            table_rows,
+            epoch_index,
+            stream.x_low,
+            stream.x_span,
+            stream.true_w,
+            stream.true_b,
+            stream.noise,
+            adam.lr,
+            adam.beta1,
+            adam.beta2,
+            adam.epsilon,
+            UNITS,
+        );
+        let values = Tensor::<1>::from_dispatch(out)
+            .try_into_data()
+            .map_err(|e| format!("reading the fused kernel's result: {e:?}"))?
+            .try_into_vec::<f32>()
+            .map_err(|e| format!("reading the fused kernel's result: {e:?}"))?;
+        if values.len() != n + 4 {
+            return Err(format!(
+                "the fused kernel returned {} values, expected {}",
+                values.len(),
+                n + 4
+            ));
+        }
+        let (new_state, tail) = values.split_at(n);
+        let (last_loss, run, bad_loss, stopped) = (tail[0], tail[1], tail[2], tail[3]);
+        let plausible = (stopped == 0.0 || stopped == 1.0)
+            && run.fract() == 0.0
+            && (0.0..=steps as f32).contains(&run);
+        if !plausible {
+            return Err(format!(
+                "the fused kernel returned an impossible state {tail:?} (did it run at all?)"
+            ));
+        }
+        let steps_run = run as u64;
+        if stopped == 0.0 && steps_run != steps {
+            return Err(format!(
+                "the fused kernel ran {steps_run} of {steps} steps without a reason (a driver loop limit?)"
+            ));
+        }
+        state.copy_from_slice(new_state);
+        Ok(DenseChunk {
+            steps_run,
+            last_loss: if steps_run > 0 { last_loss } else { f32::NAN },
+            diverged: (stopped != 0.0).then(|| (first_step + steps_run + 1, bad_loss)),
+        })
+    }
+}

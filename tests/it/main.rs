@@ -14,6 +14,7 @@ mod fused;
 mod fuzz;
 mod mlp;
 mod observe;
+mod ols_summary;
 mod reliability;
 mod resume;
 mod signals;

@@ -7,6 +7,7 @@ mod bench;
 mod checkpoint_files;
 mod cli;
 mod common;
+mod config_toml;
 mod csv_data;
 mod destinations;
 mod formats;

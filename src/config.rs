@@ -1,7 +1,7 @@
 //! The training configuration: every setting of a run, with its default, in one place.
 //!
-//! The CLI and the `--config FILE` JSON override these defaults; the resolved config is saved
-//! inside every checkpoint.
+//! The CLI and the `--config FILE` (JSON, or TOML for a `.toml` file: the same keys) override
+//! these defaults; the resolved config is saved inside every checkpoint.
 
 use std::path::Path;
 
@@ -158,15 +158,37 @@ pub const MAX_BATCH: usize = 1 << 31;
 /// The largest config file read: a config is a few hundred bytes.
 pub const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
+/// Whether a config file is read as TOML: its name ends in `.toml` (any case).
+fn is_toml(path: &Path) -> bool {
+    path.extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("toml"))
+}
+
+/// A TOML parse error on one line: `line L, column C: what` (the toml crate's own message
+/// spans several lines, with the source quoted).
+fn toml_error(text: &str, error: &toml::de::Error) -> String {
+    let message = error.message().trim().replace('\n', "; ");
+    match error.span() {
+        Some(span) => {
+            let before = &text[..span.start.min(text.len())];
+            let line = before.matches('\n').count() + 1;
+            let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+            format!("line {line}, column {column}: {message}")
+        }
+        None => message,
+    }
+}
+
 impl TrainingConfig {
-    /// Reads a JSON config file over the defaults.
+    /// Reads a config file (JSON, or TOML when its name ends in `.toml`) over the defaults.
     pub fn from_file(path: &Path) -> Result<Self> {
         Self::default().overlay_file(path)
     }
 
-    /// This config with the keys of a JSON config file laid over it. Keys the file does not
-    /// name keep their value here; unknown keys are an error (a typo must not silently train
-    /// with a default).
+    /// This config with the keys of a config file laid over it: JSON, or TOML when the file
+    /// name ends in `.toml` (the same keys; the `data` block is a `[data]` table). Keys the file
+    /// does not name keep their value here; unknown keys are an error (a typo must not
+    /// silently train with a default).
     pub fn overlay_file(self, path: &Path) -> Result<Self> {
         let parse_error = |message: String| Error::ConfigParse {
             path: path.to_owned(),
@@ -174,8 +196,17 @@ impl TrainingConfig {
         };
         let bytes = crate::input::read_regular_file(path, MAX_CONFIG_BYTES).map_err(parse_error)?;
         let text = String::from_utf8(bytes).map_err(|_| parse_error("is not UTF-8 text".into()))?;
-        let overrides: crate::input::UniqueMap<serde_json::Value> = serde_json::from_str(&text)
-            .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?;
+        let overrides: crate::input::UniqueMap<serde_json::Value> = if is_toml(path) {
+            toml::from_str(&text).map_err(|e| {
+                parse_error(format!(
+                    "not a TOML table of settings ({})",
+                    toml_error(&text, &e)
+                ))
+            })?
+        } else {
+            serde_json::from_str(&text)
+                .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?
+        };
         let overrides: Vec<(String, serde_json::Value)> = overrides.0;
         let base = match serde_json::to_value(self).expect("config serialises") {
             serde_json::Value::Object(map) => map,
@@ -422,6 +453,40 @@ mod tests {
                 .to_string()
                 .contains("not a JSON object")
         );
+    }
+
+    #[test]
+    fn a_toml_file_takes_the_same_keys_and_checks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("run.toml");
+        std::fs::write(
+            &path,
+            "lr = 0.5\nsteps = 7\n\n[data]\npath = \"d.csv\"\ntarget = \"y\"\nval_frac = 0.1\n",
+        )
+        .unwrap();
+        let c = TrainingConfig::from_file(&path).unwrap();
+        assert_eq!((c.lr, c.steps, c.batch), (0.5, 7, 64));
+        let data = c.data.unwrap();
+        assert_eq!((data.target.as_str(), data.val_frac), ("y", 0.1));
+        let error = |text: &str| {
+            std::fs::write(&path, text).unwrap();
+            TrainingConfig::from_file(&path).unwrap_err().to_string()
+        };
+        let e = error("lrr = 0.5\n");
+        assert!(e.contains("lrr") && e.contains("run.toml"), "{e}");
+        let e = error("steps = 0\n");
+        assert!(e.ends_with("key `steps` = 0: must be at least 1"), "{e}");
+        let e = error("lr = \"fast\"\n");
+        assert!(e.contains("key `lr`"), "{e}");
+        let e = error("steps = 5\nsteps = 6\n");
+        assert!(
+            e.contains("not a TOML table of settings (line 2, column 1"),
+            "{e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+        let e = error("steps = \n");
+        assert!(e.contains("line 1, column"), "{e}");
+        assert_eq!(e.lines().count(), 1, "{e}");
     }
 
     #[test]

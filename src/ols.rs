@@ -1,15 +1,21 @@
 //! Closed-form ordinary least squares: the weights and bias that minimise ‖Xw + b − y‖², the
-//! answer a trained linear model should approach.
+//! answer a trained linear model should approach, and (in [`summary`]) the inference statistics
+//! statsmodels' `OLS.fit().summary()` prints.
 //!
 //! Solved in f64 by a QR decomposition (nalgebra's Householder QR) of the centered, unit-norm
 //! feature columns, never by the normal equations (XᵀX squares the condition number).
 //! Centering removes the bias from the problem (b = ȳ − x̄·w afterwards) and the column
 //! scaling makes |R_jj| the distance of column j from the span of the ones before it, so one
-//! threshold finds collinear features whatever their units.
+//! threshold finds collinear features whatever their units. A fit without an intercept
+//! (`--no-intercept`) scales the raw columns instead of centering them.
 
 use nalgebra::{DMatrix, DVector};
 
 use crate::data::table::Table;
+
+mod summary;
+
+pub use summary::{Coefficient, OlsSummary};
 
 /// A column whose |R_jj| is below this (columns have norm 1) lies in the span of the others.
 const COLLINEAR: f64 = 1e-10;
@@ -19,7 +25,7 @@ const COLLINEAR: f64 = 1e-10;
 pub struct OlsFit {
     /// One weight per feature.
     pub weights: Vec<f64>,
-    /// The intercept.
+    /// The intercept (0 for a fit without one).
     pub bias: f64,
 }
 
@@ -39,15 +45,63 @@ impl OlsFit {
 /// Least squares over `rows` of `x` (row-major, `d` features a row) and `y`. Errors name a
 /// feature by its position (`feature 2`); [`fit_table`] names it by its column.
 pub fn fit(x: &[f64], y: &[f64], d: usize, rows: &[u32]) -> Result<OlsFit, String> {
-    solve(x, y, d, rows, &|j| format!("feature {}", j + 1))
+    Ok(solve(x, y, d, rows, true, &position_name)?.fit)
 }
 
 /// Least squares of a table's target on its features over `rows`.
 pub fn fit_table(table: &Table, rows: &[u32]) -> Result<OlsFit, String> {
-    let names = &table.feature_names;
-    solve(&table.x, &table.y, table.d(), rows, &|j| {
-        format!("feature `{}`", names[j])
-    })
+    Ok(solve(
+        &table.x,
+        &table.y,
+        table.d(),
+        rows,
+        true,
+        &column_name(table),
+    )?
+    .fit)
+}
+
+/// The fit over `rows` with its standard errors, tests and goodness-of-fit statistics;
+/// coefficients are named `x1`, `x2`, .. and `(intercept)`. `intercept: false` fits
+/// `y ≈ row · weights` (R² and F are then uncentered, as statsmodels computes them).
+pub fn summary(
+    x: &[f64],
+    y: &[f64],
+    d: usize,
+    rows: &[u32],
+    intercept: bool,
+) -> Result<OlsSummary, String> {
+    let solved = solve(x, y, d, rows, intercept, &position_name)?;
+    let names: Vec<String> = (1..=d).map(|j| format!("x{j}")).collect();
+    Ok(OlsSummary::of(&solved, &names, x, y, d, rows))
+}
+
+/// [`summary`] of a table's target on its features, coefficients named by their columns.
+pub fn summary_table(table: &Table, rows: &[u32], intercept: bool) -> Result<OlsSummary, String> {
+    let (x, y, d) = (&table.x, &table.y, table.d());
+    let solved = solve(x, y, d, rows, intercept, &column_name(table))?;
+    Ok(OlsSummary::of(&solved, &table.feature_names, x, y, d, rows))
+}
+
+fn position_name(j: usize) -> String {
+    format!("feature {}", j + 1)
+}
+
+fn column_name(table: &Table) -> impl Fn(usize) -> String + '_ {
+    |j| format!("feature `{}`", table.feature_names[j])
+}
+
+/// A solved least-squares problem, with what the statistics need: R of the QR of the
+/// (centered) scaled columns, the scales and the means.
+struct Solved {
+    fit: OlsFit,
+    intercept: bool,
+    /// R (d × d, upper triangular) of the QR of the scaled columns.
+    r: DMatrix<f64>,
+    /// Each column's norm before scaling (after centering, with an intercept).
+    norms: Vec<f64>,
+    /// The features' means over the rows (zeros without an intercept).
+    x_mean: Vec<f64>,
 }
 
 fn solve(
@@ -55,33 +109,47 @@ fn solve(
     y: &[f64],
     d: usize,
     rows: &[u32],
+    intercept: bool,
     name: &dyn Fn(usize) -> String,
-) -> Result<OlsFit, String> {
+) -> Result<Solved, String> {
     assert_eq!(x.len(), y.len() * d, "x must be rows × d");
     let n = rows.len();
-    if n <= d {
+    if intercept && n <= d {
         return Err(format!(
             "{n} rows cannot determine {d} weights and a bias; least squares needs more rows than features"
+        ));
+    }
+    if !intercept && n < d.max(1) {
+        return Err(format!(
+            "{n} rows cannot determine {d} weights; least squares without an intercept needs at least as many rows as features"
         ));
     }
     let row = |r: u32| &x[r as usize * d..(r as usize + 1) * d];
     let mut x_mean = vec![0.0; d];
     let mut y_mean = 0.0;
-    for &r in rows {
-        x_mean.iter_mut().zip(row(r)).for_each(|(m, v)| *m += v);
-        y_mean += y[r as usize];
+    if intercept {
+        for &r in rows {
+            x_mean.iter_mut().zip(row(r)).for_each(|(m, v)| *m += v);
+            y_mean += y[r as usize];
+        }
+        x_mean.iter_mut().for_each(|m| *m /= n as f64);
+        y_mean /= n as f64;
     }
-    x_mean.iter_mut().for_each(|m| *m /= n as f64);
-    y_mean /= n as f64;
 
     let mut a = DMatrix::from_fn(n, d, |i, j| row(rows[i])[j] - x_mean[j]);
     let mut norms = Vec::with_capacity(d);
     for (j, mut column) in a.column_iter_mut().enumerate() {
         let norm = column.norm();
         // Equal values can leave deviations of ~1e-17·|x| instead of 0.
-        if norm / (n as f64).sqrt() <= COLLINEAR * x_mean[j].abs() || norm == 0.0 {
+        if intercept && (norm / (n as f64).sqrt() <= COLLINEAR * x_mean[j].abs() || norm == 0.0) {
             return Err(format!(
                 "{} is constant over the rows, so it is collinear with the bias; drop it with --features",
+                name(j)
+            ));
+        }
+        if norm == 0.0 {
+            return Err(format!(
+                "{} is 0 in every row, so it has no weight to fit; drop it with --features",
                 name(j)
             ));
         }
@@ -109,7 +177,13 @@ fn solve(
     if !(bias.is_finite() && weights.iter().all(|w| w.is_finite())) {
         return Err("the least-squares solution overflows f64 (are the values too large?)".into());
     }
-    Ok(OlsFit { weights, bias })
+    Ok(Solved {
+        fit: OlsFit { weights, bias },
+        intercept,
+        r,
+        norms,
+        x_mean,
+    })
 }
 
 #[cfg(test)]

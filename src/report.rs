@@ -65,17 +65,22 @@ impl FitComparison {
 
 /// The least-squares fit of a table's training rows, and its quality on both splits.
 pub fn ols_fit(table: &PreparedTable) -> Result<(OlsFit, SplitQuality), String> {
+    let fit = ols::fit_table(&table.table, &table.train)?;
+    let split = split_quality(table, &fit);
+    Ok((fit, split))
+}
+
+/// A closed-form fit's quality on a table's training and validation rows.
+pub fn split_quality(table: &PreparedTable, fit: &OlsFit) -> SplitQuality {
     let t = &table.table;
-    let fit = ols::fit_table(t, &table.train)?;
     let quality = |rows: &[u32]| {
         FitQuality::of(
             rows.iter().map(|&r| fit.predict(t.row(r as usize))),
             rows.iter().map(|&r| t.y[r as usize]),
         )
     };
-    let split = SplitQuality {
+    SplitQuality {
         train: quality(&table.train),
         val: (!table.val.is_empty()).then(|| quality(&table.val)),
-    };
-    Ok((fit, split))
+    }
 }

@@ -221,28 +221,36 @@ impl Trainer {
         let (x, y) = self.data.batch(step, &self.backend, &self.device);
         let loss = mse(self.model.forward(x), y);
         let loss_value = loss.clone().inner();
-        let grads = loss.backward();
+        let mut grads = loss.backward();
         self.updates += 1;
         let moments = std::mem::take(&mut self.moments);
         let mut params = Vec::with_capacity(moments.len());
         for (param, moments) in self.model.params.iter().zip(moments) {
-            let (updated, moments) = self.update(param, &grads, moments, self.updates);
+            let (updated, moments) = self.update(param, &mut grads, moments, self.updates);
             params.push(updated);
             self.moments.push(moments);
         }
+        // Empty now: every gradient was taken out above, in parameter order.
+        drop(grads);
         self.model.params = params;
         loss_value
     }
 
+    /// Adam's update of one parameter. The gradient is taken out of `grads` (not cloned): the
+    /// container is a hash map, and dropping the gradients left in it would free them on the
+    /// device in an order that changes from step to step. burn's fusion caches its plans by the
+    /// exact sequence of operations, frees included, so a changing order made it search the
+    /// step's ~100-operation tail afresh every step (on wgpu: 10 of the MLP's 11 ms per step
+    /// on lavapipe; see shaders-notes.md, "The MLP's step on wgpu").
     fn update(
         &self,
         param: &Tensor<2>,
-        grads: &burn::tensor::Gradients,
+        grads: &mut burn::tensor::Gradients,
         moments: Moments,
         t: u64,
     ) -> (Tensor<2>, Moments) {
         let grad = param
-            .grad(grads)
+            .grad_remove(grads)
             .expect("every parameter takes part in the loss");
         let (updated, moments) = self.adam.update(param.clone().inner(), grad, moments, t);
         (Tensor::from_inner(updated).require_grad(), moments)

@@ -10,8 +10,10 @@ use crate::file_roles::FileRoles;
 
 pub use backends::BackendsArgs;
 pub use bench::BenchArgs;
+pub use completions::CompletionsArgs;
 pub use convert::ConvertArgs;
 pub use inspect::InspectArgs;
+pub use man::ManArgs;
 pub use ols::OlsArgs;
 pub use plot::PlotArgs;
 pub use predict::PredictArgs;
@@ -21,7 +23,7 @@ pub use train::TrainArgs;
 /// on ndarray, flex or wgpu, save checkpoints the autograd crate, Python and burn programs can
 /// load, and benchmark the backends.
 #[derive(Debug, Parser)]
-#[command(name = "burnfit", version, about, long_about = None)]
+#[command(name = "burnfit", version = VERSION.as_str(), about, long_about = None)]
 pub struct Cli {
     /// What to do.
     #[command(subcommand)]
@@ -47,7 +49,24 @@ pub enum Command {
     Backends(BackendsArgs),
     /// Time the training loop on every backend, side by side with the autograd crate.
     Bench(BenchArgs),
+    /// Print a shell completion script (bash, zsh, fish, powershell, elvish).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff) of burnfit or of one subcommand.
+    Man(ManArgs),
 }
+
+/// `--version`: the crate's version and the backends compiled into this build.
+static VERSION: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+    let backends: Vec<&str> = crate::backend::BackendKind::compiled()
+        .into_iter()
+        .map(|k| k.name())
+        .collect();
+    format!(
+        "{} (backends: {})",
+        env!("CARGO_PKG_VERSION"),
+        backends.join(", ")
+    )
+});
 
 /// `println!` through a [`Console`]: never panics on a closed or full stdout.
 macro_rules! say {
@@ -56,8 +75,10 @@ macro_rules! say {
 
 mod backends;
 mod bench;
+mod completions;
 mod convert;
 mod inspect;
+mod man;
 mod observe;
 mod ols;
 mod plot;
@@ -110,7 +131,11 @@ impl Command {
                 .inputs("--plot-with", &args.plot_with)
                 .output("--json", args.json.as_deref())
                 .output("--plot", args.plot.as_deref()),
-            Command::Ols(_) | Command::Inspect(_) | Command::Backends(_) => FileRoles::new(),
+            Command::Ols(_)
+            | Command::Inspect(_)
+            | Command::Backends(_)
+            | Command::Completions(_)
+            | Command::Man(_) => FileRoles::new(),
         }
     }
 }
@@ -128,5 +153,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Convert(args) => convert::run(&args),
         Command::Backends(args) => backends::run(&args),
         Command::Bench(args) => bench::run(&args),
+        Command::Completions(args) => completions::run(&args),
+        Command::Man(args) => man::run(&args),
     }
 }

@@ -35,7 +35,7 @@ fn config_help() -> String {
     let top: Vec<String> = keys(serde_json::to_value(&config).expect("config serialises"));
     let data = keys(serde_json::to_value(TableConfig::new("", "")).expect("serialises"));
     format!(
-        "JSON file with any of the settings (keys: {}, data: {{{}}}); flags given here override it",
+        "JSON file (TOML if its name ends in .toml) with any of the settings (keys: {}, data: {{{}}}); flags given here override it",
         top.join(", "),
         data.join(", ")
     )
@@ -55,7 +55,7 @@ pub struct TrainArgs {
     /// [default: autodiff; with --resume, the engine that wrote the checkpoint]
     #[arg(long, value_enum, help_heading = "Run")]
     pub engine: Option<EngineKind>,
-    /// JSON file with any of the settings (its keys listed in --help); flags given here
+    /// JSON or TOML file with any of the settings (its keys listed in --help); flags given here
     /// override it.
     #[arg(long, value_name = "FILE", help_heading = "Run", help = config_help())]
     pub config: Option<PathBuf>,

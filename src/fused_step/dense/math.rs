@@ -119,8 +119,8 @@ fn tile_transposed<const R: usize, const C: usize>(
     }
     for i in 0..m {
         let b_row: &[f32; C] = b[i * n + j0..][..C].try_into().expect("C values");
-        let a_row: &[f32; R] = a[i * kd + k0..][..R].try_into().expect("R values");
-        for (row, a_ik) in acc.iter_mut().zip(a_row) {
+        for (r, row) in acc.iter_mut().enumerate() {
+            let a_ik = a[i * kd + k0 + r];
             for (acc, b) in row.iter_mut().zip(b_row) {
                 *acc += a_ik * b;
             }
@@ -131,10 +131,14 @@ fn tile_transposed<const R: usize, const C: usize>(
     }
 }
 
-/// `Σ a[k]·b[k]` over [`TILE`] lanes (lane `k mod TILE`), the lanes then summed as a fixed
-/// binary tree: the same bits on every instruction set.
+/// `Σ a[k]·b[k]`: below [`TILE`] values in order; otherwise over [`TILE`] lanes (lane
+/// `k mod TILE`), the lanes then summed as a fixed binary tree. The same bits on every
+/// instruction set.
 #[inline(always)]
 pub fn dot(a: &[f32], b: &[f32]) -> f32 {
+    if a.len() < TILE {
+        return a.iter().zip(b).fold(0.0, |sum, (x, y)| sum + x * y);
+    }
     let mut lanes = [0.0f32; TILE];
     let mut chunks_a = a.chunks_exact(TILE);
     let mut chunks_b = b.chunks_exact(TILE);

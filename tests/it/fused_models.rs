@@ -83,6 +83,22 @@ fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
             // The autodiff engine's MLP is slow on a software adapter: the GPU run is held to
             // the CPU's fused run instead (below), and resumes over a shorter run.
             gpu_runs.push(fused);
+            if backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu()) {
+                // A software adapter ends every loop of a dispatch past 65,535 iterations: a
+                // step that cannot fit is refused up front, in one line.
+                let big = TrainingConfig {
+                    batch: 4096,
+                    ..config.clone()
+                };
+                let err = burnfit::open_engine(EngineKind::Fused, big, backend.clone(), None)
+                    .err()
+                    .expect("refused")
+                    .to_string();
+                assert_eq!(
+                    err,
+                    "--engine fused cannot run a step of mlp 1-64-64-1, tanh at batch 4096 on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff"
+                );
+            }
             let first = run(EngineKind::Fused, &config, &backend, 300, None);
             let resumed = run(EngineKind::Fused, &config, &backend, 200, Some(&first));
             let whole = run(EngineKind::Fused, &config, &backend, 500, None);

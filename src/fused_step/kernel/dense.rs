@@ -174,7 +174,7 @@ impl DenseGpu {
         let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(units));
         if per_step + copy > self.budget {
             return Err(format!(
-                "a step of {} at batch {batch} is too large for the fused kernel on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff",
+                "cannot run a step of {} at batch {batch} on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff",
                 self.spec.describe()
             ));
         }

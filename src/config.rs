@@ -7,6 +7,8 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
+use crate::loss::{DEFAULT_HUBER_DELTA, LossKind};
+
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelSpec};
 
@@ -124,6 +126,16 @@ pub struct TrainingConfig {
     /// A CSV file to fit instead of the synthetic task.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub data: Option<TableConfig>,
+    /// The loss minimised (left out of saved configs when it is the default, MSE).
+    #[serde(skip_serializing_if = "LossKind::is_mse")]
+    pub loss: LossKind,
+    /// Huber's threshold, in the target's units (saved only with `loss: huber`).
+    #[serde(skip_serializing_if = "is_default_huber_delta")]
+    pub huber_delta: f32,
+}
+
+fn is_default_huber_delta(delta: &f32) -> bool {
+    *delta == DEFAULT_HUBER_DELTA
 }
 
 impl Default for TrainingConfig {
@@ -147,6 +159,8 @@ impl Default for TrainingConfig {
             hidden: vec![64, 64],
             activation: Activation::Tanh,
             data: None,
+            loss: LossKind::Mse,
+            huber_delta: DEFAULT_HUBER_DELTA,
         }
     }
 }
@@ -339,6 +353,13 @@ impl TrainingConfig {
                     crate::error::shown(self.x_high)
                 ),
                 "must be finite with x_low < x_high and a span x_high − x_low that f32 holds",
+            );
+        }
+        if !(self.huber_delta.is_finite() && self.huber_delta > 0.0) {
+            return bad(
+                "--huber-delta",
+                crate::error::shown(self.huber_delta),
+                "must be a finite number above 0",
             );
         }
         if self.log_every == 0 {

@@ -37,6 +37,7 @@ pub mod fused_step;
 pub mod host;
 #[doc(hidden)]
 pub mod input;
+pub mod loss;
 #[doc(hidden)]
 pub mod memory;
 pub mod metrics_log;

@@ -13,6 +13,7 @@ use crate::data::PreparedTable;
 use crate::data::source::steps_per_epoch;
 use crate::engine::EngineKind;
 use crate::error::{Error, Result, invalid};
+use crate::loss::LossKind;
 use crate::model::Activation;
 
 /// The training settings a run may set: each one is a field here with its flag (and the help
@@ -58,6 +59,14 @@ pub struct Overrides {
     #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Adam's ε, added to the denominator", format!("{:e}", DEFAULTS.epsilon)))]
     pub epsilon: Option<f32>,
+    /// The loss minimised.
+    #[arg(long, value_enum, help_heading = "Optimizer",
+          help = with_default("The loss minimised: `mse`, `mae` (mean absolute error) or `huber` (quadratic within --huber-delta of the target, linear beyond)", DEFAULTS.loss.name()))]
+    pub loss: Option<LossKind>,
+    /// Huber's threshold.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Huber's threshold δ, in the target's units (with --loss huber)", DEFAULTS.huber_delta))]
+    pub huber_delta: Option<f32>,
     /// The synthetic task.
     #[arg(long, value_enum, help_heading = "Data",
           help = with_default("What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x, x in [0, 10), the autograd crate's example)", value_name(&DEFAULTS.task)))]
@@ -454,9 +463,31 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
         ($($field:ident),*) => { $( if let Some(v) = o.$field.clone() { config.$field = v; } )* };
     }
     apply!(
-        batch, lr, beta1, beta2, epsilon, seed, true_w, true_b, noise, x_low, x_high, log_every,
-        task, model, hidden, activation
+        batch,
+        lr,
+        beta1,
+        beta2,
+        epsilon,
+        seed,
+        true_w,
+        true_b,
+        noise,
+        x_low,
+        x_high,
+        log_every,
+        task,
+        model,
+        hidden,
+        activation,
+        loss,
+        huber_delta
     );
+    if o.huber_delta.is_some() && config.loss != LossKind::Huber {
+        return Err(Error::Misused {
+            flag: "--huber-delta",
+            message: "applies to --loss huber only".into(),
+        });
+    }
     if config.model == ModelKind::Linear {
         if o.hidden.is_some() {
             return Err(Error::Misused {

@@ -13,7 +13,7 @@ use crate::data::{DataSource, PreparedTable};
 pub use crate::engine::{Chunk, Engine, EngineKind, Flow, LossPoint, Observer, RunReport};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
-use crate::model::{ModelSpec, Network, mse};
+use crate::model::{ModelSpec, Network};
 use crate::optim::{Adam, Moments};
 
 /// Memory a step takes per sample of the batch: x, y, z, z − y, its square, the gradient of z
@@ -208,7 +208,8 @@ impl Trainer {
         let trained = self.read_loss(loss)?;
         // Shown in the target's units (may overflow f32 for huge targets, which is not
         // divergence: training runs on the scaled target).
-        let shown = trained * self.table.as_ref().map_or(1.0, |t| t.loss_scale());
+        let loss = self.config.loss;
+        let shown = trained * self.table.as_ref().map_or(1.0, |t| t.loss_scale(loss));
         self.last_loss = Some(shown);
         Ok(Chunk {
             last_loss: Some(shown),
@@ -219,7 +220,10 @@ impl Trainer {
     /// One step; returns the batch's loss, still on the device.
     fn train_step(&mut self, step: u64) -> Tensor<1> {
         let (x, y) = self.data.batch(step, &self.backend, &self.device);
-        let loss = mse(self.model.forward(x), y);
+        let delta = self.table.as_ref().map_or(self.config.huber_delta, |t| {
+            t.training_delta(self.config.huber_delta)
+        });
+        let loss = self.config.loss.of_tensors(self.model.forward(x), y, delta);
         let loss_value = loss.clone().inner();
         let mut grads = loss.backward();
         self.updates += 1;

@@ -91,8 +91,10 @@ impl MetricsRecorder {
             && let Some(table) = trainer.table()
         {
             let (spec, params) = trainer.model_in_data_units()?;
-            let quality = table.quality(&spec, &params, &table.val);
-            extra.push((VAL_LOSS.to_string(), quality.mse));
+            let config = trainer.config();
+            let val_loss =
+                table.mean_loss(&spec, &params, &table.val, config.loss, config.huber_delta);
+            extra.push((VAL_LOSS.to_string(), val_loss));
         }
         let row = MetricsRow {
             step: point.step,

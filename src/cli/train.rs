@@ -291,16 +291,23 @@ fn open_run(
     };
     let trainer =
         crate::session::open_engine_with(engine, config, backend, table, resumed.as_ref())?;
+    let c = trainer.config();
+    // The loss is named only when it is not the default, so MSE runs print what they always did.
+    let loss = match c.loss {
+        crate::loss::LossKind::Mse => String::new(),
+        crate::loss::LossKind::Huber => format!(", loss huber (δ {})", c.huber_delta),
+        other => format!(", loss {}", other.name()),
+    };
     console.line(format_args!(
-        "training on {} with the {} engine: {} model, steps {}..{}, batch {}, lr {}, seed {}",
+        "training on {} with the {} engine: {} model, steps {}..{}, batch {}, lr {}, seed {}{loss}",
         trainer.backend().describe(),
         trainer.kind(),
         spec.describe(),
         trainer.step() + 1,
-        trainer.config().steps,
-        trainer.config().batch,
-        trainer.config().lr,
-        trainer.config().seed
+        c.steps,
+        c.batch,
+        c.lr,
+        c.seed
     ));
     Ok((trainer, MetricsRecorder::new(log, with_val)))
 }

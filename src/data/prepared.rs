@@ -111,10 +111,16 @@ impl PreparedTable {
     }
 
     /// The factor from the training loss (on the scaled target) to the loss in the target's
-    /// units: std².
-    pub fn loss_scale(&self) -> f32 {
+    /// units: std² for MSE and Huber's loss, std for MAE.
+    pub fn loss_scale(&self, loss: crate::loss::LossKind) -> f32 {
         self.target_scaling
-            .map_or(1.0, |(_, std)| (std * std) as f32)
+            .map_or(1.0, |(_, std)| std.powi(loss.scale_power()) as f32)
+    }
+
+    /// Huber's δ (in the target's units) in the training space: δ / std.
+    pub fn training_delta(&self, delta: f32) -> f32 {
+        self.target_scaling
+            .map_or(delta, |(_, std)| (f64::from(delta) / std) as f32)
     }
 
     /// Parameters trained in the scaled space, in the data's units: the feature scaling folded
@@ -251,6 +257,27 @@ impl PreparedTable {
                 target_std: self.target_scaling.map(|t| t.1),
             }),
         }
+    }
+
+    /// The mean `loss` (Huber's `delta` in the target's units) of the model on some rows, in the
+    /// data's units: the validation loss a run logs.
+    pub fn mean_loss(
+        &self,
+        spec: &ModelSpec,
+        params: &[NamedTensor],
+        rows: &[u32],
+        loss: crate::loss::LossKind,
+        delta: f32,
+    ) -> f64 {
+        let sum: f64 = rows
+            .iter()
+            .map(|&r| {
+                let e = spec.forward_host(params, self.table.row(r as usize))
+                    - self.table.y[r as usize];
+                loss.value(e, f64::from(delta))
+            })
+            .sum();
+        sum / rows.len() as f64
     }
 
     /// The model's fit on some rows, predicted on the host in f64 from parameters in the

@@ -23,7 +23,7 @@ use crate::data::sine::SineData;
 use crate::data::table::epoch_permutation;
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
-use crate::fused_step::dense::{DenseStep, threads_for};
+use crate::fused_step::dense::{DenseStep, Loss, threads_for};
 use crate::model::ModelSpec;
 use crate::optim::Adam;
 use crate::rng::philox::LineStream;
@@ -191,13 +191,28 @@ impl FusedNetworkTrainer {
                 Task::Sine => (Batches::Sine(SineData::new(&config)), config.batch),
             },
         };
+        let loss = Loss {
+            kind: config.loss,
+            delta: table
+                .as_ref()
+                .map_or(config.huber_delta, |t| t.training_delta(config.huber_delta)),
+        };
         let stepper = if backend.kind == BackendKind::Wgpu {
-            Self::gpu_stepper(&backend, &spec, batches, batch, &params, moments.as_ref())?
+            Self::gpu_stepper(
+                &backend,
+                &spec,
+                batches,
+                batch,
+                &params,
+                moments.as_ref(),
+                loss,
+            )?
         } else {
             let state = DenseStep::new(
                 &spec,
                 &params,
                 moments.as_ref().map(|(m, v)| (&m[..], &v[..])),
+                loss,
             );
             Stepper::Cpu {
                 threads: threads_for(batch, state.layout()),
@@ -232,6 +247,7 @@ impl FusedNetworkTrainer {
         batch: usize,
         params: &[crate::host::HostTensor],
         moments: Option<&(Vec<crate::host::HostTensor>, Vec<crate::host::HostTensor>)>,
+        loss: Loss,
     ) -> Result<Stepper> {
         use crate::fused_step::kernel::dense::{DenseGpu, GpuBatches};
         let flat = |tensors: &[crate::host::HostTensor]| -> Vec<f32> {
@@ -265,7 +281,7 @@ impl FusedNetworkTrainer {
             backend: backend.kind.name(),
             message,
         };
-        let kernel = DenseGpu::new(&backend.device, spec, source, table, cpu_adapter)
+        let kernel = DenseGpu::new(&backend.device, spec, source, table, loss, cpu_adapter)
             .map_err(device_error)?;
         // A batch too large for one dispatch on this adapter is refused now, not mid-run.
         kernel
@@ -288,6 +304,7 @@ impl FusedNetworkTrainer {
         _: usize,
         _: &[crate::host::HostTensor],
         _: Option<&(Vec<crate::host::HostTensor>, Vec<crate::host::HostTensor>)>,
+        _: Loss,
     ) -> Result<Stepper> {
         unreachable!("a wgpu backend exists only with the wgpu-backend feature")
     }
@@ -383,7 +400,8 @@ impl FusedNetworkTrainer {
 
     /// The factor from the training loss to the loss shown (the target's units).
     fn loss_scale(&self) -> f32 {
-        self.table.as_ref().map_or(1.0, |t| t.loss_scale())
+        let loss = self.config.loss;
+        self.table.as_ref().map_or(1.0, |t| t.loss_scale(loss))
     }
 }
 

@@ -14,6 +14,7 @@ mod formats;
 mod fused;
 mod fused_models;
 mod fuzz;
+mod losses;
 mod mlp;
 mod observe;
 mod ols_summary;

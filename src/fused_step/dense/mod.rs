@@ -18,11 +18,30 @@ mod team;
 
 use crate::fused_step::host::InstructionSet;
 use crate::host::HostTensor;
+use crate::loss::LossKind;
 use crate::model::{Activation, ModelSpec};
 use crate::optim::{Adam, pow_by_squaring};
 use math::TILE;
 
 pub use team::threads_for;
+
+/// The loss a step minimises and Huber's δ (in the training space).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Loss {
+    /// Which loss.
+    pub kind: LossKind,
+    /// Huber's threshold.
+    pub delta: f32,
+}
+
+impl Default for Loss {
+    fn default() -> Self {
+        Self {
+            kind: LossKind::Mse,
+            delta: crate::loss::DEFAULT_HUBER_DELTA,
+        }
+    }
+}
 
 /// Rows per block.
 pub const BLOCK_ROWS: usize = 64;
@@ -180,6 +199,8 @@ pub struct StepInputs<'a> {
     pub y: &'a [f32],
     /// The instructions the blocks run with.
     pub isa: InstructionSet,
+    /// The loss.
+    pub loss: Loss,
 }
 
 impl StepInputs<'_> {
@@ -291,13 +312,15 @@ fn block_rows(
     };
     let w_out = &params[out.w..][..out.fan_in];
     let b_out = params[out.b];
-    let scale = 2.0 / inputs.rows() as f32;
+    let n = inputs.rows() as f32;
+    let (one_over_n, two_over_n) = (1.0 / n, 2.0 / n);
+    let Loss { kind, delta: huber } = inputs.loss;
     let mut loss = 0.0f64;
     let delta = &mut scratch.delta[..rows];
     for ((d, a), y) in delta.iter_mut().zip(last.chunks_exact(out.fan_in)).zip(y) {
         let e = math::dot(a, w_out) + b_out - y;
-        loss += f64::from(e) * f64::from(e);
-        *d = scale * e;
+        loss += kind.value(f64::from(e), f64::from(huber));
+        *d = kind.gradient(e, huber, one_over_n, two_over_n);
     }
     for (d, a) in delta.iter().zip(last.chunks_exact(out.fan_in)) {
         math::axpy(&mut grads[out.w..][..out.fan_in], *d, a);
@@ -371,6 +394,7 @@ pub struct DenseStep {
     grads: Vec<Vec<f32>>,
     scratch: Scratch,
     isa: InstructionSet,
+    loss: Loss,
 }
 
 impl DenseStep {
@@ -379,6 +403,7 @@ impl DenseStep {
         spec: &ModelSpec,
         params: &[HostTensor],
         moments: Option<(&[HostTensor], &[HostTensor])>,
+        loss: Loss,
     ) -> Self {
         let layout = DenseLayout::new(spec);
         let zeros = vec![0.0; layout.len()];
@@ -403,6 +428,7 @@ impl DenseStep {
             grads: Vec::new(),
             scratch: Scratch::new(&layout),
             isa: InstructionSet::best(),
+            loss,
             layout,
         }
     }
@@ -417,7 +443,7 @@ impl DenseStep {
         self.isa = isa;
     }
 
-    /// One step on the batch `x` (rows × d_in, row-major), `y`: returns its mean squared error
+    /// One step on the batch `x` (rows × d_in, row-major), `y`: returns its mean loss
     /// and, when it is finite, applies Adam's update number `t`. Uses up to `threads` threads.
     pub fn step(&mut self, x: &[f32], y: &[f32], adam: &Adam, t: u64, threads: usize) -> f32 {
         let loss = self.loss_and_gradients(x, y, threads);
@@ -436,7 +462,7 @@ impl DenseStep {
         loss
     }
 
-    /// The batch's mean squared error, and its gradient (padded) in `self.grads[0]`.
+    /// The batch's mean loss, and its gradient (padded) in `self.grads[0]`.
     fn loss_and_gradients(&mut self, x: &[f32], y: &[f32], threads: usize) -> f32 {
         for (l, layer) in self.layout.hidden().iter().enumerate().skip(1) {
             let w = &self.params[layer.w..][..layer.fan_in * layer.fan_out];
@@ -449,6 +475,7 @@ impl DenseStep {
             x,
             y,
             isa: self.isa,
+            loss: self.loss,
         };
         let groups = inputs.groups();
         if self.grads.len() < groups {

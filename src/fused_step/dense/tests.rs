@@ -102,7 +102,7 @@ fn specs() -> Vec<ModelSpec> {
 fn loss_and_gradients_match_plain_backpropagation() {
     for spec in specs() {
         let params = spec.init(11);
-        let mut step = DenseStep::new(&spec, &params, None);
+        let mut step = DenseStep::new(&spec, &params, None, Loss::default());
         // 300 rows: two groups, the second with a short last block.
         let (x, y) = batch(300, spec.d_in);
         let loss = step.loss_and_gradients(&x, &y, 1);
@@ -145,7 +145,7 @@ fn threads_and_instruction_sets_give_the_same_bits() {
         .filter(|isa| isa.is_available())
     {
         for threads in [1, 2, 3] {
-            let mut step = DenseStep::new(&spec, &params, None);
+            let mut step = DenseStep::new(&spec, &params, None, Loss::default());
             step.set_instruction_set(isa);
             let losses: Vec<u32> = (1..=5)
                 .map(|t| step.step(&x, &y, &adam, t, threads).to_bits())
@@ -175,7 +175,7 @@ fn padding_stays_zero_and_packing_round_trips() {
     let params = spec.init(3);
     let layout = DenseLayout::new(&spec);
     assert_eq!(layout.unpack(&layout.pack(&params)), params);
-    let mut step = DenseStep::new(&spec, &params, None);
+    let mut step = DenseStep::new(&spec, &params, None, Loss::default());
     let (x, y) = batch(64, 2);
     let adam = Adam {
         lr: 0.05,
@@ -202,7 +202,7 @@ fn training_fits_the_batch_and_a_non_finite_loss_changes_nothing() {
         hidden: vec![16],
         activation: Activation::Tanh,
     };
-    let mut step = DenseStep::new(&spec, &spec.init(1), None);
+    let mut step = DenseStep::new(&spec, &spec.init(1), None, Loss::default());
     let x: Vec<f32> = (0..128).map(|i| i as f32 / 32.0).collect();
     let y: Vec<f32> = x.iter().map(|x| x.sin()).collect();
     let adam = Adam {

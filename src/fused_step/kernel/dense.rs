@@ -7,8 +7,12 @@ use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor, TensorData};
 
 use super::FusedOps;
-use super::dense_kernel::{LAYOUT_FIELDS, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE};
+use super::dense_kernel::{
+    LAYOUT_FIELDS, LOSS_HUBER, LOSS_MAE, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE,
+};
 use crate::data::table::epoch_permutation;
+use crate::fused_step::dense::Loss;
+use crate::loss::LossKind;
 use crate::model::{Activation, ModelSpec};
 use crate::optim::Adam;
 use crate::rng::philox::LineStream;
@@ -71,17 +75,19 @@ pub struct DenseGpu {
     width_sum: u32,
     budget: u64,
     cpu_adapter: bool,
+    loss: Loss,
 }
 
 impl DenseGpu {
     /// The kernel for `spec` on the plain wgpu `device`; `table`: a table's training rows
     /// (row-major) and targets. `cpu_adapter`: a software adapter (lavapipe), where a
-    /// dispatch's loops are capped.
+    /// dispatch's loops are capped. `loss`: what the steps minimise.
     pub fn new(
         device: &Device,
         spec: &ModelSpec,
         batches: GpuBatches,
         table: Option<(&[f32], &[f32])>,
+        loss: Loss,
         cpu_adapter: bool,
     ) -> Result<Self, String> {
         let device = device.clone().without_autodiff();
@@ -130,6 +136,7 @@ impl DenseGpu {
                 GPU_LOOP_BUDGET
             },
             cpu_adapter,
+            loss,
             spec: spec.clone(),
             batches,
             device,
@@ -243,6 +250,12 @@ impl DenseGpu {
             self.spec.d_in as u32,
             self.width_sum,
             relu,
+            match self.loss.kind {
+                LossKind::Mse => 0,
+                LossKind::Mae => LOSS_MAE,
+                LossKind::Huber => LOSS_HUBER,
+            },
+            self.loss.delta,
             stream.key[0],
             stream.key[1],
             first_step + 1,

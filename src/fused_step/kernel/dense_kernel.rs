@@ -26,6 +26,11 @@ pub const SOURCE_SINE: u32 = 1;
 /// The data source: a table's rows on the device.
 pub const SOURCE_TABLE: u32 = 2;
 
+/// The loss: mean absolute error (MSE is 0).
+pub const LOSS_MAE: u32 = 1;
+/// The loss: Huber's.
+pub const LOSS_HUBER: u32 = 2;
+
 /// The activation: tanh (0) or relu (1).
 #[cube]
 pub fn activate(z: f32, relu: u32) -> f32 {
@@ -83,6 +88,8 @@ pub fn dense_chunk_kernel(
     width_sum: u32,
     n_params: u32,
     relu: u32,
+    loss_kind: u32,
+    huber: f32,
     k0: u32,
     k1: u32,
     first_lo: u32,
@@ -223,8 +230,34 @@ pub fn dense_chunk_kernel(
         let mut s = u;
         while s < nb {
             let e = scratch[(out_at + s) as usize] - scratch[(targets + s) as usize];
-            sq += e * e;
-            scratch[(deltas + out_at + s) as usize] = 2.0f32 * e / n;
+            let a = f32::abs(e);
+            // The loss and its derivative (twins of `LossKind::value` and `::gradient`).
+            let mut value = e * e;
+            let mut grad = 2.0f32 * e / n;
+            if loss_kind == LOSS_MAE {
+                value = a;
+                grad = 0.0f32;
+                if e > 0.0f32 {
+                    grad = 1.0f32 / n;
+                }
+                if e < 0.0f32 {
+                    grad = -1.0f32 / n;
+                }
+            }
+            if loss_kind == LOSS_HUBER {
+                value = 0.5f32 * e * e;
+                let mut c = e;
+                if a > huber {
+                    value = huber * (a - 0.5f32 * huber);
+                    c = huber;
+                    if e < 0.0f32 {
+                        c = -huber;
+                    }
+                }
+                grad = c / n;
+            }
+            sq += value;
+            scratch[(deltas + out_at + s) as usize] = grad;
             s += stride;
         }
         red[u as usize] = sq;

@@ -179,6 +179,8 @@ pub trait FusedOps: Backend {
         d_in: u32,
         width_sum: u32,
         relu: u32,
+        loss_kind: u32,
+        huber: f32,
         k0: u32,
         k1: u32,
         first_step: u64,

@@ -27,6 +27,7 @@ pub mod console;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 #[doc(hidden)]
 pub mod file_lock;
 #[doc(hidden)]

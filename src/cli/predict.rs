@@ -248,20 +248,26 @@ fn parse_list(spec: &str) -> Result<Vec<f32>> {
 
 /// The checkpoint `predict` uses; `--activation` only for a file that does not record one.
 fn load_for_predict(args: &PredictArgs) -> Result<Checkpoint> {
-    let checkpoint = Checkpoint::load(&args.checkpoint)?;
-    if let (Some(asked), Some(meta)) = (args.activation, &checkpoint.meta)
+    load_checked(&args.checkpoint, args.activation)
+}
+
+/// The checkpoint at `path`, with `activation` for a file that does not record one (an
+/// autograd-written MLP); refused for a file that does (`predict`, `evaluate`).
+pub(super) fn load_checked(path: &Path, activation: Option<Activation>) -> Result<Checkpoint> {
+    let checkpoint = Checkpoint::load(path)?;
+    if let (Some(asked), Some(meta)) = (activation, &checkpoint.meta)
         && (checkpoint.spec.is_linear() || asked != meta.config.activation)
     {
         return Err(Error::InvalidInput {
             what: "--activation".into(),
             message: format!(
                 "{} records its model ({}); --activation is for files that do not",
-                args.checkpoint.display(),
+                path.display(),
                 checkpoint.spec.describe()
             ),
         });
     }
-    Ok(checkpoint.with_activation(args.activation.unwrap_or_default()))
+    Ok(checkpoint.with_activation(activation.unwrap_or_default()))
 }
 
 /// `predict --data`: the input rows with a `prediction` column, to `--out` or stdout.

@@ -86,6 +86,7 @@ mod ols;
 mod plot;
 mod predict;
 mod train;
+mod train_json;
 
 pub(crate) fn default_is(text: &str, value: impl std::fmt::Display) -> String {
     format!("{text} [default: {value}]")

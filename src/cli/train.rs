@@ -21,6 +21,7 @@ use crate::report::FitComparison;
 use crate::signals;
 
 use super::observe::{Display, MetricsRecorder, PeriodicSave, TrainObserver};
+use super::train_json::{FilesJson, Finished, TrainJson, format_name, owned};
 use super::{abbreviate, r2_text};
 
 /// `--config`'s help: the keys a config file may hold, read off [`TrainingConfig`] itself.
@@ -116,6 +117,10 @@ pub struct TrainArgs {
     /// Print no progress bar and no per-step loss lines (the summary still prints).
     #[arg(long, short, help_heading = "Display")]
     pub quiet: bool,
+    /// Print the final report (parameters, losses, fit quality, timings, files written) as one
+    /// JSON object on stdout (docs/json-output.md); the lines otherwise printed go to stderr.
+    #[arg(long, help_heading = "Display")]
+    pub json: bool,
 }
 
 impl TrainArgs {
@@ -159,7 +164,13 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
     // The data file may come from the config file or the checkpoint: checked again with it.
     let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
     args.file_roles(data_path.as_deref()).check()?;
-    let mut console = Console::default();
+    let resumed = plan.resumed.is_some();
+    // With --json, stdout carries the report alone.
+    let mut console = if args.json {
+        Console::stderr()
+    } else {
+        Console::default()
+    };
     let (mut trainer, metrics) = open_run(args, plan, &mut console)?;
     let target = trainer.config().steps;
     // Without the handlers a signal still stops the run, only without the final save.
@@ -190,7 +201,7 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         });
     }
     let checkpoint = trainer.checkpoint()?;
-    report(
+    let comparison = report(
         &mut observer.display.console,
         trainer.as_ref(),
         &checkpoint,
@@ -212,6 +223,28 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         console,
     )?;
     console.warn_if_lost();
+    if args.json {
+        let json = TrainJson::of(
+            Finished {
+                trainer: trainer.as_ref(),
+                checkpoint: &checkpoint,
+                run: &run,
+                comparison: comparison.as_ref(),
+                resumed,
+            },
+            FilesJson {
+                checkpoint: args.out.clone(),
+                format: format_name(format),
+                metrics: owned(args.metrics.as_deref()),
+                plot: owned(args.plot.as_deref()),
+                plot_fit: owned(args.plot_fit.as_deref()),
+                tensorboard: None,
+            },
+        );
+        let mut stdout = Console::default();
+        stdout.block(&serde_json::to_string(&json).expect("the report serialises"));
+        stdout.finish()?;
+    }
     Ok(())
 }
 
@@ -335,8 +368,14 @@ fn data_line(table: &crate::data::PreparedTable) -> String {
 }
 
 /// What the run reached: the line's w and b, a CSV fit's quality next to the closed form's, or
-/// an MLP's final loss; and the timing line.
-fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, run: &RunReport) {
+/// an MLP's final loss; and the timing line. Returns the CSV fit's comparison.
+fn report(
+    console: &mut Console,
+    trainer: &dyn Engine,
+    checkpoint: &Checkpoint,
+    run: &RunReport,
+) -> Option<FitComparison> {
+    let mut compared = None;
     if checkpoint.spec == ModelSpec::linear(1) {
         console.line(format_args!(
             "final w = {:.6}  b = {:.6}",
@@ -368,6 +407,7 @@ fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, 
                 ));
             }
         }
+        compared = Some(comparison);
     } else if checkpoint.spec != ModelSpec::linear(1)
         && let Some(loss) = run.final_loss()
     {
@@ -382,6 +422,7 @@ fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, 
         duration_text(run.total),
         duration_text(run.first_step)
     ));
+    compared
 }
 
 /// A duration with 3–4 significant digits in the unit that suits it: `412 µs`, `3.25 ms`,

@@ -14,6 +14,7 @@ mod evaluate;
 mod formats;
 mod fused;
 mod fuzz;
+mod json_output;
 mod mlp;
 mod observe;
 mod ols_summary;

@@ -53,6 +53,7 @@ pub mod rng;
 pub mod session;
 #[doc(hidden)]
 pub mod signals;
+pub mod tensorboard;
 pub mod train;
 
 // The library's surface: configure a run, open or train it on a backend, save and load its

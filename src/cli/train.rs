@@ -101,6 +101,11 @@ pub struct TrainArgs {
     /// PNG would need system font libraries). With --metrics, the whole history in that file.
     #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
     pub plot: Option<PathBuf>,
+    /// Write TensorBoard event files into DIR (created when missing; a new file per run): the
+    /// scalars loss, lr, elapsed_s (seconds since training started) and, for CSV data with
+    /// validation rows, val_loss, at every logged step (`tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub tensorboard: Option<PathBuf>,
     /// For a one-input linear model (the line, or a one-feature CSV): draw a sample of the data,
     /// the fitted line and, for the synthetic line, the true one, to FILE (.svg only).
     #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
@@ -222,6 +227,17 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         observer.metrics.rows,
         console,
     )?;
+    let events = observer
+        .metrics
+        .tensorboard
+        .as_ref()
+        .map(|e| e.path().to_owned());
+    if let Some(path) = &events {
+        console.line(format_args!(
+            "wrote TensorBoard events to {}",
+            path.display()
+        ));
+    }
     console.warn_if_lost();
     if args.json {
         let json = TrainJson::of(
@@ -238,7 +254,7 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
                 metrics: owned(args.metrics.as_deref()),
                 plot: owned(args.plot.as_deref()),
                 plot_fit: owned(args.plot_fit.as_deref()),
-                tensorboard: None,
+                tensorboard: events,
             },
         );
         let mut stdout = Console::default();
@@ -257,6 +273,9 @@ fn check_outputs(args: &TrainArgs) -> Result<Format> {
     }
     if let Some(path) = &args.metrics {
         crate::metrics_log::MetricsFormat::from_path(path)?;
+    }
+    if let Some(dir) = &args.tensorboard {
+        crate::tensorboard::check_dir(dir)?;
     }
     let format = match args.format {
         Some(format) => format,
@@ -311,7 +330,7 @@ fn open_run(
         ));
     }
     let with_val = table.as_ref().is_some_and(|t| !t.val.is_empty())
-        && (args.metrics.is_some() || args.plot.is_some());
+        && (args.metrics.is_some() || args.plot.is_some() || args.tensorboard.is_some());
     let extra: &[&str] = if with_val {
         &[crate::metrics_log::VAL_LOSS]
     } else {
@@ -324,6 +343,11 @@ fn open_run(
     };
     let trainer =
         crate::session::open_engine_with(engine, config, backend, table, resumed.as_ref())?;
+    let events = args
+        .tensorboard
+        .as_deref()
+        .map(crate::tensorboard::EventWriter::create)
+        .transpose()?;
     console.line(format_args!(
         "training on {} with the {} engine: {} model, steps {}..{}, batch {}, lr {}, seed {}",
         trainer.backend().describe(),
@@ -335,7 +359,10 @@ fn open_run(
         trainer.config().lr,
         trainer.config().seed
     ));
-    Ok((trainer, MetricsRecorder::new(log, with_val)))
+    Ok((
+        trainer,
+        MetricsRecorder::new(log, with_val).with_tensorboard(events),
+    ))
 }
 
 /// `data: FILE — N rows (...), features [...], target ...`.

@@ -23,4 +23,5 @@ mod resume;
 mod shell_and_install;
 mod signals;
 mod stdout;
+mod tensorboard;
 mod training;

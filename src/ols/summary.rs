@@ -182,7 +182,8 @@ impl OlsSummary {
 /// P(|T| > |t|), T ~ Student's t with `df` degrees of freedom: I_{df/(df+t²)}(df/2, 1/2),
 /// which keeps its relative accuracy for tiny p-values (1 − CDF would round them to 0).
 pub fn t_two_sided_p(t: f64, df: f64) -> f64 {
-    if !(df > 0.0) || t.is_nan() {
+    // `df` NaN or not above 0: no distribution.
+    if df.is_nan() || df <= 0.0 || t.is_nan() {
         return f64::NAN;
     }
     if t.is_infinite() {
@@ -193,7 +194,7 @@ pub fn t_two_sided_p(t: f64, df: f64) -> f64 {
 
 /// P(F > f), F ~ F(d1, d2): I_{d2/(d2+d1·f)}(d2/2, d1/2), accurate for tiny p-values too.
 pub fn f_upper_p(f: f64, d1: f64, d2: f64) -> f64 {
-    if !(d1 > 0.0 && d2 > 0.0) || f.is_nan() {
+    if [d1, d2, f].iter().any(|v| v.is_nan()) || d1 <= 0.0 || d2 <= 0.0 {
         return f64::NAN;
     }
     if f.is_infinite() {

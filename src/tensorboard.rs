@@ -195,7 +195,7 @@ fn crc32c(bytes: &[u8]) -> u32 {
 /// data holding CRCs stays well spread.
 fn masked_crc32c(bytes: &[u8]) -> u32 {
     let crc = crc32c(bytes);
-    (crc >> 15 | crc << 17).wrapping_add(0xa282_ead8)
+    crc.rotate_right(15).wrapping_add(0xa282_ead8)
 }
 
 #[cfg(test)]

@@ -10,13 +10,23 @@ use std::io::{self, Write};
 
 use crate::error::{Error, Result};
 
-/// Lines to stdout that never panic.
+/// Lines to stdout (or, for a command whose stdout carries JSON, stderr) that never panic.
 #[derive(Debug, Default)]
 pub struct Console {
     lost: Option<io::Error>,
+    to_stderr: bool,
 }
 
 impl Console {
+    /// A console whose lines go to stderr: the human-readable lines of a command whose stdout
+    /// is machine-readable (`train --json`).
+    pub fn stderr() -> Self {
+        Self {
+            lost: None,
+            to_stderr: true,
+        }
+    }
+
     /// Prints one line, unless an earlier line could not be written. Control characters in it
     /// (which a crafted checkpoint or path could carry: escape sequences, a forged newline) are
     /// shown escaped.
@@ -33,7 +43,7 @@ impl Console {
     /// Writes `bytes` exactly as they are (a CSV passed through: its bytes are the user's).
     pub fn raw(&mut self, bytes: &[u8]) {
         if self.lost.is_none()
-            && let Err(error) = io::stdout().lock().write_all(bytes)
+            && let Err(error) = sink(self.to_stderr).write_all(bytes)
         {
             self.lost = Some(error);
         }
@@ -43,7 +53,7 @@ impl Console {
     /// [`Console::raw`] output and for a reader waiting on a partial line).
     pub fn flush(&mut self) {
         if self.lost.is_none()
-            && let Err(error) = io::stdout().lock().flush()
+            && let Err(error) = sink(self.to_stderr).flush()
         {
             self.lost = Some(error);
         }
@@ -51,7 +61,7 @@ impl Console {
 
     fn write(&mut self, text: &str) {
         if self.lost.is_none()
-            && let Err(error) = writeln!(io::stdout().lock(), "{text}")
+            && let Err(error) = writeln!(sink(self.to_stderr), "{text}")
         {
             self.lost = Some(error);
         }
@@ -66,7 +76,7 @@ impl Console {
     /// closed the pipe, else the write error.
     pub fn finish(mut self) -> Result<()> {
         if self.lost.is_none()
-            && let Err(error) = io::stdout().lock().flush()
+            && let Err(error) = sink(self.to_stderr).flush()
         {
             self.lost = Some(error);
         }
@@ -86,6 +96,15 @@ impl Console {
         {
             let _ = writeln!(io::stderr(), "warning: stopped printing the log: {error}");
         }
+    }
+}
+
+/// Where a console's lines go.
+fn sink(to_stderr: bool) -> Box<dyn Write> {
+    if to_stderr {
+        Box::new(io::stderr().lock())
+    } else {
+        Box::new(io::stdout().lock())
     }
 }
 

@@ -27,6 +27,7 @@ pub mod console;
 pub mod data;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 #[doc(hidden)]
 pub mod file_lock;
 #[doc(hidden)]
@@ -53,6 +54,7 @@ pub mod rng;
 pub mod session;
 #[doc(hidden)]
 pub mod signals;
+pub mod tensorboard;
 pub mod train;
 
 // The library's surface: configure a run, open or train it on a backend, save and load its

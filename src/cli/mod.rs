@@ -12,6 +12,7 @@ pub use backends::BackendsArgs;
 pub use bench::BenchArgs;
 pub use completions::CompletionsArgs;
 pub use convert::ConvertArgs;
+pub use evaluate::EvaluateArgs;
 pub use inspect::InspectArgs;
 pub use man::ManArgs;
 pub use ols::OlsArgs;
@@ -39,6 +40,8 @@ pub enum Command {
     Ols(OlsArgs),
     /// Print the model's prediction for each input.
     Predict(PredictArgs),
+    /// Score a model on a labelled CSV file: MSE, RMSE, MAE, R².
+    Evaluate(EvaluateArgs),
     /// Show what a checkpoint file holds.
     Inspect(InspectArgs),
     /// Draw the loss curve of a metrics file (`train --metrics`) as SVG.
@@ -77,6 +80,7 @@ mod backends;
 mod bench;
 mod completions;
 mod convert;
+mod evaluate;
 mod inspect;
 mod man;
 mod observe;
@@ -84,6 +88,7 @@ mod ols;
 mod plot;
 mod predict;
 mod train;
+mod train_json;
 
 pub(crate) fn default_is(text: &str, value: impl std::fmt::Display) -> String {
     format!("{text} [default: {value}]")
@@ -118,6 +123,9 @@ impl Command {
                 .input("--checkpoint", Some(&args.checkpoint))
                 .input("--data", args.data.as_deref())
                 .output("--out", args.out.as_deref()),
+            Command::Evaluate(args) => FileRoles::new()
+                .input("--checkpoint", Some(&args.checkpoint))
+                .input("--data", Some(&args.data)),
             Command::Plot(args) => FileRoles::new()
                 .input("METRICS", Some(&args.metrics))
                 .output("--out", Some(&args.out)),
@@ -148,6 +156,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(args) => train::run(&args),
         Command::Ols(args) => ols::run(&args),
         Command::Predict(args) => predict::run(&args),
+        Command::Evaluate(args) => evaluate::run(&args),
         Command::Inspect(args) => inspect::run(&args),
         Command::Plot(args) => plot::run(&args),
         Command::Convert(args) => convert::run(&args),

@@ -1,7 +1,7 @@
 //! What `train` does while the loop runs, one concern per type: [`Display`] (the loss lines and
 //! the progress bar), [`MetricsRecorder`] (a row per logged step, to the metrics file and for
-//! `--plot`), [`PeriodicSave`] (`--save-every`), and [`TrainObserver`], which holds them and
-//! stops the run on Ctrl-C.
+//! `--plot`, and as TensorBoard scalars to `--tensorboard`'s event file), [`PeriodicSave`]
+//! (`--save-every`), and [`TrainObserver`], which holds them and stops the run on Ctrl-C.
 
 use std::io::Write;
 use std::time::Instant;
@@ -13,6 +13,7 @@ use crate::error::{Error, Result};
 use crate::metrics_log::{MetricsLog, MetricsRow, VAL_LOSS};
 use crate::progress::Progress;
 use crate::signals;
+use crate::tensorboard::EventWriter;
 
 /// The loss lines on stdout and the progress bar on stderr.
 pub struct Display {
@@ -46,6 +47,9 @@ impl Display {
 pub struct MetricsRecorder {
     /// The metrics file; dropped (with a warning) when a write fails.
     pub log: Option<MetricsLog>,
+    /// The TensorBoard event file (`--tensorboard`); dropped (with a warning) when a write
+    /// fails.
+    pub tensorboard: Option<EventWriter>,
     /// Every row of this run.
     pub rows: Vec<MetricsRow>,
     /// Whether rows carry the validation loss.
@@ -60,11 +64,18 @@ impl MetricsRecorder {
     pub fn new(log: Option<MetricsLog>, with_val: bool) -> Self {
         Self {
             log,
+            tensorboard: None,
             rows: Vec::new(),
             with_val,
             pending: None,
             started: Instant::now(),
         }
+    }
+
+    /// Also writes every row as TensorBoard scalars to `events`.
+    pub fn with_tensorboard(mut self, events: Option<EventWriter>) -> Self {
+        self.tensorboard = events;
+        self
     }
 
     /// The row of the pending logged step. The metrics are a side channel: a failure to write
@@ -73,6 +84,7 @@ impl MetricsRecorder {
         let Some(point) = self.pending.take() else {
             return;
         };
+        let rows = self.rows.len();
         if let Err(problem) = self.record(point, trainer)
             && self.log.is_some()
         {
@@ -82,6 +94,24 @@ impl MetricsRecorder {
                 "warning: {message}; training goes on without the metrics file"
             );
             self.log = None;
+        }
+        if let (Some(events), Some(row)) = (&mut self.tensorboard, self.rows.get(rows)) {
+            let mut scalars = vec![
+                ("loss", f64::from(row.loss)),
+                ("lr", f64::from(row.lr)),
+                ("elapsed_s", row.elapsed_s),
+            ];
+            if let Some(val) = row.get(VAL_LOSS) {
+                scalars.push((VAL_LOSS, val));
+            }
+            if let Err(problem) = events.scalars(row.step, &scalars) {
+                let message = escape_controls(&problem.to_string());
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "warning: {message}; training goes on without the TensorBoard events"
+                );
+                self.tensorboard = None;
+            }
         }
     }
 

@@ -40,6 +40,24 @@ pub struct OlsArgs {
     /// Fit y ≈ x·w without an intercept (R² and F are then uncentered, as in statsmodels).
     #[arg(long)]
     pub no_intercept: bool,
+    /// Print the fit and its summary as one JSON object (docs/json-output.md) instead of text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `ols --json`: the data, the quality on both splits, then the summary's fields.
+#[derive(serde::Serialize)]
+struct OlsJson<'a> {
+    data: &'a str,
+    target: &'a str,
+    features: &'a [String],
+    train_rows: usize,
+    val_rows: usize,
+    dropped_rows: usize,
+    train: crate::fit_quality::FitQuality,
+    validation: Option<crate::fit_quality::FitQuality>,
+    #[serde(flatten)]
+    summary: &'a OlsSummary,
 }
 
 pub(super) fn run(args: &OlsArgs) -> Result<()> {
@@ -79,6 +97,21 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
         })?;
     let (fit, quality) = (&summary.fit, split_quality(&table, &summary.fit));
     let mut console = Console::default();
+    if args.json {
+        let json = OlsJson {
+            data: &t.file_name,
+            target: &t.target_name,
+            features: &t.feature_names,
+            train_rows: table.train.len(),
+            val_rows: table.val.len(),
+            dropped_rows: t.dropped_rows,
+            train: quality.train,
+            validation: quality.val,
+            summary: &summary,
+        };
+        console.block(&serde_json::to_string(&json).expect("the fit serialises"));
+        return console.finish();
+    }
     say!(
         console,
         "OLS fit of `{}` on {} training rows of {} ({} validation rows)",

@@ -9,6 +9,7 @@ use clap::Args;
 use crate::backend::{Backend, BackendChoice};
 use crate::checkpoint::{self, Checkpoint, write_atomically};
 use crate::console::Console;
+use crate::data::predict_csv::{PredictionsFormat, json_number};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::{Activation, Network};
@@ -50,6 +51,10 @@ pub struct PredictArgs {
     /// Backend to run on.
     #[arg(long, value_enum, default_value_t = BackendChoice::Auto)]
     pub backend: BackendChoice,
+    /// Write JSON Lines, one object per prediction (docs/json-output.md), instead of numbers
+    /// or CSV.
+    #[arg(long)]
+    pub json: bool,
 }
 
 pub(super) fn run(args: &PredictArgs) -> Result<()> {
@@ -83,6 +88,10 @@ pub(super) fn run(args: &PredictArgs) -> Result<()> {
         });
     }
     let backend = Backend::choose(args.backend)?;
+    // The JSON key of the one input: its recorded name, else `x`.
+    let input_key =
+        serde_json::to_string(&crate::evaluate::model_features(&checkpoint, &args.checkpoint)?[0])
+            .expect("a string serialises");
     let model = Network::from_host(&checkpoint.spec, &checkpoint.params, &backend.device);
     let mut console = Console::default();
     let predict = |inputs: Vec<f32>, console: &mut Console| -> Result<()> {
@@ -100,8 +109,16 @@ pub(super) fn run(args: &PredictArgs) -> Result<()> {
                 message: format!("its prediction ({z}) is out of f32 range"),
             });
         }
-        for value in predictions {
-            console.line(value);
+        for (x, value) in inputs.iter().zip(predictions) {
+            if args.json {
+                console.block(&format!(
+                    "{{\"inputs\":{{{input_key}:{}}},\"prediction\":{}}}",
+                    json_number(*x),
+                    json_number(value)
+                ));
+            } else {
+                console.line(value);
+            }
         }
         Ok(())
     };
@@ -248,20 +265,26 @@ fn parse_list(spec: &str) -> Result<Vec<f32>> {
 
 /// The checkpoint `predict` uses; `--activation` only for a file that does not record one.
 fn load_for_predict(args: &PredictArgs) -> Result<Checkpoint> {
-    let checkpoint = Checkpoint::load(&args.checkpoint)?;
-    if let (Some(asked), Some(meta)) = (args.activation, &checkpoint.meta)
+    load_checked(&args.checkpoint, args.activation)
+}
+
+/// The checkpoint at `path`, with `activation` for a file that does not record one (an
+/// autograd-written MLP); refused for a file that does (`predict`, `evaluate`).
+pub(super) fn load_checked(path: &Path, activation: Option<Activation>) -> Result<Checkpoint> {
+    let checkpoint = Checkpoint::load(path)?;
+    if let (Some(asked), Some(meta)) = (activation, &checkpoint.meta)
         && (checkpoint.spec.is_linear() || asked != meta.config.activation)
     {
         return Err(Error::InvalidInput {
             what: "--activation".into(),
             message: format!(
                 "{} records its model ({}); --activation is for files that do not",
-                args.checkpoint.display(),
+                path.display(),
                 checkpoint.spec.describe()
             ),
         });
     }
-    Ok(checkpoint.with_activation(args.activation.unwrap_or_default()))
+    Ok(checkpoint.with_activation(activation.unwrap_or_default()))
 }
 
 /// `predict --data`: the input rows with a `prediction` column, to `--out` or stdout.
@@ -270,34 +293,21 @@ fn run_csv(args: &PredictArgs, data: &Path) -> Result<()> {
         checkpoint::check_destination(out, args.force)?;
     }
     let checkpoint = load_for_predict(args)?;
-    let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
-    let features: Vec<String> = match record {
-        Some(record) => record.features.clone(),
-        None if checkpoint.spec.d_in == 1 => vec!["x".into()],
-        None => {
-            return Err(Error::InvalidInput {
-                what: format!("--checkpoint {}", args.checkpoint.display()),
-                message: "records no feature names (no burnfit metadata); cannot match CSV columns"
-                    .into(),
-            });
-        }
-    };
+    let features = crate::evaluate::model_features(&checkpoint, &args.checkpoint)?;
     let delimiter = args
         .delimiter
-        .or_else(|| {
-            checkpoint
-                .meta
-                .as_ref()?
-                .config
-                .data
-                .as_ref()
-                .map(|d| d.delimiter)
-        })
+        .or_else(|| crate::evaluate::recorded_delimiter(&checkpoint))
         .unwrap_or(',');
+    let format = if args.json {
+        PredictionsFormat::JsonLines
+    } else {
+        PredictionsFormat::Csv
+    };
     let params = checkpoint.named_params();
-    let output = crate::data::predict_csv::predict_rows(data, &features, delimiter, |row| {
-        checkpoint.spec.forward_host(&params, row)
-    })?;
+    let output =
+        crate::data::predict_csv::predict_rows(data, &features, delimiter, format, |row| {
+            checkpoint.spec.forward_host(&params, row)
+        })?;
     match &args.out {
         Some(out) => {
             write_atomically(out, &output.bytes, args.force)?;

@@ -21,6 +21,7 @@ use crate::report::FitComparison;
 use crate::signals;
 
 use super::observe::{Display, MetricsRecorder, PeriodicSave, TrainObserver};
+use super::train_json::{FilesJson, Finished, TrainJson, format_name, owned};
 use super::{abbreviate, r2_text};
 
 /// `--config`'s help: the keys a config file may hold, read off [`TrainingConfig`] itself.
@@ -100,6 +101,11 @@ pub struct TrainArgs {
     /// PNG would need system font libraries). With --metrics, the whole history in that file.
     #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
     pub plot: Option<PathBuf>,
+    /// Write TensorBoard event files into DIR (created when missing; a new file per run): the
+    /// scalars loss, lr, elapsed_s (seconds since training started) and, for CSV data with
+    /// validation rows, val_loss, at every logged step (`tensorboard --logdir DIR`).
+    #[arg(long, value_name = "DIR", help_heading = "Output")]
+    pub tensorboard: Option<PathBuf>,
     /// For a one-input linear model (the line, or a one-feature CSV): draw a sample of the data,
     /// the fitted line and, for the synthetic line, the true one, to FILE (.svg only).
     #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
@@ -116,6 +122,10 @@ pub struct TrainArgs {
     /// Print no progress bar and no per-step loss lines (the summary still prints).
     #[arg(long, short, help_heading = "Display")]
     pub quiet: bool,
+    /// Print the final report (parameters, losses, fit quality, timings, files written) as one
+    /// JSON object on stdout (docs/json-output.md); the lines otherwise printed go to stderr.
+    #[arg(long, help_heading = "Display")]
+    pub json: bool,
 }
 
 impl TrainArgs {
@@ -159,7 +169,13 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
     // The data file may come from the config file or the checkpoint: checked again with it.
     let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
     args.file_roles(data_path.as_deref()).check()?;
-    let mut console = Console::default();
+    let resumed = plan.resumed.is_some();
+    // With --json, stdout carries the report alone.
+    let mut console = if args.json {
+        Console::stderr()
+    } else {
+        Console::default()
+    };
     let (mut trainer, metrics) = open_run(args, plan, &mut console)?;
     let target = trainer.config().steps;
     // Without the handlers a signal still stops the run, only without the final save.
@@ -190,7 +206,7 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         });
     }
     let checkpoint = trainer.checkpoint()?;
-    report(
+    let comparison = report(
         &mut observer.display.console,
         trainer.as_ref(),
         &checkpoint,
@@ -211,7 +227,40 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         observer.metrics.rows,
         console,
     )?;
+    let events = observer
+        .metrics
+        .tensorboard
+        .as_ref()
+        .map(|e| e.path().to_owned());
+    if let Some(path) = &events {
+        console.line(format_args!(
+            "wrote TensorBoard events to {}",
+            path.display()
+        ));
+    }
     console.warn_if_lost();
+    if args.json {
+        let json = TrainJson::of(
+            Finished {
+                trainer: trainer.as_ref(),
+                checkpoint: &checkpoint,
+                run: &run,
+                comparison: comparison.as_ref(),
+                resumed,
+            },
+            FilesJson {
+                checkpoint: args.out.clone(),
+                format: format_name(format),
+                metrics: owned(args.metrics.as_deref()),
+                plot: owned(args.plot.as_deref()),
+                plot_fit: owned(args.plot_fit.as_deref()),
+                tensorboard: events,
+            },
+        );
+        let mut stdout = Console::default();
+        stdout.block(&serde_json::to_string(&json).expect("the report serialises"));
+        stdout.finish()?;
+    }
     Ok(())
 }
 
@@ -224,6 +273,9 @@ fn check_outputs(args: &TrainArgs) -> Result<Format> {
     }
     if let Some(path) = &args.metrics {
         crate::metrics_log::MetricsFormat::from_path(path)?;
+    }
+    if let Some(dir) = &args.tensorboard {
+        crate::tensorboard::check_dir(dir)?;
     }
     let format = match args.format {
         Some(format) => format,
@@ -278,7 +330,7 @@ fn open_run(
         ));
     }
     let with_val = table.as_ref().is_some_and(|t| !t.val.is_empty())
-        && (args.metrics.is_some() || args.plot.is_some());
+        && (args.metrics.is_some() || args.plot.is_some() || args.tensorboard.is_some());
     let extra: &[&str] = if with_val {
         &[crate::metrics_log::VAL_LOSS]
     } else {
@@ -291,6 +343,11 @@ fn open_run(
     };
     let trainer =
         crate::session::open_engine_with(engine, config, backend, table, resumed.as_ref())?;
+    let events = args
+        .tensorboard
+        .as_deref()
+        .map(crate::tensorboard::EventWriter::create)
+        .transpose()?;
     let c = trainer.config();
     // The loss is named only when it is not the default, so MSE runs print what they always did.
     let loss = match c.loss {
@@ -309,7 +366,10 @@ fn open_run(
         c.lr,
         c.seed
     ));
-    Ok((trainer, MetricsRecorder::new(log, with_val)))
+    Ok((
+        trainer,
+        MetricsRecorder::new(log, with_val).with_tensorboard(events),
+    ))
 }
 
 /// `data: FILE — N rows (...), features [...], target ...`.
@@ -342,8 +402,14 @@ fn data_line(table: &crate::data::PreparedTable) -> String {
 }
 
 /// What the run reached: the line's w and b, a CSV fit's quality next to the closed form's, or
-/// an MLP's final loss; and the timing line.
-fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, run: &RunReport) {
+/// an MLP's final loss; and the timing line. Returns the CSV fit's comparison.
+fn report(
+    console: &mut Console,
+    trainer: &dyn Engine,
+    checkpoint: &Checkpoint,
+    run: &RunReport,
+) -> Option<FitComparison> {
+    let mut compared = None;
     if checkpoint.spec == ModelSpec::linear(1) {
         console.line(format_args!(
             "final w = {:.6}  b = {:.6}",
@@ -375,6 +441,7 @@ fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, 
                 ));
             }
         }
+        compared = Some(comparison);
     } else if checkpoint.spec != ModelSpec::linear(1)
         && let Some(loss) = run.final_loss()
     {
@@ -389,6 +456,7 @@ fn report(console: &mut Console, trainer: &dyn Engine, checkpoint: &Checkpoint, 
         duration_text(run.total),
         duration_text(run.first_step)
     ));
+    compared
 }
 
 /// A duration with 3–4 significant digits in the unit that suits it: `412 µs`, `3.25 ms`,

@@ -1,5 +1,6 @@
-//! `burnfit predict --data`: a CSV's rows with the model's prediction added as a last column.
-//! Feature columns are found by name, so a file may hold more columns, in any order.
+//! `burnfit predict --data`: a CSV's rows with the model's prediction added as a last column
+//! (or, with `--json`, one JSON object per row). Feature columns are found by name, so a file
+//! may hold more columns, in any order.
 
 use std::path::Path;
 
@@ -9,10 +10,22 @@ use crate::error::{Error, Result};
 /// The largest CSV read for prediction.
 pub const MAX_PREDICT_BYTES: u64 = 4 << 30;
 
-/// The output CSV and how many rows it has.
+/// How the predictions are written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PredictionsFormat {
+    /// The input CSV with a `prediction` column added.
+    Csv,
+    /// JSON Lines, one object per row: `{"line":2,"inputs":{"a":1.5,..},"prediction":3.25}`
+    /// (`line`: the row's line in the file, the header being line 1; `inputs`: the model's
+    /// features in its order).
+    JsonLines,
+}
+
+/// The output and how many rows it has.
 #[derive(Debug)]
 pub struct Predictions {
-    /// The CSV text: the input's header plus `prediction`, then every input row plus its value.
+    /// The CSV text (the input's header plus `prediction`, then every input row plus its value),
+    /// or the JSON lines.
     pub bytes: Vec<u8>,
     /// Data rows.
     pub rows: usize,
@@ -24,8 +37,10 @@ pub fn predict_rows(
     path: &Path,
     features: &[String],
     delimiter: char,
+    format: PredictionsFormat,
     predict: impl Fn(&[f64]) -> f64,
 ) -> Result<Predictions> {
+    let json = format == PredictionsFormat::JsonLines;
     let error = |message: String| Error::Data {
         path: path.to_owned(),
         message,
@@ -60,7 +75,10 @@ pub fn predict_rows(
         .byte_headers()
         .map_err(|e| error(format!("line 1: {e}")))?
         .clone();
-    if names.iter().any(|n| n == "prediction") && !features.iter().any(|f| f == "prediction") {
+    if !json
+        && names.iter().any(|n| n == "prediction")
+        && !features.iter().any(|f| f == "prediction")
+    {
         return Err(error(
             "already has a `prediction` column (an earlier output?); rename or drop it first"
                 .into(),
@@ -90,7 +108,15 @@ pub fn predict_rows(
         b"prediction"
     };
     out_header.push_field(column);
-    writer.write_byte_record(&out_header).map_err(write_error)?;
+    if !json {
+        writer.write_byte_record(&out_header).map_err(write_error)?;
+    }
+    // The JSON keys of the inputs, escaped once.
+    let keys: Vec<String> = features
+        .iter()
+        .map(|f| serde_json::to_string(f).expect("a string serialises"))
+        .collect();
+    let mut lines = String::new();
     let mut row = vec![0.0f64; features.len()];
     let mut record = csv::ByteRecord::new();
     let mut rows = 0;
@@ -118,18 +144,43 @@ pub fn predict_rows(
                 "line {line}: the prediction is not finite ({prediction})"
             )));
         }
-        let mut out = record.clone();
-        out.push_field(format!("{}", prediction as f32).as_bytes());
-        writer.write_byte_record(&out).map_err(write_error)?;
+        if json {
+            use std::fmt::Write;
+            let _ = write!(lines, "{{\"line\":{line},\"inputs\":{{");
+            for (i, (key, value)) in keys.iter().zip(&row).enumerate() {
+                let comma = if i > 0 { "," } else { "" };
+                let _ = write!(lines, "{comma}{key}:{}", json_number(*value));
+            }
+            let _ = writeln!(
+                lines,
+                "}},\"prediction\":{}}}",
+                json_number(prediction as f32)
+            );
+        } else {
+            let mut out = record.clone();
+            out.push_field(format!("{}", prediction as f32).as_bytes());
+            writer.write_byte_record(&out).map_err(write_error)?;
+        }
         rows += 1;
     }
     if rows == 0 {
         return Err(error("has a header but no data rows".into()));
     }
+    if json {
+        return Ok(Predictions {
+            bytes: lines.into_bytes(),
+            rows,
+        });
+    }
     let bytes = writer
         .into_inner()
         .map_err(|e| error(format!("cannot write the output: {e}")))?;
     Ok(Predictions { bytes, rows })
+}
+
+/// A finite number as JSON writes it (the shortest form that reads back the same).
+pub fn json_number(value: impl serde::Serialize) -> String {
+    serde_json::to_string(&value).expect("a number serialises")
 }
 
 #[cfg(test)]
@@ -142,33 +193,42 @@ mod tests {
         let path = dir.path().join("in.csv");
         std::fs::write(&path, "id,b,a\n1,2,10\n2,\"3\",20\n").unwrap();
         let features = ["a".to_string(), "b".to_string()];
-        let out = predict_rows(&path, &features, ',', |r| r[0] + 100.0 * r[1]).unwrap();
+        let out = predict_rows(&path, &features, ',', PredictionsFormat::Csv, |r| {
+            r[0] + 100.0 * r[1]
+        })
+        .unwrap();
         assert_eq!(out.rows, 2);
         assert_eq!(
             String::from_utf8(out.bytes).unwrap(),
             "id,b,a,prediction\n1,2,10,210\n2,3,20,320\n"
         );
-        let err = predict_rows(&path, &["c".to_string()], ',', |_| 0.0)
-            .unwrap_err()
-            .to_string();
+        let err = predict_rows(
+            &path,
+            &["c".to_string()],
+            ',',
+            PredictionsFormat::Csv,
+            |_| 0.0,
+        )
+        .unwrap_err()
+        .to_string();
         assert!(
             err.contains("no column `c`") && err.contains("id, b, a"),
             "{err}"
         );
         std::fs::write(&path, "a,b\n1,x\n").unwrap();
-        let err = predict_rows(&path, &features, ',', |_| 0.0)
+        let err = predict_rows(&path, &features, ',', PredictionsFormat::Csv, |_| 0.0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 2, column `b`"), "{err}");
 
         // The table's own header rules: a BOM, CRLF lines, and no repeated names.
         std::fs::write(&path, "\u{feff}a,b\r\n1,2\r\n\r\n3,q\r\n").unwrap();
-        let err = predict_rows(&path, &features, ',', |_| 0.0)
+        let err = predict_rows(&path, &features, ',', PredictionsFormat::Csv, |_| 0.0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("line 4, column `b`"), "{err}");
         std::fs::write(&path, "a,b,a\n1,2,3\n").unwrap();
-        let err = predict_rows(&path, &features, ',', |_| 0.0)
+        let err = predict_rows(&path, &features, ',', PredictionsFormat::Csv, |_| 0.0)
             .unwrap_err()
             .to_string();
         assert!(err.contains("appears twice"), "{err}");

@@ -63,7 +63,7 @@ fn man_prints_roff_for_burnfit_and_each_subcommand() {
     let stderr = String::from_utf8_lossy(&assert.get_output().stderr).into_owned();
     assert_eq!(
         stderr.trim_end(),
-        "error: man has no page for `trian`; the subcommands are train, ols, predict, inspect, plot, convert, backends, bench, completions, man"
+        "error: man has no page for `trian`; the subcommands are train, ols, predict, evaluate, inspect, plot, convert, backends, bench, completions, man"
     );
 }
 

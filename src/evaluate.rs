@@ -1,0 +1,155 @@
+//! `burnfit evaluate`: how well a saved model predicts the target column of a labelled CSV file
+//! (MSE, RMSE, MAE, R², and the loss the model was trained with), for any model and any
+//! checkpoint format. The model's feature columns are found by name, as `predict --data` finds
+//! them ([`model_features`]).
+
+use std::path::Path;
+
+use serde::Serialize;
+
+use crate::checkpoint::Checkpoint;
+use crate::data::table::{Table, TableOptions};
+use crate::error::{Error, Result};
+use crate::fit_quality::FitQuality;
+
+/// The name of the loss every engine trains with today (mean squared error).
+pub const TRAINING_LOSS: &str = "mse";
+
+/// A model's score on a labelled file.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Evaluation {
+    /// The data file as given.
+    pub data: String,
+    /// The target column.
+    pub target: String,
+    /// The feature columns, in the model's order.
+    pub features: Vec<String>,
+    /// Rows skipped for an invalid cell (only with `drop_invalid_rows`).
+    pub dropped_rows: usize,
+    /// MSE, RMSE, MAE, R² and the number of rows scored.
+    #[serde(flatten)]
+    pub quality: FitQuality,
+    /// The training loss's name and its value on these rows.
+    pub loss: LossValue,
+}
+
+/// A loss by name and its value.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct LossValue {
+    /// `mse`.
+    pub kind: &'static str,
+    /// Its mean over the rows.
+    pub value: f64,
+}
+
+/// The feature columns `checkpoint`'s model reads from a CSV file: the ones its metadata
+/// records, or `x` for a one-input model without them (the autograd crate's files, the synthetic
+/// line). A model with more inputs and no recorded names cannot be matched to columns.
+pub fn model_features(checkpoint: &Checkpoint, path: &Path) -> Result<Vec<String>> {
+    match checkpoint.meta.as_ref().and_then(|m| m.data.as_ref()) {
+        Some(record) => Ok(record.features.clone()),
+        None if checkpoint.spec.d_in == 1 => Ok(vec!["x".into()]),
+        None => Err(Error::InvalidInput {
+            what: format!("--checkpoint {}", path.display()),
+            message: "records no feature names (no burnfit metadata); cannot match CSV columns"
+                .into(),
+        }),
+    }
+}
+
+/// The delimiter `checkpoint` was trained with, when it records one.
+pub fn recorded_delimiter(checkpoint: &Checkpoint) -> Option<char> {
+    checkpoint
+        .meta
+        .as_ref()?
+        .config
+        .data
+        .as_ref()
+        .map(|d| d.delimiter)
+}
+
+/// The target column `checkpoint` was trained to predict, when it records one.
+pub fn recorded_target(checkpoint: &Checkpoint) -> Option<String> {
+    let meta = checkpoint.meta.as_ref()?;
+    meta.data
+        .as_ref()
+        .map(|d| d.target.clone())
+        .or_else(|| meta.config.data.as_ref().map(|d| d.target.clone()))
+}
+
+/// Scores `checkpoint` on the file `data`: its `features` columns (by name) in, `target` out;
+/// predictions on the host in f64, as `predict --data` makes them. Every problem of the file (a
+/// missing column, a non-numeric cell, no rows) is an [`Error::Data`] naming the line and
+/// column.
+pub fn evaluate(
+    checkpoint: &Checkpoint,
+    data: &Path,
+    features: &[String],
+    target: &str,
+    delimiter: char,
+    drop_invalid_rows: bool,
+) -> Result<Evaluation> {
+    if !delimiter.is_ascii() {
+        return Err(Error::InvalidSetting {
+            name: "--delimiter",
+            value: delimiter.to_string(),
+            expected: "must be one ASCII character",
+        });
+    }
+    if features.len() != checkpoint.spec.d_in {
+        return Err(Error::InvalidInput {
+            what: "--checkpoint".into(),
+            message: format!(
+                "records {} feature names for a model of {} inputs",
+                features.len(),
+                checkpoint.spec.d_in
+            ),
+        });
+    }
+    if features.iter().any(|f| f == target) {
+        return Err(Error::Data {
+            path: data.to_owned(),
+            message: format!("the target `{target}` is one of the model's features"),
+        });
+    }
+    let table = Table::read(
+        data,
+        &TableOptions {
+            target: target.to_owned(),
+            features: Some(features.to_vec()),
+            delimiter: delimiter as u8,
+            drop_invalid_rows,
+        },
+    )?;
+    let params = checkpoint.named_params();
+    let quality = FitQuality::of(
+        (0..table.rows()).map(|r| checkpoint.spec.forward_host(&params, table.row(r))),
+        table.y.iter().copied(),
+    );
+    if quality.rows == 0 {
+        return Err(Error::Data {
+            path: data.to_owned(),
+            message: "has no rows to evaluate".into(),
+        });
+    }
+    if !quality.mse.is_finite() {
+        return Err(Error::Data {
+            path: data.to_owned(),
+            message: format!(
+                "the model's predictions are not finite on it (MSE {})",
+                quality.mse
+            ),
+        });
+    }
+    Ok(Evaluation {
+        data: table.file_name,
+        target: table.target_name,
+        features: table.feature_names,
+        dropped_rows: table.dropped_rows,
+        loss: LossValue {
+            kind: TRAINING_LOSS,
+            value: quality.mse,
+        },
+        quality,
+    })
+}

@@ -11,9 +11,7 @@ use crate::checkpoint::Checkpoint;
 use crate::data::table::{Table, TableOptions};
 use crate::error::{Error, Result};
 use crate::fit_quality::FitQuality;
-
-/// The name of the loss every engine trains with today (mean squared error).
-pub const TRAINING_LOSS: &str = "mse";
+use crate::loss::{DEFAULT_HUBER_DELTA, LossKind};
 
 /// A model's score on a labelled file.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -36,8 +34,12 @@ pub struct Evaluation {
 /// A loss by name and its value.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct LossValue {
-    /// `mse`.
+    /// `mse`, `mae` or `huber`: the loss the checkpoint was trained with (MSE for files
+    /// without burnfit's metadata).
     pub kind: &'static str,
+    /// Huber's δ, in the target's units (only for `huber`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub huber_delta: Option<f32>,
     /// Its mean over the rows.
     pub value: f64,
 }
@@ -122,6 +124,12 @@ pub fn evaluate(
         },
     )?;
     let params = checkpoint.named_params();
+    let (loss, delta) = checkpoint
+        .meta
+        .as_ref()
+        .map_or((LossKind::Mse, DEFAULT_HUBER_DELTA), |m| {
+            (m.config.loss, m.config.huber_delta)
+        });
     let quality = FitQuality::of(
         (0..table.rows()).map(|r| checkpoint.spec.forward_host(&params, table.row(r))),
         table.y.iter().copied(),
@@ -141,14 +149,26 @@ pub fn evaluate(
             ),
         });
     }
+    let loss_value = if loss == LossKind::Mse {
+        quality.mse
+    } else {
+        let sum: f64 = (0..table.rows())
+            .map(|r| {
+                let e = checkpoint.spec.forward_host(&params, table.row(r)) - table.y[r];
+                loss.value(e, f64::from(delta))
+            })
+            .sum();
+        sum / quality.rows as f64
+    };
     Ok(Evaluation {
         data: table.file_name,
         target: table.target_name,
         features: table.feature_names,
         dropped_rows: table.dropped_rows,
         loss: LossValue {
-            kind: TRAINING_LOSS,
-            value: quality.mse,
+            kind: loss.name(),
+            huber_delta: (loss == LossKind::Huber).then_some(delta),
+            value: loss_value,
         },
         quality,
     })

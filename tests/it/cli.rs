@@ -569,8 +569,11 @@ fn reruns_write_identical_files_on_cpu_backends() {
 #[test]
 fn every_setting_is_a_config_key_a_flag_and_a_documented_row() {
     use clap::{Args, CommandFactory};
+    // Every optional key present: a table, and a loss other than the default.
     let config = burnfit::TrainingConfig {
         data: Some(burnfit::config::TableConfig::new("d.csv", "y")),
+        loss: burnfit::loss::LossKind::Huber,
+        huber_delta: 2.0,
         ..Default::default()
     };
     let value = serde_json::to_value(&config).unwrap();

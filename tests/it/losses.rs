@@ -199,3 +199,53 @@ fn the_cli_names_the_loss_and_checks_its_flags() {
         "{text}"
     );
 }
+
+#[test]
+fn evaluate_reports_the_loss_the_checkpoint_was_trained_with() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let mut text = String::from("a,y\n");
+    for i in 0..100 {
+        text.push_str(&format!("{i},{}\n", 3 * i + (i % 5) * 10));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.path().join("h.json");
+    burnfit()
+        .args(["train", "--data"])
+        .arg(&csv)
+        .args([
+            "--target",
+            "y",
+            "--loss",
+            "huber",
+            "--huber-delta",
+            "2",
+            "--steps",
+            "200",
+            "--out",
+        ])
+        .arg(&out)
+        .assert()
+        .success();
+    let assert = burnfit()
+        .args(["evaluate", "--json", "--checkpoint"])
+        .arg(&out)
+        .arg("--data")
+        .arg(&csv)
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    assert_eq!(report["loss"]["kind"], "huber");
+    assert_eq!(report["loss"]["huber_delta"], 2.0);
+    // Huber's loss with δ = 2 lies between the linear part's bound and half the MSE.
+    let (huber, mse, mae) = (
+        report["loss"]["value"].as_f64().unwrap(),
+        report["mse"].as_f64().unwrap(),
+        report["mae"].as_f64().unwrap(),
+    );
+    assert!(
+        huber <= 0.5 * mse + 1e-9 && huber <= 2.0 * mae,
+        "huber {huber}, mse {mse}, mae {mae}"
+    );
+    assert!(huber >= 2.0 * mae - 2.0, "huber {huber}, mae {mae}");
+}

@@ -132,6 +132,15 @@ pub struct TrainingConfig {
     /// Huber's threshold, in the target's units (saved only with `loss: huber`).
     #[serde(skip_serializing_if = "is_default_huber_delta")]
     pub huber_delta: f32,
+    /// Ridge penalty λ: the objective adds λ·Σw² over every weight (not the biases), in the
+    /// space the model trains in (standardized features and target on a standardized table).
+    /// Saved only when not 0.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub l2: f32,
+}
+
+fn is_zero(v: &f32) -> bool {
+    *v == 0.0
 }
 
 fn is_default_huber_delta(delta: &f32) -> bool {
@@ -161,6 +170,7 @@ impl Default for TrainingConfig {
             data: None,
             loss: LossKind::Mse,
             huber_delta: DEFAULT_HUBER_DELTA,
+            l2: 0.0,
         }
     }
 }
@@ -360,6 +370,13 @@ impl TrainingConfig {
                 "--huber-delta",
                 crate::error::shown(self.huber_delta),
                 "must be a finite number above 0",
+            );
+        }
+        if !(self.l2.is_finite() && self.l2 >= 0.0) {
+            return bad(
+                "--l2",
+                crate::error::shown(self.l2),
+                "must be a finite number, 0 or more",
             );
         }
         if self.log_every == 0 {

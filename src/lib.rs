@@ -50,6 +50,7 @@ pub mod plot;
 #[doc(hidden)]
 pub mod progress;
 pub mod report;
+pub mod ridge;
 pub mod rng;
 pub mod session;
 #[doc(hidden)]

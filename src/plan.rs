@@ -67,6 +67,10 @@ pub struct Overrides {
     #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Huber's threshold δ, in the target's units (with --loss huber)", DEFAULTS.huber_delta))]
     pub huber_delta: Option<f32>,
+    /// Ridge penalty.
+    #[arg(long, value_name = "λ", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Ridge penalty λ: adds λ·Σw² over the weights (not the biases) to the loss minimised, in the space the model trains in (standardized on a standardized table)", DEFAULTS.l2))]
+    pub l2: Option<f32>,
     /// The synthetic task.
     #[arg(long, value_enum, help_heading = "Data",
           help = with_default("What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x, x in [0, 10), the autograd crate's example)", value_name(&DEFAULTS.task)))]
@@ -480,7 +484,8 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
         hidden,
         activation,
         loss,
-        huber_delta
+        huber_delta,
+        l2
     );
     if o.huber_delta.is_some() && config.loss != LossKind::Huber {
         return Err(Error::Misused {

@@ -24,8 +24,11 @@ pub struct FitComparison {
     pub model: SplitQuality,
     /// Its weights and bias in the data's units (linear models only).
     pub model_coefficients: Option<(Vec<f64>, f64)>,
-    /// The least-squares fit and its quality, or why there is none (collinear features).
+    /// The closed-form fit — least squares, or the ridge fit of the run's `--l2` — and its
+    /// quality, or why there is none (collinear features).
     pub ols: Result<(OlsFit, SplitQuality), String>,
+    /// The ridge penalty of the closed form (0: least squares).
+    pub l2: f64,
 }
 
 impl FitComparison {
@@ -48,10 +51,24 @@ impl FitComparison {
                 f64::from(checkpoint.params[1].data[0]),
             )
         });
+        // A linear model trained with a ridge penalty is held to the ridge optimum; an MLP to
+        // the linear least-squares baseline either way.
+        let l2 = match &checkpoint.meta {
+            Some(meta) if checkpoint.spec.is_linear() => f64::from(meta.config.l2),
+            _ => 0.0,
+        };
         FitComparison {
             model,
             model_coefficients,
-            ols: ols_fit(table),
+            ols: if l2 == 0.0 {
+                ols_fit(table)
+            } else {
+                crate::ridge::fit(table, l2).map(|fit| {
+                    let split = split_quality(table, &fit);
+                    (fit, split)
+                })
+            },
+            l2,
         }
     }
 

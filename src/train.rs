@@ -225,7 +225,22 @@ impl Trainer {
         });
         let loss = self.config.loss.of_tensors(self.model.forward(x), y, delta);
         let loss_value = loss.clone().inner();
-        let mut grads = loss.backward();
+        // The ridge penalty joins the objective, not the loss shown.
+        let objective = match self.config.l2 {
+            0.0 => loss,
+            l2 => {
+                let penalty = self
+                    .model
+                    .params
+                    .iter()
+                    .step_by(2)
+                    .map(|w| w.clone().square().sum())
+                    .reduce(|a, b| a + b)
+                    .expect("a model has weights");
+                loss + penalty.mul_scalar(l2)
+            }
+        };
+        let mut grads = objective.backward();
         self.updates += 1;
         let moments = std::mem::take(&mut self.moments);
         let mut params = Vec::with_capacity(moments.len());

@@ -559,9 +559,10 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
         "R²"
     );
     console.line(row("burnfit (Adam)", &c.model));
+    let closed_form = if c.l2 == 0.0 { "OLS" } else { "ridge" };
     match &c.ols {
         Ok((fit, quality)) => {
-            console.line(row("OLS (closed form)", quality));
+            console.line(row(&format!("{closed_form} (closed form)"), quality));
             if let Some(gap) = c.train_gap() {
                 say!(
                     console,
@@ -574,7 +575,7 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
                     console,
                     "coefficients       {:>14} {:>14}",
                     "burnfit",
-                    "OLS"
+                    closed_form
                 );
                 for ((name, model), ols) in
                     table.table.feature_names.iter().zip(w).zip(&fit.weights)
@@ -589,6 +590,9 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
                 );
             }
         }
-        Err(problem) => say!(console, "OLS (closed form): not available: {problem}"),
+        Err(problem) => say!(
+            console,
+            "{closed_form} (closed form): not available: {problem}"
+        ),
     }
 }

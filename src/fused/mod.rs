@@ -49,7 +49,8 @@ pub fn check_supports(config: &TrainingConfig) -> Result<()> {
     Ok(())
 }
 
-/// Whether `config` is the synthetic line's one-input linear model with MSE, which has its own engine
+/// Whether `config` is the synthetic line's one-input linear model with MSE and no penalty,
+/// which has its own engine
 /// ([`FusedTrainer`]: a vectorised CPU loop, and GPU kernels that spread a large batch over many
 /// workgroups); every other model and data source goes to [`network::FusedNetworkTrainer`].
 pub fn is_line_model(config: &TrainingConfig) -> bool {
@@ -57,6 +58,7 @@ pub fn is_line_model(config: &TrainingConfig) -> bool {
         && config.data.is_none()
         && config.task == Task::Line
         && config.loss.is_mse()
+        && config.l2 == 0.0
 }
 
 /// What a config trains, for messages: `an MLP`, `a --data table`, `--task sine`.

@@ -192,6 +192,7 @@ impl FusedNetworkTrainer {
             },
         };
         let loss = Loss {
+            l2: config.l2,
             kind: config.loss,
             delta: table
                 .as_ref()

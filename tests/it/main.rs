@@ -22,6 +22,7 @@ mod observe;
 mod ols_summary;
 mod reliability;
 mod resume;
+mod ridge;
 mod shell_and_install;
 mod signals;
 mod stdout;

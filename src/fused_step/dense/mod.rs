@@ -25,13 +25,16 @@ use math::TILE;
 
 pub use team::threads_for;
 
-/// The loss a step minimises and Huber's δ (in the training space).
+/// The objective a step minimises: the mean loss, Huber's δ (in the training space), and the
+/// ridge penalty λ·Σw² over the weights.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Loss {
     /// Which loss.
     pub kind: LossKind,
     /// Huber's threshold.
     pub delta: f32,
+    /// The ridge penalty's λ (0: none).
+    pub l2: f32,
 }
 
 impl Default for Loss {
@@ -39,6 +42,7 @@ impl Default for Loss {
         Self {
             kind: LossKind::Mse,
             delta: crate::loss::DEFAULT_HUBER_DELTA,
+            l2: 0.0,
         }
     }
 }
@@ -314,7 +318,9 @@ fn block_rows(
     let b_out = params[out.b];
     let n = inputs.rows() as f32;
     let (one_over_n, two_over_n) = (1.0 / n, 2.0 / n);
-    let Loss { kind, delta: huber } = inputs.loss;
+    let Loss {
+        kind, delta: huber, ..
+    } = inputs.loss;
     let mut loss = 0.0f64;
     let delta = &mut scratch.delta[..rows];
     for ((d, a), y) in delta.iter_mut().zip(last.chunks_exact(out.fan_in)).zip(y) {
@@ -448,6 +454,16 @@ impl DenseStep {
     pub fn step(&mut self, x: &[f32], y: &[f32], adam: &Adam, t: u64, threads: usize) -> f32 {
         let loss = self.loss_and_gradients(x, y, threads);
         if loss.is_finite() {
+            if self.loss.l2 != 0.0 {
+                // The penalty's gradient 2λw, on the weights only (padding stays 0).
+                let two_l2 = 2.0 * self.loss.l2;
+                for layer in &self.layout.layers {
+                    let w = layer.w..layer.w + layer.fan_in * layer.fan_out;
+                    for (g, p) in self.grads[0][w.clone()].iter_mut().zip(&self.params[w]) {
+                        *g += two_l2 * p;
+                    }
+                }
+            }
             let grads = &self.grads[0];
             adam_update(
                 self.isa,

@@ -256,6 +256,7 @@ impl DenseGpu {
                 LossKind::Huber => LOSS_HUBER,
             },
             self.loss.delta,
+            self.loss.l2,
             stream.key[0],
             stream.key[1],
             first_step + 1,

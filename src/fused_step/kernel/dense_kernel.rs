@@ -90,6 +90,7 @@ pub fn dense_chunk_kernel(
     relu: u32,
     loss_kind: u32,
     huber: f32,
+    l2: f32,
     k0: u32,
     k1: u32,
     first_lo: u32,
@@ -339,6 +340,8 @@ pub fn dense_chunk_kernel(
                         g += scratch[(a_in + s * fan_in + c) as usize]
                             * scratch[(d_out + s * fan_out + j) as usize];
                     }
+                    // The ridge penalty's gradient, on the weights only.
+                    g += 2.0f32 * l2 * state[p as usize];
                 }
                 let pi = p as usize;
                 let o = adam_update(

@@ -181,6 +181,7 @@ pub trait FusedOps: Backend {
         relu: u32,
         loss_kind: u32,
         huber: f32,
+        l2: f32,
         k0: u32,
         k1: u32,
         first_step: u64,

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use crate::loss::{DEFAULT_HUBER_DELTA, LossKind};
+use crate::optim::{OptimizerKind, ScheduleKind};
 
 use crate::error::{Error, Result};
 use crate::model::{Activation, ModelSpec};
@@ -137,6 +138,46 @@ pub struct TrainingConfig {
     /// Saved only when not 0.
     #[serde(skip_serializing_if = "is_zero")]
     pub l2: f32,
+    /// The optimizer (saved only when not Adam).
+    #[serde(skip_serializing_if = "OptimizerKind::is_adam")]
+    pub optimizer: OptimizerKind,
+    /// SGD's and RMSProp's momentum.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub momentum: f32,
+    /// RMSProp's smoothing constant α.
+    #[serde(skip_serializing_if = "is_default_rmsprop_alpha")]
+    pub rmsprop_alpha: f32,
+    /// AdamW's decoupled weight decay.
+    #[serde(skip_serializing_if = "is_zero")]
+    pub weight_decay: f32,
+    /// The learning-rate schedule.
+    #[serde(skip_serializing_if = "ScheduleKind::is_constant")]
+    pub lr_schedule: ScheduleKind,
+    /// Steps of linear warm-up from 0 to `lr`.
+    #[serde(skip_serializing_if = "is_zero_u64")]
+    pub warmup_steps: u64,
+    /// The step schedule's interval.
+    #[serde(skip_serializing_if = "is_default_step_every")]
+    pub lr_step_every: u64,
+    /// The step schedule's factor.
+    #[serde(skip_serializing_if = "is_default_gamma")]
+    pub lr_gamma: f32,
+}
+
+fn is_default_rmsprop_alpha(v: &f32) -> bool {
+    *v == 0.99
+}
+
+fn is_zero_u64(v: &u64) -> bool {
+    *v == 0
+}
+
+fn is_default_step_every(v: &u64) -> bool {
+    *v == 1000
+}
+
+fn is_default_gamma(v: &f32) -> bool {
+    *v == 0.1
 }
 
 fn is_zero(v: &f32) -> bool {
@@ -171,6 +212,14 @@ impl Default for TrainingConfig {
             loss: LossKind::Mse,
             huber_delta: DEFAULT_HUBER_DELTA,
             l2: 0.0,
+            optimizer: OptimizerKind::Adam,
+            momentum: 0.0,
+            rmsprop_alpha: 0.99,
+            weight_decay: 0.0,
+            lr_schedule: ScheduleKind::Constant,
+            warmup_steps: 0,
+            lr_step_every: 1000,
+            lr_gamma: 0.1,
         }
     }
 }
@@ -379,6 +428,37 @@ impl TrainingConfig {
                 "must be a finite number, 0 or more",
             );
         }
+        if !(0.0..1.0).contains(&self.momentum) {
+            return bad(
+                "--momentum",
+                crate::error::shown(self.momentum),
+                "must be in [0, 1)",
+            );
+        }
+        if !(0.0..1.0).contains(&self.rmsprop_alpha) {
+            return bad(
+                "--rmsprop-alpha",
+                crate::error::shown(self.rmsprop_alpha),
+                "must be in [0, 1)",
+            );
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return bad(
+                "--weight-decay",
+                crate::error::shown(self.weight_decay),
+                "must be a finite number, 0 or more",
+            );
+        }
+        if self.lr_step_every == 0 {
+            return bad("--lr-step-every", 0, "must be at least 1");
+        }
+        if !(self.lr_gamma.is_finite() && self.lr_gamma > 0.0) {
+            return bad(
+                "--lr-gamma",
+                crate::error::shown(self.lr_gamma),
+                "must be a finite number above 0",
+            );
+        }
         if self.log_every == 0 {
             return bad("--log-every", self.log_every, "must be at least 1");
         }
@@ -429,6 +509,22 @@ impl TrainingConfig {
             beta1: self.beta1,
             beta2: self.beta2,
             epsilon: self.epsilon,
+        }
+    }
+
+    /// The optimizer and schedule this config asks for (the schedule ends at `steps`).
+    pub fn optimizer(&self) -> crate::optim::Optimizer {
+        crate::optim::Optimizer {
+            kind: self.optimizer,
+            adam: self.adam(),
+            momentum: self.momentum,
+            rmsprop_alpha: self.rmsprop_alpha,
+            weight_decay: self.weight_decay,
+            schedule: self.lr_schedule,
+            warmup: self.warmup_steps,
+            total: self.steps,
+            step_every: self.lr_step_every,
+            gamma: self.lr_gamma,
         }
     }
 

@@ -6,6 +6,7 @@
 //! p −= lr · (m / (1 − β1^t)) / (√(v / (1 − β2^t)) + ε)
 
 use burn::tensor::Tensor;
+use serde::{Deserialize, Serialize};
 
 /// Adam's hyper-parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -70,6 +71,243 @@ impl Adam {
         let m_hat = m / (1.0 - pow_by_squaring(self.beta1, t));
         let v_hat = v / (1.0 - pow_by_squaring(self.beta2, t));
         (p - self.lr * (m_hat / (v_hat.sqrt() + self.epsilon)), m, v)
+    }
+}
+
+/// Which optimizer (`--optimizer`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum OptimizerKind {
+    /// Adam, as the autograd crate writes it (the default).
+    #[default]
+    Adam,
+    /// Adam with decoupled weight decay (Loshchilov & Hutter; PyTorch's `AdamW`).
+    Adamw,
+    /// Stochastic gradient descent, with `--momentum` (PyTorch's `SGD`, no dampening).
+    Sgd,
+    /// RMSProp (PyTorch's `RMSprop`, not centred), with `--momentum`.
+    Rmsprop,
+}
+
+impl OptimizerKind {
+    /// Its name on the command line and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            OptimizerKind::Adam => "adam",
+            OptimizerKind::Adamw => "adamw",
+            OptimizerKind::Sgd => "sgd",
+            OptimizerKind::Rmsprop => "rmsprop",
+        }
+    }
+
+    /// Whether this is the default (Adam): configs then leave the key out.
+    pub fn is_adam(&self) -> bool {
+        *self == OptimizerKind::Adam
+    }
+}
+
+/// How the learning rate changes over a run (`--lr-schedule`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum ScheduleKind {
+    /// `--lr` throughout (after any warm-up).
+    #[default]
+    Constant,
+    /// Down in a straight line from `--lr` to 0 at the run's last step.
+    Linear,
+    /// Half a cosine from `--lr` to 0 at the run's last step.
+    Cosine,
+    /// `--lr` times `--lr-gamma` every `--lr-step-every` steps.
+    Step,
+}
+
+impl ScheduleKind {
+    /// Whether this is the default (constant): configs then leave the key out.
+    pub fn is_constant(&self) -> bool {
+        *self == ScheduleKind::Constant
+    }
+}
+
+/// An optimizer with its hyper-parameters and learning-rate schedule.
+///
+/// Update number t (1-based) of a parameter p with gradient g, learning rate lr_t =
+/// [`Optimizer::lr_at`]`(t)`; the two state slots `s1`, `s2` (saved where Adam's m and v are):
+/// - adam: s1 = m, s2 = v, as [`Adam::update_scalar`];
+/// - adamw: p ← p·(1 − lr_t·wd) for weights (not biases), then Adam;
+/// - sgd: s1 = μ·s1 + g, p ← p − lr_t·s1 (s2 unused, 0);
+/// - rmsprop: s2 = α·s2 + (1 − α)·g², u = g / (√s2 + ε); with μ > 0 s1 = μ·s1 + u and
+///   p ← p − lr_t·s1, else p ← p − lr_t·u.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct Optimizer {
+    /// Which one.
+    pub kind: OptimizerKind,
+    /// Adam's hyper-parameters (its `lr` is the base rate of every optimizer, its ε RMSProp's).
+    pub adam: Adam,
+    /// SGD's and RMSProp's momentum μ.
+    pub momentum: f32,
+    /// RMSProp's smoothing α.
+    pub rmsprop_alpha: f32,
+    /// AdamW's decoupled weight decay.
+    pub weight_decay: f32,
+    /// The schedule.
+    pub schedule: ScheduleKind,
+    /// Steps of linear warm-up from 0 to `lr`.
+    pub warmup: u64,
+    /// The run's last step (linear and cosine reach 0 there).
+    pub total: u64,
+    /// The step schedule's interval.
+    pub step_every: u64,
+    /// The step schedule's factor.
+    pub gamma: f32,
+}
+
+impl Optimizer {
+    /// `adam` alone, at a constant rate.
+    pub fn adam(adam: Adam) -> Self {
+        Self {
+            kind: OptimizerKind::Adam,
+            adam,
+            momentum: 0.0,
+            rmsprop_alpha: 0.99,
+            weight_decay: 0.0,
+            schedule: ScheduleKind::Constant,
+            warmup: 0,
+            total: 0,
+            step_every: 1,
+            gamma: 1.0,
+        }
+    }
+
+    /// Plain Adam at a constant rate: what the synthetic line's fused loop and the fused GPU
+    /// kernels run.
+    pub fn is_plain_adam(&self) -> bool {
+        self.kind == OptimizerKind::Adam && self.schedule.is_constant() && self.warmup == 0
+    }
+
+    /// The learning rate of update `t` (1-based).
+    pub fn lr_at(&self, t: u64) -> f32 {
+        let lr = self.adam.lr;
+        if t <= self.warmup {
+            return (f64::from(lr) * t as f64 / self.warmup as f64) as f32;
+        }
+        let since = t - self.warmup;
+        let span = self.total.saturating_sub(self.warmup).max(1);
+        let progress = (since as f64 / span as f64).min(1.0);
+        let factor = match self.schedule {
+            ScheduleKind::Constant => 1.0,
+            ScheduleKind::Linear => 1.0 - progress,
+            ScheduleKind::Cosine => 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()),
+            ScheduleKind::Step => {
+                f64::from(self.gamma).powf(((since - 1) / self.step_every.max(1)) as f64)
+            }
+        };
+        (f64::from(lr) * factor) as f32
+    }
+
+    /// One value's update at learning rate `lr` with Adam's bias-correction powers
+    /// ([`Optimizer::powers`]); `weight`: a weight (not a bias), for AdamW's decay. Returns
+    /// (p, s1, s2).
+    #[allow(clippy::too_many_arguments)]
+    #[inline(always)]
+    pub fn update_scalar(
+        &self,
+        p: f32,
+        g: f32,
+        s1: f32,
+        s2: f32,
+        lr: f32,
+        pow1: f32,
+        pow2: f32,
+        weight: bool,
+    ) -> (f32, f32, f32) {
+        let a = &self.adam;
+        match self.kind {
+            OptimizerKind::Adam | OptimizerKind::Adamw => {
+                let p = if self.kind == OptimizerKind::Adamw && weight {
+                    p * (1.0 - lr * self.weight_decay)
+                } else {
+                    p
+                };
+                let m = a.beta1 * s1 + (1.0 - a.beta1) * g;
+                let v = a.beta2 * s2 + (1.0 - a.beta2) * (g * g);
+                let m_hat = m / (1.0 - pow1);
+                let v_hat = v / (1.0 - pow2);
+                (p - lr * (m_hat / (v_hat.sqrt() + a.epsilon)), m, v)
+            }
+            OptimizerKind::Sgd => {
+                let buf = self.momentum * s1 + g;
+                (p - lr * buf, buf, 0.0)
+            }
+            OptimizerKind::Rmsprop => {
+                let sq = self.rmsprop_alpha * s2 + (1.0 - self.rmsprop_alpha) * (g * g);
+                let u = g / (sq.sqrt() + a.epsilon);
+                if self.momentum > 0.0 {
+                    let buf = self.momentum * s1 + u;
+                    (p - lr * buf, buf, sq)
+                } else {
+                    (p - lr * u, s1, sq)
+                }
+            }
+        }
+    }
+
+    /// β1ᵗ and β2ᵗ for Adam's bias corrections (computed once per step).
+    pub fn powers(&self, t: u64) -> (f32, f32) {
+        (
+            pow_by_squaring(self.adam.beta1, t),
+            pow_by_squaring(self.adam.beta2, t),
+        )
+    }
+
+    /// Update number `t` of one parameter tensor (for the autodiff engine); `weight`: a weight
+    /// matrix (AdamW decays those only).
+    pub fn update(
+        &self,
+        param: Tensor<2>,
+        grad: Tensor<2>,
+        moments: Moments,
+        t: u64,
+        weight: bool,
+    ) -> (Tensor<2>, Moments) {
+        let lr = self.lr_at(t);
+        let a = Adam { lr, ..self.adam };
+        match self.kind {
+            OptimizerKind::Adam => a.update(param, grad, moments, t),
+            OptimizerKind::Adamw => {
+                let param = if weight {
+                    param.mul_scalar(1.0 - lr * self.weight_decay)
+                } else {
+                    param
+                };
+                a.update(param, grad, moments, t)
+            }
+            OptimizerKind::Sgd => {
+                let buf = moments.m.mul_scalar(self.momentum) + grad;
+                let v = moments.v;
+                (param - buf.clone().mul_scalar(lr), Moments { m: buf, v })
+            }
+            OptimizerKind::Rmsprop => {
+                let alpha = self.rmsprop_alpha;
+                let sq =
+                    moments.v.mul_scalar(alpha) + grad.clone().square().mul_scalar(1.0 - alpha);
+                let u = grad.div(sq.clone().sqrt().add_scalar(self.adam.epsilon));
+                if self.momentum > 0.0 {
+                    let buf = moments.m.mul_scalar(self.momentum) + u;
+                    (
+                        param - buf.clone().mul_scalar(lr),
+                        Moments { m: buf, v: sq },
+                    )
+                } else {
+                    (
+                        param - u.mul_scalar(lr),
+                        Moments {
+                            m: moments.m,
+                            v: sq,
+                        },
+                    )
+                }
+            }
+        }
     }
 }
 

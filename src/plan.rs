@@ -15,6 +15,7 @@ use crate::engine::EngineKind;
 use crate::error::{Error, Result, invalid};
 use crate::loss::LossKind;
 use crate::model::Activation;
+use crate::optim::{OptimizerKind, ScheduleKind};
 
 /// The training settings a run may set: each one is a field here with its flag (and the help
 /// text, showing the default from [`TrainingConfig::default`]), a field of [`TrainingConfig`]
@@ -67,6 +68,38 @@ pub struct Overrides {
     #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Huber's threshold δ, in the target's units (with --loss huber)", DEFAULTS.huber_delta))]
     pub huber_delta: Option<f32>,
+    /// The optimizer.
+    #[arg(long, value_enum, help_heading = "Optimizer",
+          help = with_default("The optimizer: `adam`, `adamw` (decoupled weight decay), `sgd` or `rmsprop`", DEFAULTS.optimizer.name()))]
+    pub optimizer: Option<OptimizerKind>,
+    /// SGD's and RMSProp's momentum.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Momentum μ of --optimizer sgd or rmsprop, in [0, 1)", DEFAULTS.momentum))]
+    pub momentum: Option<f32>,
+    /// RMSProp's smoothing.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("RMSProp's smoothing α of the squared gradients, in [0, 1)", DEFAULTS.rmsprop_alpha))]
+    pub rmsprop_alpha: Option<f32>,
+    /// AdamW's weight decay.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("AdamW's decoupled weight decay (weights only, not biases)", DEFAULTS.weight_decay))]
+    pub weight_decay: Option<f32>,
+    /// The learning-rate schedule.
+    #[arg(long, value_enum, help_heading = "Optimizer",
+          help = with_default("The learning-rate schedule: `constant`, `linear` or `cosine` (to 0 at the last step), `step` (× --lr-gamma every --lr-step-every steps)", "constant"))]
+    pub lr_schedule: Option<ScheduleKind>,
+    /// Warm-up steps.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("Steps of linear warm-up from 0 to --lr before the schedule", DEFAULTS.warmup_steps))]
+    pub warmup_steps: Option<u64>,
+    /// The step schedule's interval.
+    #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("The step schedule's interval (with --lr-schedule step)", DEFAULTS.lr_step_every))]
+    pub lr_step_every: Option<u64>,
+    /// The step schedule's factor.
+    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+          help = with_default("The step schedule's factor (with --lr-schedule step)", DEFAULTS.lr_gamma))]
+    pub lr_gamma: Option<f32>,
     /// Ridge penalty.
     #[arg(long, value_name = "λ", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Ridge penalty λ: adds λ·Σw² over the weights (not the biases) to the loss minimised, in the space the model trains in (standardized on a standardized table)", DEFAULTS.l2))]
@@ -249,6 +282,28 @@ impl TrainPlan {
         apply_overrides(&mut config, &request.overrides)?;
         if let Some(meta) = resumed.as_ref().and_then(|c| c.meta.as_ref()) {
             check_same_task(&meta.config, &config, request.allow_data_change)?;
+        }
+        // The checkpoint's optimizer state means what its optimizer made of it (a file without
+        // burnfit's metadata holds Adam's).
+        if let Some(checkpoint) = resumed.as_ref().filter(|c| c.adam.is_some()) {
+            let recorded = checkpoint
+                .meta
+                .as_ref()
+                .map_or(OptimizerKind::Adam, |m| m.config.optimizer);
+            let adam_like =
+                |k: OptimizerKind| matches!(k, OptimizerKind::Adam | OptimizerKind::Adamw);
+            if recorded != config.optimizer && !(adam_like(recorded) && adam_like(config.optimizer))
+            {
+                return Err(Error::Misused {
+                    flag: "--optimizer",
+                    message: format!(
+                        "{}: the checkpoint holds {}'s state; resume with --optimizer {}, or start a fresh run",
+                        config.optimizer.name(),
+                        recorded.name(),
+                        recorded.name()
+                    ),
+                });
+            }
         }
         if let (Some(data), Some(resume)) = (&mut config.data, &request.resume)
             && request.overrides.data.is_none()
@@ -485,8 +540,48 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
         activation,
         loss,
         huber_delta,
-        l2
+        l2,
+        optimizer,
+        momentum,
+        rmsprop_alpha,
+        weight_decay,
+        lr_schedule,
+        warmup_steps,
+        lr_step_every,
+        lr_gamma
     );
+    let misused = |flag: &'static str, message: &str| {
+        Err(Error::Misused {
+            flag,
+            message: message.into(),
+        })
+    };
+    use OptimizerKind::{Adamw, Rmsprop, Sgd};
+    if o.momentum.is_some() && !matches!(config.optimizer, Sgd | Rmsprop) {
+        return misused(
+            "--momentum",
+            "applies to --optimizer sgd or rmsprop (Adam's is --beta1)",
+        );
+    }
+    if o.rmsprop_alpha.is_some() && config.optimizer != Rmsprop {
+        return misused("--rmsprop-alpha", "applies to --optimizer rmsprop only");
+    }
+    if o.weight_decay.is_some() && config.optimizer != Adamw {
+        return misused(
+            "--weight-decay",
+            "applies to --optimizer adamw only (--l2 adds a penalty with any optimizer)",
+        );
+    }
+    if (o.lr_step_every.is_some() || o.lr_gamma.is_some())
+        && config.lr_schedule != ScheduleKind::Step
+    {
+        let flag = if o.lr_step_every.is_some() {
+            "--lr-step-every"
+        } else {
+            "--lr-gamma"
+        };
+        return misused(flag, "applies to --lr-schedule step only");
+    }
     if o.huber_delta.is_some() && config.loss != LossKind::Huber {
         return Err(Error::Misused {
             flag: "--huber-delta",

@@ -14,7 +14,7 @@ pub use crate::engine::{Chunk, Engine, EngineKind, Flow, LossPoint, Observer, Ru
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::{ModelSpec, Network};
-use crate::optim::{Adam, Moments};
+use crate::optim::{Moments, Optimizer};
 
 /// Memory a step takes per sample of the batch: x, y, z, z − y, its square, the gradient of z
 /// and the copies autodiff keeps — about a dozen f32 tensors of the batch, rounded up (a
@@ -28,7 +28,7 @@ pub struct Trainer {
     device: Device,
     model: Network,
     moments: Vec<Moments>,
-    adam: Adam,
+    optimizer: Optimizer,
     data: DataSource,
     table: Option<Arc<PreparedTable>>,
     step: u64,
@@ -152,7 +152,7 @@ impl Trainer {
         };
         let sync_every_step = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
         Ok(Self {
-            adam: config.adam(),
+            optimizer: config.optimizer(),
             step: resume.map_or(0, Checkpoint::step),
             last_loss: resume
                 .and_then(|c| c.meta.as_ref())
@@ -244,8 +244,10 @@ impl Trainer {
         self.updates += 1;
         let moments = std::mem::take(&mut self.moments);
         let mut params = Vec::with_capacity(moments.len());
-        for (param, moments) in self.model.params.iter().zip(moments) {
-            let (updated, moments) = self.update(param, &mut grads, moments, self.updates);
+        for (i, (param, moments)) in self.model.params.iter().zip(moments).enumerate() {
+            // Parameters alternate weight, bias: AdamW decays the weights only.
+            let weight = i % 2 == 0;
+            let (updated, moments) = self.update(param, &mut grads, moments, self.updates, weight);
             params.push(updated);
             self.moments.push(moments);
         }
@@ -255,7 +257,7 @@ impl Trainer {
         loss_value
     }
 
-    /// Adam's update of one parameter. The gradient is taken out of `grads` (not cloned): the
+    /// The optimizer's update of one parameter. The gradient is taken out of `grads` (not cloned): the
     /// container is a hash map, and dropping the gradients left in it would free them on the
     /// device in an order that changes from step to step. burn's fusion caches its plans by the
     /// exact sequence of operations, frees included, so a changing order made it search the
@@ -267,11 +269,14 @@ impl Trainer {
         grads: &mut burn::tensor::Gradients,
         moments: Moments,
         t: u64,
+        weight: bool,
     ) -> (Tensor<2>, Moments) {
         let grad = param
             .grad_remove(grads)
             .expect("every parameter takes part in the loss");
-        let (updated, moments) = self.adam.update(param.clone().inner(), grad, moments, t);
+        let (updated, moments) =
+            self.optimizer
+                .update(param.clone().inner(), grad, moments, t, weight);
         (Tensor::from_inner(updated).require_grad(), moments)
     }
 

@@ -130,7 +130,7 @@ impl MetricsRecorder {
             step: point.step,
             loss: point.loss,
             elapsed_s: self.started.elapsed().as_secs_f64(),
-            lr: trainer.config().lr,
+            lr: trainer.config().optimizer().lr_at(point.step),
             extra,
         };
         if let Some(log) = &mut self.log {

@@ -59,6 +59,7 @@ pub fn is_line_model(config: &TrainingConfig) -> bool {
         && config.task == Task::Line
         && config.loss.is_mse()
         && config.l2 == 0.0
+        && config.optimizer().is_plain_adam()
 }
 
 /// What a config trains, for messages: `an MLP`, `a --data table`, `--task sine`.

@@ -25,7 +25,7 @@ use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::fused_step::dense::{DenseStep, Loss, threads_for};
 use crate::model::ModelSpec;
-use crate::optim::Adam;
+use crate::optim::Optimizer;
 use crate::rng::philox::LineStream;
 
 /// How many rows ahead a table's gather prefetches.
@@ -125,7 +125,7 @@ pub struct FusedNetworkTrainer {
     table: Option<Arc<PreparedTable>>,
     spec: ModelSpec,
     stepper: Stepper,
-    adam: Adam,
+    optimizer: Optimizer,
     batch: usize,
     step: u64,
     updates: u64,
@@ -198,6 +198,12 @@ impl FusedNetworkTrainer {
                 .as_ref()
                 .map_or(config.huber_delta, |t| t.training_delta(config.huber_delta)),
         };
+        if backend.kind == BackendKind::Wgpu && !config.optimizer().is_plain_adam() {
+            return Err(Error::EngineUnsupported {
+                engine: EngineKind::Fused.name(),
+                message: "runs Adam at a constant learning rate on wgpu; use --backend flex (or ndarray) for another optimizer or a schedule, or --engine autodiff".into(),
+            });
+        }
         let stepper = if backend.kind == BackendKind::Wgpu {
             Self::gpu_stepper(
                 &backend,
@@ -224,7 +230,7 @@ impl FusedNetworkTrainer {
             }
         };
         Ok(Self {
-            adam: config.adam(),
+            optimizer: config.optimizer(),
             step: resume.map_or(0, Checkpoint::step),
             updates: adam_state.map_or(0, |adam| adam.updates),
             last_loss: resume
@@ -361,7 +367,7 @@ impl FusedNetworkTrainer {
                     let step = self.step + done + 1;
                     batches.fill(step, self.batch, self.spec.d_in, x, y);
                     let t = self.updates + 1;
-                    loss = state.step(x, y, &self.adam, t, *threads);
+                    loss = state.step(x, y, &self.optimizer, t, *threads);
                     if !loss.is_finite() {
                         return Ok((done, loss));
                     }
@@ -381,7 +387,7 @@ impl FusedNetworkTrainer {
                             self.updates,
                             steps - done,
                             self.batch,
-                            &self.adam,
+                            &self.optimizer.adam,
                         )
                         .map_err(|message| Error::Device {
                             backend: self.backend.kind.name(),

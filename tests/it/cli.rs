@@ -574,6 +574,15 @@ fn every_setting_is_a_config_key_a_flag_and_a_documented_row() {
         data: Some(burnfit::config::TableConfig::new("d.csv", "y")),
         loss: burnfit::loss::LossKind::Huber,
         huber_delta: 2.0,
+        l2: 0.5,
+        optimizer: burnfit::optim::OptimizerKind::Rmsprop,
+        momentum: 0.5,
+        rmsprop_alpha: 0.9,
+        weight_decay: 0.1,
+        lr_schedule: burnfit::optim::ScheduleKind::Step,
+        warmup_steps: 10,
+        lr_step_every: 10,
+        lr_gamma: 0.5,
         ..Default::default()
     };
     let value = serde_json::to_value(&config).unwrap();

@@ -20,6 +20,7 @@ mod losses;
 mod mlp;
 mod observe;
 mod ols_summary;
+mod optimizers;
 mod reliability;
 mod resume;
 mod ridge;

@@ -20,7 +20,7 @@ use crate::fused_step::host::InstructionSet;
 use crate::host::HostTensor;
 use crate::loss::LossKind;
 use crate::model::{Activation, ModelSpec};
-use crate::optim::{Adam, pow_by_squaring};
+use crate::optim::{Adam, Optimizer, pow_by_squaring};
 use math::TILE;
 
 pub use team::threads_for;
@@ -401,6 +401,8 @@ pub struct DenseStep {
     scratch: Scratch,
     isa: InstructionSet,
     loss: Loss,
+    /// Which padded values are weights (not biases): AdamW decays those only.
+    is_weight: Vec<bool>,
 }
 
 impl DenseStep {
@@ -435,6 +437,9 @@ impl DenseStep {
             scratch: Scratch::new(&layout),
             isa: InstructionSet::best(),
             loss,
+            is_weight: (0..layout.len())
+                .map(|i| layout.layers.iter().any(|l| (l.w..l.b).contains(&i)))
+                .collect(),
             layout,
         }
     }
@@ -451,7 +456,14 @@ impl DenseStep {
 
     /// One step on the batch `x` (rows × d_in, row-major), `y`: returns its mean loss
     /// and, when it is finite, applies Adam's update number `t`. Uses up to `threads` threads.
-    pub fn step(&mut self, x: &[f32], y: &[f32], adam: &Adam, t: u64, threads: usize) -> f32 {
+    pub fn step(
+        &mut self,
+        x: &[f32],
+        y: &[f32],
+        optimizer: &Optimizer,
+        t: u64,
+        threads: usize,
+    ) -> f32 {
         let loss = self.loss_and_gradients(x, y, threads);
         if loss.is_finite() {
             if self.loss.l2 != 0.0 {
@@ -465,15 +477,39 @@ impl DenseStep {
                 }
             }
             let grads = &self.grads[0];
-            adam_update(
-                self.isa,
-                adam,
-                t,
-                &mut self.params,
-                grads,
-                &mut self.m,
-                &mut self.v,
-            );
+            let weights = &self.is_weight;
+            if optimizer.kind == crate::optim::OptimizerKind::Adam {
+                // Adam (any schedule) in the vectorised loop.
+                let adam = Adam {
+                    lr: optimizer.lr_at(t),
+                    ..optimizer.adam
+                };
+                adam_update(
+                    self.isa,
+                    &adam,
+                    t,
+                    &mut self.params,
+                    grads,
+                    &mut self.m,
+                    &mut self.v,
+                );
+            } else {
+                let lr = optimizer.lr_at(t);
+                let (pow1, pow2) = optimizer.powers(t);
+                for i in 0..self.params.len() {
+                    let (p, s1, s2) = optimizer.update_scalar(
+                        self.params[i],
+                        grads[i],
+                        self.m[i],
+                        self.v[i],
+                        lr,
+                        pow1,
+                        pow2,
+                        weights[i],
+                    );
+                    (self.params[i], self.m[i], self.v[i]) = (p, s1, s2);
+                }
+            }
         }
         loss
     }

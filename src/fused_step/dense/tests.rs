@@ -133,12 +133,12 @@ fn threads_and_instruction_sets_give_the_same_bits() {
     };
     let params = spec.init(5);
     let (x, y) = batch(1000, 3);
-    let adam = Adam {
+    let adam = crate::optim::Optimizer::adam(Adam {
         lr: 0.01,
         beta1: 0.9,
         beta2: 0.999,
         epsilon: 1e-8,
-    };
+    });
     let mut runs = Vec::new();
     for isa in InstructionSet::ALL
         .into_iter()
@@ -177,12 +177,12 @@ fn padding_stays_zero_and_packing_round_trips() {
     assert_eq!(layout.unpack(&layout.pack(&params)), params);
     let mut step = DenseStep::new(&spec, &params, None, Loss::default());
     let (x, y) = batch(64, 2);
-    let adam = Adam {
+    let adam = crate::optim::Optimizer::adam(Adam {
         lr: 0.05,
         beta1: 0.9,
         beta2: 0.999,
         epsilon: 1e-8,
-    };
+    });
     for t in 1..=20 {
         step.step(&x, &y, &adam, t, 1);
     }
@@ -205,12 +205,12 @@ fn training_fits_the_batch_and_a_non_finite_loss_changes_nothing() {
     let mut step = DenseStep::new(&spec, &spec.init(1), None, Loss::default());
     let x: Vec<f32> = (0..128).map(|i| i as f32 / 32.0).collect();
     let y: Vec<f32> = x.iter().map(|x| x.sin()).collect();
-    let adam = Adam {
+    let adam = crate::optim::Optimizer::adam(Adam {
         lr: 0.01,
         beta1: 0.9,
         beta2: 0.999,
         epsilon: 1e-8,
-    };
+    });
     let first = step.step(&x, &y, &adam, 1, 1);
     let mut last = first;
     for t in 2..=2000 {

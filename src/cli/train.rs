@@ -20,8 +20,8 @@ use crate::progress::{Progress, ProgressMode};
 use crate::report::FitComparison;
 use crate::signals;
 
-use super::observe::{Display, MetricsRecorder, PeriodicSave, TrainObserver};
-use super::train_json::{FilesJson, Finished, TrainJson, format_name, owned};
+use super::observe::{Display, MetricsRecorder, PeriodicSave, TrainObserver, Validation};
+use super::train_json::{FilesJson, Finished, TrainJson, ValidationJson, format_name, owned};
 use super::{abbreviate, r2_text};
 
 /// `--config`'s help: the keys a config file may hold, read off [`TrainingConfig`] itself.
@@ -97,6 +97,11 @@ pub struct TrainArgs {
     /// is locked for the run.
     #[arg(long, value_name = "FILE", help_heading = "Output")]
     pub metrics: Option<PathBuf>,
+    /// Also write the checkpoint with the lowest validation loss (val_loss, at every logged
+    /// step) to PATH, replaced atomically each time it falls; the extension picks the format, as
+    /// for --out. Needs CSV data with validation rows.
+    #[arg(long, value_name = "PATH", help_heading = "Output")]
+    pub keep_best: Option<PathBuf>,
     /// Draw the loss against the step (log scale; the validation loss too) to FILE (.svg only:
     /// PNG would need system font libraries). With --metrics, the whole history in that file.
     #[arg(long, value_name = "FILE.svg", help_heading = "Output")]
@@ -115,6 +120,26 @@ pub struct TrainArgs {
     /// --metrics file that is not its checkpoint's history.
     #[arg(long, help_heading = "Output")]
     pub force: bool,
+    /// Stop early when the validation loss (val_loss: the run's --loss on the CSV's validation
+    /// rows, at every --log-every step) has not improved by more than --min-delta for N
+    /// evaluations in a row; the run then ends as a finished one. Needs CSV data with validation
+    /// rows; a resumed run counts afresh.
+    #[arg(
+        long,
+        value_name = "N",
+        allow_negative_numbers = true,
+        help_heading = "Early stopping"
+    )]
+    pub patience: Option<u64>,
+    /// The least fall of val_loss that counts as an improvement for --patience, in the loss's
+    /// units (the target's for MAE and Huber, squared for MSE) [default: 0]
+    #[arg(
+        long,
+        value_name = "X",
+        allow_negative_numbers = true,
+        help_heading = "Early stopping"
+    )]
+    pub min_delta: Option<f64>,
     /// Show a live progress bar on stderr: `auto` when stdout and stderr are terminals,
     /// `always` when stderr is one, `never`
     #[arg(long, value_enum, default_value_t = ProgressMode::Auto, help_heading = "Display")]
@@ -155,6 +180,7 @@ impl TrainArgs {
             )
             .output("--out", Some(&self.out))
             .output("--metrics", self.metrics.as_deref())
+            .output("--keep-best", self.keep_best.as_deref())
             .output("--plot", self.plot.as_deref())
             .output("--plot-fit", self.plot_fit.as_deref())
             .replaceable("--resume", "--out")
@@ -165,10 +191,12 @@ impl TrainArgs {
 /// the files.
 pub(super) fn run(args: &TrainArgs) -> Result<()> {
     let format = check_outputs(args)?;
+    let keep_best_format = check_early_stopping(args)?;
     let plan = TrainPlan::resolve(&args.request())?;
     // The data file may come from the config file or the checkpoint: checked again with it.
     let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
     args.file_roles(data_path.as_deref()).check()?;
+    check_validation_rows(args, &plan)?;
     let resumed = plan.resumed.is_some();
     // With --json, stdout carries the report alone.
     let mut console = if args.json {
@@ -191,12 +219,32 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
             writer: CheckpointWriter::new(&args.out, format, args.force),
             every: args.save_every,
         },
+        validation: Validation::new(
+            args.patience,
+            args.min_delta.unwrap_or(0.0),
+            keep_best_format.map(|(path, format)| CheckpointWriter::new(path, format, args.force)),
+        ),
     };
     let remaining = target - trainer.step();
     let run = trainer.run(remaining, &mut observer);
     observer.display.progress.finish();
     let run = run?;
-    if run.stopped {
+    if let Some(stop) = observer.validation.stopped {
+        let best = observer
+            .validation
+            .best
+            .as_ref()
+            .map_or(String::new(), |b| {
+                format!(" (best {:.6} at step {})", b.val_loss, b.step)
+            });
+        let s = if stop.patience == 1 { "" } else { "s" };
+        observer.display.console.line(format_args!(
+            "early stop at step {}: val_loss has not improved by more than {} for {} evaluation{s}{best}",
+            stop.step,
+            crate::error::shown(stop.min_delta),
+            stop.patience,
+        ));
+    } else if run.stopped {
         observer.save.writer.save(trainer.checkpoint()?)?;
         observer.display.console.warn_if_lost();
         return Err(Error::Interrupted {
@@ -220,6 +268,17 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         ));
     }
     console.line(format_args!("saved {} ({format})", args.out.display()));
+    if args.keep_best.is_some()
+        && let Some(best) = &observer.validation.best
+    {
+        let saved = best.saved.as_ref().map_or("not saved".to_string(), |p| {
+            format!("saved {}", p.display())
+        });
+        console.line(format_args!(
+            "best: step {}, val_loss {:.6}, {saved}",
+            best.step, best.val_loss
+        ));
+    }
     write_plots(
         args,
         trainer.as_ref(),
@@ -240,7 +299,7 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
     }
     console.warn_if_lost();
     if args.json {
-        let json = TrainJson::of(
+        let mut json = TrainJson::of(
             Finished {
                 trainer: trainer.as_ref(),
                 checkpoint: &checkpoint,
@@ -255,8 +314,20 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
                 plot: owned(args.plot.as_deref()),
                 plot_fit: owned(args.plot_fit.as_deref()),
                 tensorboard: events,
+                keep_best: observer
+                    .validation
+                    .best
+                    .as_ref()
+                    .and_then(|b| b.saved.clone()),
             },
         );
+        let validation = &observer.validation;
+        if validation.is_active() {
+            json.validation = Some(ValidationJson {
+                best: validation.best.clone(),
+                early_stop: validation.stopped,
+            });
+        }
         let mut stdout = Console::default();
         stdout.block(&serde_json::to_string(&json).expect("the report serialises"));
         stdout.finish()?;
@@ -285,6 +356,66 @@ fn check_outputs(args: &TrainArgs) -> Result<Format> {
         return Err(invalid("--save-every", 0, "must be at least 1"));
     }
     Ok(format)
+}
+
+/// Checks `--patience`, `--min-delta` and `--keep-best` before any work; returns `--keep-best`
+/// with its format.
+fn check_early_stopping(args: &TrainArgs) -> Result<Option<(&Path, Format)>> {
+    if args.patience == Some(0) {
+        return Err(invalid("--patience", 0, "must be at least 1"));
+    }
+    if let Some(delta) = args.min_delta {
+        if !(delta.is_finite() && delta >= 0.0) {
+            return Err(invalid(
+                "--min-delta",
+                crate::error::shown(delta),
+                "must be a finite number ≥ 0",
+            ));
+        }
+        if args.patience.is_none() {
+            return Err(Error::Misused {
+                flag: "--min-delta",
+                message: "applies only with --patience".into(),
+            });
+        }
+    }
+    let Some(path) = &args.keep_best else {
+        return Ok(None);
+    };
+    // --format is --out's alone: the extension decides here.
+    let format = Format::from_path(path).map_err(|_| Error::Misused {
+        flag: "--keep-best",
+        message: format!(
+            "{}: unknown format; use a .json, .safetensors or .bpk file name",
+            path.display()
+        ),
+    })?;
+    checkpoint::check_destination(path, args.force)?;
+    Ok(Some((path, format)))
+}
+
+/// `--patience` and `--keep-best` watch the validation loss: refused before training when the
+/// run has no validation rows.
+fn check_validation_rows(args: &TrainArgs, plan: &TrainPlan) -> Result<()> {
+    if plan.table.as_ref().is_some_and(|t| !t.val.is_empty()) {
+        return Ok(());
+    }
+    let why = match &plan.table {
+        None => "needs validation rows: train on a CSV file (--data)",
+        Some(_) => "needs validation rows: this run holds none (--val-frac 0)",
+    };
+    for (flag, given) in [
+        ("--patience", args.patience.is_some()),
+        ("--keep-best", args.keep_best.is_some()),
+    ] {
+        if given {
+            return Err(Error::Misused {
+                flag,
+                message: why.into(),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Opens the planned run: the metrics file (locked), the backend, the engine; prints the notes,

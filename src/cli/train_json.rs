@@ -42,6 +42,17 @@ pub struct TrainJson {
     pub timings: TimingsJson,
     /// Every file written.
     pub files: FilesJson,
+    /// With `--patience` or `--keep-best`: the lowest validation loss, and the early stop.
+    pub validation: Option<ValidationJson>,
+}
+
+/// `--patience` and `--keep-best`.
+#[derive(Debug, Serialize)]
+pub struct ValidationJson {
+    /// The lowest `val_loss` of the run: `step`, `val_loss`, `saved` (the `--keep-best` file).
+    pub best: Option<super::observe::Best>,
+    /// Where patience ran out: `step`, `patience`, `min_delta`; `null` when it did not.
+    pub early_stop: Option<super::observe::EarlyStop>,
 }
 
 /// Steps.
@@ -144,6 +155,8 @@ pub struct FilesJson {
     pub plot_fit: Option<PathBuf>,
     /// The TensorBoard event file written in `--tensorboard DIR`.
     pub tensorboard: Option<PathBuf>,
+    /// `--keep-best`.
+    pub keep_best: Option<PathBuf>,
 }
 
 /// What a finished run hands to [`TrainJson::of`].
@@ -244,6 +257,7 @@ impl TrainJson {
                 },
             },
             files,
+            validation: None,
         }
     }
 }

@@ -10,6 +10,7 @@ mod common;
 mod config_toml;
 mod csv_data;
 mod destinations;
+mod early_stopping;
 mod evaluate;
 mod formats;
 mod fused;

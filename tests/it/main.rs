@@ -18,6 +18,7 @@ mod observe;
 mod ols_summary;
 mod reliability;
 mod resume;
+mod sharded_ols;
 mod shell_and_install;
 mod signals;
 mod stdout;

@@ -30,36 +30,80 @@ impl FitQuality {
         targets: impl Iterator<Item = f64>,
     ) -> FitQuality {
         let (mut predictions, mut targets) = (predictions, targets);
-        let (mut rows, mut ss_res, mut abs) = (0usize, 0.0, 0.0);
-        // Welford's running mean and sum of squared deviations of the targets: one pass,
-        // without the cancellation of Σy² − n·ȳ².
-        let (mut mean, mut ss_tot) = (0.0, 0.0);
+        let mut sums = FitQualitySums::default();
         loop {
-            let (p, y) = match (predictions.next(), targets.next()) {
-                (Some(p), Some(y)) => (p, y),
+            match (predictions.next(), targets.next()) {
+                (Some(p), Some(y)) => sums.push(p, y),
                 (None, None) => break,
                 _ => panic!("FitQuality::of: predictions and targets differ in length"),
-            };
-            rows += 1;
-            let e = p - y;
-            ss_res += e * e;
-            abs += e.abs();
-            let delta = y - mean;
-            mean += delta / rows as f64;
-            ss_tot += delta * (y - mean);
+            }
         }
-        let n = rows as f64;
-        let mse = ss_res / n;
+        sums.finish()
+    }
+}
+
+/// [`FitQuality`]'s running sums, to add rows to one at a time and to merge: rows in chunks on
+/// several threads give the metrics of all of them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct FitQualitySums {
+    rows: usize,
+    ss_res: f64,
+    abs: f64,
+    /// Welford's running mean and sum of squared deviations of the targets: one pass, without
+    /// the cancellation of Σy² − n·ȳ².
+    mean: f64,
+    ss_tot: f64,
+}
+
+impl FitQualitySums {
+    /// Adds a row with prediction `p` and target `y`.
+    pub fn push(&mut self, p: f64, y: f64) {
+        self.rows += 1;
+        let e = p - y;
+        self.ss_res += e * e;
+        self.abs += e.abs();
+        let delta = y - self.mean;
+        self.mean += delta / self.rows as f64;
+        self.ss_tot += delta * (y - self.mean);
+    }
+
+    /// Adds `other`'s rows (Chan et al.'s pairwise update of the mean and squared deviations).
+    pub fn merge(&mut self, other: &FitQualitySums) {
+        if other.rows == 0 {
+            return;
+        }
+        if self.rows == 0 {
+            *self = *other;
+            return;
+        }
+        let (na, nb) = (self.rows as f64, other.rows as f64);
+        let delta = other.mean - self.mean;
+        self.ss_tot += other.ss_tot + delta * delta * na * nb / (na + nb);
+        self.mean += delta * nb / (na + nb);
+        self.rows += other.rows;
+        self.ss_res += other.ss_res;
+        self.abs += other.abs;
+    }
+
+    /// The rows added.
+    pub fn rows(&self) -> usize {
+        self.rows
+    }
+
+    /// The metrics of the rows added.
+    pub fn finish(&self) -> FitQuality {
+        let n = self.rows as f64;
+        let mse = self.ss_res / n;
         FitQuality {
             mse,
             rmse: mse.sqrt(),
-            mae: abs / n,
-            r2: if ss_tot > 0.0 {
-                1.0 - ss_res / ss_tot
+            mae: self.abs / n,
+            r2: if self.ss_tot > 0.0 {
+                1.0 - self.ss_res / self.ss_tot
             } else {
                 f64::NAN
             },
-            rows,
+            rows: self.rows,
         }
     }
 }

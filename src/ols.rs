@@ -13,9 +13,15 @@ use nalgebra::{DMatrix, DVector};
 
 use crate::data::table::Table;
 
+mod shard;
+mod streaming;
 mod summary;
+mod tsqr;
 
+pub use shard::{SUMMARY_FORMAT, ShardSummary, SummarySource, merge};
+pub use streaming::{StreamOptions, StreamedFit, fit_csv};
 pub use summary::{Coefficient, OlsSummary};
+pub use tsqr::{Factor, TreeMerge};
 
 /// A column whose |R_jj| is below this (columns have norm 1) lies in the span of the others.
 const COLLINEAR: f64 = 1e-10;
@@ -64,6 +70,7 @@ pub fn fit_table(table: &Table, rows: &[u32]) -> Result<OlsFit, String> {
 /// The fit over `rows` with its standard errors, tests and goodness-of-fit statistics;
 /// coefficients are named `x1`, `x2`, .. and `(intercept)`. `intercept: false` fits
 /// `y ≈ row · weights` (R² and F are then uncentered, as statsmodels computes them).
+/// Computed from the R factor of the rows ([`Factor`]), as the streaming `burnfit ols` does.
 pub fn summary(
     x: &[f64],
     y: &[f64],
@@ -71,16 +78,44 @@ pub fn summary(
     rows: &[u32],
     intercept: bool,
 ) -> Result<OlsSummary, String> {
-    let solved = solve(x, y, d, rows, intercept, &position_name)?;
     let names: Vec<String> = (1..=d).map(|j| format!("x{j}")).collect();
-    Ok(OlsSummary::of(&solved, &names, x, y, d, rows))
+    let factor = Factor::of_rows(&selected(x, y, d, rows), d, intercept);
+    summarize(&factor, &names, &position_name)
 }
 
 /// [`summary`] of a table's target on its features, coefficients named by their columns.
 pub fn summary_table(table: &Table, rows: &[u32], intercept: bool) -> Result<OlsSummary, String> {
     let (x, y, d) = (&table.x, &table.y, table.d());
-    let solved = solve(x, y, d, rows, intercept, &column_name(table))?;
-    Ok(OlsSummary::of(&solved, &table.feature_names, x, y, d, rows))
+    let factor = Factor::of_rows(&selected(x, y, d, rows), d, intercept);
+    summarize(&factor, &table.feature_names, &column_name(table))
+}
+
+/// The summary of the rows whose R factor is `factor`, coefficients named `feature_names`.
+pub fn summary_of_factor(factor: &Factor, feature_names: &[String]) -> Result<OlsSummary, String> {
+    assert_eq!(feature_names.len(), factor.d());
+    summarize(factor, feature_names, &|j| {
+        format!("feature `{}`", feature_names[j])
+    })
+}
+
+/// The rows of `rows`, row-major, d features then the target each.
+fn selected(x: &[f64], y: &[f64], d: usize, rows: &[u32]) -> Vec<f64> {
+    assert_eq!(x.len(), y.len() * d, "x must be rows × d");
+    let mut out = Vec::with_capacity(rows.len() * (d + 1));
+    for &r in rows {
+        out.extend_from_slice(&x[r as usize * d..(r as usize + 1) * d]);
+        out.push(y[r as usize]);
+    }
+    out
+}
+
+fn summarize(
+    factor: &Factor,
+    names: &[String],
+    name: &dyn Fn(usize) -> String,
+) -> Result<OlsSummary, String> {
+    let (solved, sums) = solve_factor(factor, name)?;
+    Ok(OlsSummary::of(&solved, names, &sums))
 }
 
 fn position_name(j: usize) -> String {
@@ -184,6 +219,118 @@ fn solve(
         norms,
         x_mean,
     })
+}
+
+/// What the summary needs besides the solved fit.
+struct Sums {
+    n: usize,
+    ss_res: f64,
+    /// Centered with an intercept, Σy² without.
+    ss_tot: f64,
+    condition_number: f64,
+}
+
+/// [`solve`] from the R factor of `[1, x − c, y − c_y]` (or `[x, y]` without an intercept)
+/// instead of the rows: R's trailing block is the R of the centered columns, so the same
+/// scaling, the same collinearity checks and the same triangular solve apply. The residual sum
+/// of squares is R's last diagonal entry squared, SS_tot the squared norm of its last column
+/// (below the ones' row), and the condition number comes from the singular values of R of the
+/// design (R's leading k × k block with the shift put back), those of the design itself.
+fn solve_factor(factor: &Factor, name: &dyn Fn(usize) -> String) -> Result<(Solved, Sums), String> {
+    let (d, intercept) = (factor.d(), factor.intercept);
+    let n = usize::try_from(factor.n).unwrap_or(usize::MAX);
+    if intercept && n <= d {
+        return Err(format!(
+            "{n} rows cannot determine {d} weights and a bias; least squares needs more rows than features"
+        ));
+    }
+    if !intercept && n < d.max(1) {
+        return Err(format!(
+            "{n} rows cannot determine {d} weights; least squares without an intercept needs at least as many rows as features"
+        ));
+    }
+    let lead = usize::from(intercept);
+    let at = |i: usize, j: usize| factor.at(i, j);
+    let mean = |k: usize| {
+        if intercept {
+            factor.shift[k] + at(0, 1 + k) / at(0, 0)
+        } else {
+            0.0
+        }
+    };
+    let x_mean: Vec<f64> = (0..d).map(mean).collect();
+    let y_mean = mean(d);
+    let rxx = DMatrix::from_fn(d, d, |i, j| at(lead + i, lead + j));
+    let mut r = rxx.clone();
+    let mut norms = Vec::with_capacity(d);
+    for (j, mut column) in r.column_iter_mut().enumerate() {
+        let norm = column.norm();
+        if intercept && (norm / (n as f64).sqrt() <= COLLINEAR * x_mean[j].abs() || norm == 0.0) {
+            return Err(format!(
+                "{} is constant over the rows, so it is collinear with the bias; drop it with --features",
+                name(j)
+            ));
+        }
+        if norm == 0.0 {
+            return Err(format!(
+                "{} is 0 in every row, so it has no weight to fit; drop it with --features",
+                name(j)
+            ));
+        }
+        column /= norm;
+        norms.push(norm);
+    }
+    let largest = r.diagonal().iter().fold(0.0f64, |m, v| m.max(v.abs()));
+    if let Some(j) = (0..d).find(|&j| r[(j, j)].abs() < COLLINEAR * largest) {
+        return Err(format!(
+            "features are collinear ({} is a linear combination of the others); drop one with --features",
+            name(j)
+        ));
+    }
+    let rxy = DVector::from_fn(d, |i, _| at(lead + i, lead + d));
+    let ryy = at(lead + d, lead + d);
+    let beta = r
+        .solve_upper_triangular(&rxy)
+        .ok_or_else(|| "features are collinear; drop one with --features".to_string())?;
+    let weights: Vec<f64> = beta.iter().zip(&norms).map(|(b, s)| b / s).collect();
+    let bias = if intercept {
+        y_mean - weights.iter().zip(&x_mean).map(|(w, m)| w * m).sum::<f64>()
+    } else {
+        0.0
+    };
+    if !(bias.is_finite() && weights.iter().all(|w| w.is_finite())) {
+        return Err("the least-squares solution overflows f64 (are the values too large?)".into());
+    }
+    let k = d + lead;
+    let design = DMatrix::from_fn(k, k, |i, j| {
+        if intercept && i == 0 && j > 0 {
+            at(0, j) + factor.shift[j - 1] * at(0, 0)
+        } else {
+            at(i, j)
+        }
+    });
+    let singular = design.singular_values();
+    let (max, min) = singular
+        .iter()
+        .fold((0.0f64, f64::INFINITY), |(hi, lo), &s| {
+            (hi.max(s), lo.min(s))
+        });
+    let sums = Sums {
+        n,
+        ss_res: ryy * ryy,
+        ss_tot: rxy.norm_squared() + ryy * ryy,
+        condition_number: max / min,
+    };
+    Ok((
+        Solved {
+            fit: OlsFit { weights, bias },
+            intercept,
+            r,
+            norms,
+            x_mean,
+        },
+        sums,
+    ))
 }
 
 #[cfg(test)]

@@ -139,8 +139,11 @@ impl Command {
                 .inputs("--plot-with", &args.plot_with)
                 .output("--json", args.json.as_deref())
                 .output("--plot", args.plot.as_deref()),
-            Command::Ols(_)
-            | Command::Inspect(_)
+            Command::Ols(args) => FileRoles::new()
+                .input("--data", args.data.as_deref().map(std::path::Path::new))
+                .inputs("--merge", &args.merge)
+                .output("--save-summary", args.save_summary.as_deref()),
+            Command::Inspect(_)
             | Command::Backends(_)
             | Command::Completions(_)
             | Command::Man(_) => FileRoles::new(),

@@ -1,27 +1,29 @@
 //! `burnfit ols`: the closed-form least-squares fit of a CSV file, and its summary (standard
 //! errors, t tests, intervals, R², F, AIC/BIC: what statsmodels' `OLS.fit().summary()` prints).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use crate::checkpoint::write_atomically;
 use crate::config::{TableConfig, TrainingConfig};
 use crate::console::Console;
+use crate::data::table::TableOptions;
 use crate::error::{Error, Result, invalid};
-use crate::ols::OlsSummary;
-use crate::report::split_quality;
+use crate::ols::{OlsSummary, ShardSummary, StreamOptions, fit_csv};
 
 use super::{default_is, r2_text};
 
 /// `burnfit ols`.
 #[derive(Debug, Args)]
 pub struct OlsArgs {
-    /// The CSV file (header row required).
-    #[arg(long, value_name = "FILE.csv")]
-    pub data: String,
+    /// The CSV file (header row required), read in streaming passes: memory stays bounded
+    /// whatever its size.
+    #[arg(long, value_name = "FILE.csv", required_unless_present = "merge")]
+    pub data: Option<String>,
     /// The column to predict.
-    #[arg(long, value_name = "COLUMN")]
-    pub target: String,
+    #[arg(long, value_name = "COLUMN", required_unless_present = "merge")]
+    pub target: Option<String>,
     /// The feature columns, comma-separated [default: every column but the target]
     #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
     pub features: Option<Vec<String>>,
@@ -43,6 +45,14 @@ pub struct OlsArgs {
     /// Print the fit and its summary as one JSON object (docs/json-output.md) instead of text.
     #[arg(long)]
     pub json: bool,
+    /// Also write the fit's R factor, row count and file hash (JSON) for `--merge`; fits
+    /// every row (no validation split).
+    #[arg(long, value_name = "FILE")]
+    pub save_summary: Option<PathBuf>,
+    /// Print the fit of the rows of all these summaries (`--save-summary` files of shards of
+    /// one table), as one pass over the concatenated files would.
+    #[arg(long, num_args = 1.., value_name = "SUMMARY", conflicts_with_all = ["data", "target", "features", "delimiter", "val_frac", "seed", "drop_invalid_rows", "no_intercept"])]
+    pub merge: Vec<PathBuf>,
 }
 
 /// `ols --json`: the data, the quality on both splits, then the summary's fields.
@@ -61,6 +71,12 @@ struct OlsJson<'a> {
 }
 
 pub(super) fn run(args: &OlsArgs) -> Result<()> {
+    if !args.merge.is_empty() {
+        return run_merge(args);
+    }
+    let (Some(path), Some(target)) = (&args.data, &args.target) else {
+        return Err(invalid("--data", "", "is required (or --merge)"));
+    };
     if let Some(features) = &args.features
         && features.iter().any(|f| f.trim().is_empty())
     {
@@ -70,15 +86,27 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
             "must be column names separated by commas, none of them empty",
         ));
     }
-    let mut data = crate::config::TableConfig::new(args.data.clone(), args.target.clone());
+    if args.save_summary.is_some()
+        && let Some(f) = args.val_frac
+        && f != 0.0
+    {
+        return Err(invalid(
+            "--val-frac",
+            crate::error::shown(f),
+            "must be 0 with --save-summary: a shard summary fits every row, so that summaries merge into the fit of the concatenated file",
+        ));
+    }
+    let mut data = crate::config::TableConfig::new(path.clone(), target.clone());
     data.features = args.features.clone();
     data.standardize = false;
     if let Some(d) = args.delimiter {
         data.delimiter = d;
     }
-    if let Some(f) = args.val_frac {
-        data.val_frac = f;
-    }
+    data.val_frac = match (args.val_frac, &args.save_summary) {
+        (Some(f), _) => f,
+        (None, Some(_)) => 0.0,
+        (None, None) => data.val_frac,
+    };
     data.drop_invalid_rows = args.drop_invalid_rows;
     let config = TrainingConfig {
         seed: args.seed.unwrap_or(TrainingConfig::default().seed),
@@ -86,28 +114,36 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
         ..TrainingConfig::default()
     };
     config.validate()?;
-    let table = crate::data::PreparedTable::load(&data, config.seed)?;
-    let t = &table.table;
-    let summary =
-        crate::ols::summary_table(t, &table.train, !args.no_intercept).map_err(|message| {
-            Error::Data {
-                path: PathBuf::from(&data.path),
-                message,
-            }
-        })?;
-    let (fit, quality) = (&summary.fit, split_quality(&table, &summary.fit));
+    let options = StreamOptions {
+        table: TableOptions {
+            target: data.target.clone(),
+            features: data.features.clone(),
+            delimiter: data.delimiter as u8,
+            drop_invalid_rows: data.drop_invalid_rows,
+        },
+        val_frac: data.val_frac,
+        seed: config.seed,
+        intercept: !args.no_intercept,
+    };
+    let streamed = fit_csv(Path::new(&data.path), &options)?;
+    if let Some(out) = &args.save_summary {
+        let shard = ShardSummary::of_file(&data.path, &streamed.info, &streamed.factor);
+        write_atomically(out, shard.to_json().as_bytes(), false)?;
+    }
+    let (summary, info) = (&streamed.summary, &streamed.info);
+    let fit = &summary.fit;
     let mut console = Console::default();
     if args.json {
         let json = OlsJson {
-            data: &t.file_name,
-            target: &t.target_name,
-            features: &t.feature_names,
-            train_rows: table.train.len(),
-            val_rows: table.val.len(),
-            dropped_rows: t.dropped_rows,
-            train: quality.train,
-            validation: quality.val,
-            summary: &summary,
+            data: &data.path,
+            target: &info.target_name,
+            features: &info.feature_names,
+            train_rows: streamed.train.rows,
+            val_rows: streamed.val.map_or(0, |v| v.rows),
+            dropped_rows: info.dropped_rows,
+            train: streamed.train,
+            validation: streamed.val,
+            summary,
         };
         console.block(&serde_json::to_string(&json).expect("the fit serialises"));
         return console.finish();
@@ -115,12 +151,12 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
     say!(
         console,
         "OLS fit of `{}` on {} training rows of {} ({} validation rows)",
-        t.target_name,
-        table.train.len(),
-        t.file_name,
-        table.val.len()
+        info.target_name,
+        streamed.train.rows,
+        Path::new(&data.path).display(),
+        streamed.val.map_or(0, |v| v.rows)
     );
-    for (name, w) in t.feature_names.iter().zip(&fit.weights) {
+    for (name, w) in info.feature_names.iter().zip(&fit.weights) {
         say!(console, "  {name:<16} {w:>16.8}");
     }
     if summary.intercept {
@@ -135,16 +171,80 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
             r2_text(q.r2, 6)
         )
     };
-    if t.dropped_rows > 0 {
+    if info.dropped_rows > 0 {
         say!(
             console,
             "dropped {} rows with an invalid cell",
-            t.dropped_rows
+            info.dropped_rows
         );
     }
-    say!(console, "train: {}", show(quality.train));
-    if let Some(val) = quality.val {
+    say!(console, "train: {}", show(streamed.train));
+    if let Some(val) = streamed.val {
         say!(console, "validation: {}", show(val));
+    }
+    print_summary(&mut console, summary);
+    console.finish()
+}
+
+/// `--merge`: the summaries read, checked, merged (and saved with `--save-summary`), and the
+/// fit of all their rows printed.
+fn run_merge(args: &OlsArgs) -> Result<()> {
+    let mut shards = Vec::with_capacity(args.merge.len());
+    for path in &args.merge {
+        shards.push((path.display().to_string(), ShardSummary::read(path)?));
+    }
+    let merged = crate::ols::merge(&shards).map_err(|message| Error::Misused {
+        flag: "--merge",
+        message: format!("refused: {message}"),
+    })?;
+    let fail = |message: String| Error::Data {
+        path: args.merge[0].clone(),
+        message,
+    };
+    let summary = merged.summary().map_err(fail)?;
+    if let Some(out) = &args.save_summary {
+        write_atomically(out, merged.to_json().as_bytes(), false)?;
+    }
+    let mut console = Console::default();
+    if args.json {
+        let json = serde_json::json!({
+            "target": merged.target,
+            "features": merged.features,
+            "rows": merged.rows,
+            "summaries": args.merge.iter().map(|p| p.display().to_string()).collect::<Vec<_>>(),
+            "summary": serde_json::to_value(&summary).expect("the summary serialises"),
+        });
+        console.block(&json.to_string());
+        return console.finish();
+    }
+    say!(
+        console,
+        "OLS fit of `{}` on {} rows of {} files, merged from {} summaries",
+        merged.target,
+        merged.rows,
+        merged.sources.len(),
+        shards.len()
+    );
+    for source in &merged.sources {
+        say!(
+            console,
+            "  {}  {} rows  {} bytes  hash {}",
+            source.file,
+            source.rows,
+            source.bytes,
+            source.content_hash
+        );
+    }
+    for (name, w) in merged.features.iter().zip(&summary.fit.weights) {
+        say!(console, "  {name:<16} {w:>16.8}");
+    }
+    if summary.intercept {
+        say!(
+            console,
+            "  {:<16} {:>16.8}",
+            "(intercept)",
+            summary.fit.bias
+        );
     }
     print_summary(&mut console, &summary);
     console.finish()

@@ -9,13 +9,14 @@
 
 pub mod scaling;
 pub mod split;
+pub mod stream;
 
 use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
 pub use scaling::Scaling;
-pub use split::{epoch_permutation, holdout_split};
+pub use split::{Holdout, epoch_permutation, holdout_mask, holdout_split};
 
 /// The most columns a header may have (a file wider than this is not a table of features).
 pub const MAX_COLUMNS: usize = 65_536;

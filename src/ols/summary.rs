@@ -3,7 +3,7 @@
 //! confidence interval; for the fit R², adjusted R², the F test, the log-likelihood, AIC, BIC,
 //! the condition number and the residual standard error.
 //!
-//! Standard errors come from the QR factor of the fit ([`super::solve`]), never from an
+//! Standard errors come from the QR factor of the fit ([`super::solve_factor`]), never from an
 //! inverted XᵀX: with A = Xc·D⁻¹ (centered columns over their norms) = QR,
 //! (XcᵀXc)⁻¹ = D⁻¹R⁻¹R⁻ᵀD⁻¹, and the intercept's variance is σ²(1/n + ‖R⁻ᵀD⁻¹x̄‖²).
 //! Tested against NIST's certified values (tests/it/ols_summary.rs).
@@ -13,7 +13,7 @@ use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::beta::beta_reg;
 
-use super::{OlsFit, Solved};
+use super::{OlsFit, Solved, Sums};
 
 /// One coefficient's estimate and its inference.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -75,32 +75,13 @@ pub struct OlsSummary {
 }
 
 impl OlsSummary {
-    pub(super) fn of(
-        solved: &Solved,
-        names: &[String],
-        x: &[f64],
-        y: &[f64],
-        d: usize,
-        rows: &[u32],
-    ) -> OlsSummary {
+    pub(super) fn of(solved: &Solved, names: &[String], sums: &Sums) -> OlsSummary {
         let fit = &solved.fit;
         let intercept = solved.intercept;
-        let n = rows.len();
+        let d = solved.norms.len();
+        let (n, ss_res, ss_tot) = (sums.n, sums.ss_res, sums.ss_tot);
         let k = d + usize::from(intercept);
         let df_resid = n - k;
-        let row = |r: u32| &x[r as usize * d..(r as usize + 1) * d];
-        let ys = || rows.iter().map(|&r| y[r as usize]);
-
-        let ss_res: f64 = rows
-            .iter()
-            .map(|&r| (y[r as usize] - fit.predict(row(r))).powi(2))
-            .sum();
-        let ss_tot = if intercept {
-            let mean = ys().sum::<f64>() / n as f64;
-            ys().map(|v| (v - mean).powi(2)).sum::<f64>()
-        } else {
-            ys().map(|v| v * v).sum::<f64>()
-        };
         // An exact fit with as many rows as coefficients leaves no residual degrees of freedom:
         // σ̂ and everything built on it are undefined (NaN, shown as n/a).
         let undefined_without_df = |v: f64| if df_resid > 0 { v } else { f64::NAN };
@@ -173,7 +154,7 @@ impl OlsSummary {
             log_likelihood,
             aic: -2.0 * log_likelihood + 2.0 * k as f64,
             bic: -2.0 * log_likelihood + nf.ln() * k as f64,
-            condition_number: condition_number(x, d, rows, intercept),
+            condition_number: sums.condition_number,
             residual_std_error: sigma2.sqrt(),
         }
     }
@@ -204,27 +185,6 @@ pub fn f_upper_p(f: f64, d1: f64, d2: f64) -> f64 {
         return 1.0;
     }
     beta_reg(d2 / 2.0, d1 / 2.0, d2 / (d2 + d1 * f))
-}
-
-/// The largest over the smallest singular value of the design (the feature columns as given,
-/// and a column of ones with an intercept): statsmodels' "Cond. No.". The singular values are
-/// those of R from a QR of the design, a k × k matrix whatever the number of rows.
-fn condition_number(x: &[f64], d: usize, rows: &[u32], intercept: bool) -> f64 {
-    let k = d + usize::from(intercept);
-    let design = DMatrix::from_fn(rows.len(), k, |i, j| {
-        if j < d {
-            x[rows[i] as usize * d + j]
-        } else {
-            1.0
-        }
-    });
-    let singular = design.qr().r().singular_values();
-    let (max, min) = singular
-        .iter()
-        .fold((0.0f64, f64::INFINITY), |(hi, lo), &s| {
-            (hi.max(s), lo.min(s))
-        });
-    max / min
 }
 
 #[cfg(test)]

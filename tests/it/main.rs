@@ -25,6 +25,7 @@ mod optimizers;
 mod reliability;
 mod resume;
 mod ridge;
+mod sharded_ols;
 mod shell_and_install;
 mod signals;
 mod stdout;

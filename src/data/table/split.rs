@@ -46,6 +46,49 @@ pub fn holdout_split(
     val_frac: f64,
     seed: u64,
 ) -> Result<(Vec<u32>, Vec<u32>), String> {
+    let val = validation_rows(rows, val_frac)?;
+    let order = permutation(rows, key(seed, HOLDOUT, 0));
+    let (mut validation, mut train) = (order[..val].to_vec(), order[val..].to_vec());
+    validation.sort_unstable();
+    train.sort_unstable();
+    Ok((train, validation))
+}
+
+/// [`holdout_split`] as one bit per row: the same rows validate, and the split takes `rows`/8
+/// bytes once made (the permutation it is drawn from, 4 bytes a row, only while it is made;
+/// nothing with `val_frac` 0). For a table streamed rather than held.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Holdout {
+    words: Vec<u64>,
+    /// The number of validation rows.
+    pub val: usize,
+}
+
+impl Holdout {
+    /// Whether row `i` validates (rows past the end train).
+    pub fn is_val(&self, i: u64) -> bool {
+        usize::try_from(i / 64)
+            .ok()
+            .and_then(|w| self.words.get(w))
+            .is_some_and(|word| word >> (i % 64) & 1 == 1)
+    }
+}
+
+/// The split of [`holdout_split`] as a [`Holdout`], with the same checks and messages.
+pub fn holdout_mask(rows: usize, val_frac: f64, seed: u64) -> Result<Holdout, String> {
+    let val = validation_rows(rows, val_frac)?;
+    let mut words = Vec::new();
+    if val > 0 {
+        words = vec![0u64; rows.div_ceil(64)];
+        for &r in &permutation(rows, key(seed, HOLDOUT, 0))[..val] {
+            words[r as usize / 64] |= 1 << (r % 64);
+        }
+    }
+    Ok(Holdout { words, val })
+}
+
+/// The number of validation rows of the split, or why `rows` and `val_frac` make none.
+fn validation_rows(rows: usize, val_frac: f64) -> Result<usize, String> {
     if !(0.0..1.0).contains(&val_frac) {
         return Err(format!(
             "--val-frac {} is out of range; use a fraction in [0, 1), e.g. 0.2",
@@ -79,11 +122,7 @@ pub fn holdout_split(
             crate::error::shown(val_frac)
         ));
     }
-    let order = permutation(rows, key(seed, HOLDOUT, 0));
-    let (mut validation, mut train) = (order[..val].to_vec(), order[val..].to_vec());
-    validation.sort_unstable();
-    train.sort_unstable();
-    Ok((train, validation))
+    Ok(val)
 }
 
 /// The order in which to visit `n` training rows (positions `0..n` in the training set) in
@@ -158,6 +197,23 @@ mod tests {
         assert_eq!(
             holdout_split(4, 0.0, 5).unwrap(),
             (vec![0, 1, 2, 3], vec![])
+        );
+    }
+
+    #[test]
+    fn table_holdout_mask_is_the_split() {
+        for (rows, frac, seed) in [(10, 0.2, 5), (1000, 0.25, 1), (129, 0.5, 9), (7, 0.0, 3)] {
+            let (_, val) = holdout_split(rows, frac, seed).unwrap();
+            let mask = holdout_mask(rows, frac, seed).unwrap();
+            let from_mask: Vec<u32> = (0..rows as u32)
+                .filter(|&i| mask.is_val(i.into()))
+                .collect();
+            assert_eq!(from_mask, val);
+            assert_eq!(mask.val, val.len());
+        }
+        assert_eq!(
+            holdout_mask(3, 0.1, 0).unwrap_err(),
+            holdout_split(3, 0.1, 0).unwrap_err()
         );
     }
 

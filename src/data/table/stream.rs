@@ -1,0 +1,455 @@
+//! A CSV table read in one pass with bounded memory, its rows parsed on every core.
+//!
+//! One thread reads the file in blocks of [`CHUNK_BYTES`], hashes every byte (the same
+//! [`super::content_hash`] as [`super::Table::read`]) and cuts the text into chunks at record
+//! boundaries; worker threads parse chunks (the same cell rules and messages as
+//! [`super::Table::read`]) and hand each chunk's rows to the caller's `work`; the caller's
+//! `consume` then sees the results in file order, so what it builds does not depend on thread
+//! timing. Memory is a few chunks in flight, whatever the file's size.
+//!
+//! Where to cut: after the last `\n` of a block that holds no quote character (nothing can be
+//! open); otherwise csv itself reads the block and the cut goes before the last record it
+//! started, which may be incomplete. Chunk boundaries depend only on the file's bytes, so two
+//! passes over an unchanged file cut it the same way.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, mpsc};
+
+use super::{
+    CsvText, Layout, MAX_HEADER_BYTES, ReadAt, TableOptions, Xxh64, line_at, open_regular, ragged,
+    text_start,
+};
+use crate::error::{Error, Result};
+
+/// The text handed to a worker at once.
+const CHUNK_BYTES: usize = 4 << 20;
+
+/// A record longer than this is refused (a quote left open swallows the rest of the file).
+const MAX_RECORD_BYTES: usize = 64 << 20;
+
+/// One chunk's parsed rows.
+pub struct Chunk<'a> {
+    /// The chunk's position in the file: 0, 1, ..
+    pub index: usize,
+    /// The number of features.
+    pub d: usize,
+    /// Row-major: the d features, then the target, of each valid row.
+    pub rows: &'a [f64],
+}
+
+/// What a pass over the file saw.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StreamInfo {
+    /// Every column of the header, in file order.
+    pub columns: Vec<String>,
+    /// The feature columns, in the order of a row's values.
+    pub feature_names: Vec<String>,
+    /// The target column.
+    pub target_name: String,
+    /// [`super::content_hash`] of the file's bytes.
+    pub content_hash: u64,
+    /// The file's size in bytes.
+    pub bytes: u64,
+    /// The valid rows of each chunk, in order.
+    pub chunk_rows: Vec<u64>,
+    /// Rows skipped because of an invalid cell (only with `drop_invalid_rows`).
+    pub dropped_rows: usize,
+}
+
+impl StreamInfo {
+    /// The valid rows of the file.
+    pub fn rows(&self) -> u64 {
+        self.chunk_rows.iter().sum()
+    }
+
+    /// The index of each chunk's first row among the file's valid rows.
+    pub fn chunk_offsets(&self) -> Vec<u64> {
+        let mut offset = 0;
+        self.chunk_rows
+            .iter()
+            .map(|rows| {
+                let first = offset;
+                offset += rows;
+                first
+            })
+            .collect()
+    }
+}
+
+/// A chunk's text, or the reader's error at that point of the file.
+type ChunkText = std::result::Result<(Vec<u8>, u64), String>;
+
+/// What a worker made of one chunk: (valid rows, dropped rows, the first invalid row's
+/// message, the caller's result).
+type Parsed<T> = std::result::Result<(u64, usize, Option<String>, T), String>;
+
+/// Reads the table in `path` once: `work` runs on each chunk's rows on a worker thread, and
+/// `consume` gets the results in file order on this thread. The errors are [`super::Table::read`]'s
+/// (the header's first, then the first bad row in file order).
+pub fn stream<T: Send>(
+    path: &Path,
+    options: &TableOptions,
+    work: impl Fn(Chunk) -> T + Sync,
+    mut consume: impl FnMut(usize, T),
+) -> Result<StreamInfo> {
+    let fail = |message: String| Error::Data {
+        path: path.to_path_buf(),
+        message,
+    };
+    let file = open_regular(path).map_err(fail)?;
+    let at = |offset: u64| ReadAt {
+        file: &file,
+        offset,
+    };
+    let start = text_start(at(0)).map_err(|e| fail(e.to_string()))?;
+    let start = start.ok_or_else(|| fail("the file is empty".into()))?;
+    let header =
+        CsvText::open(at(start).take(MAX_HEADER_BYTES), options.delimiter).map_err(fail)?;
+    let header_bytes = header.reader.position().byte();
+    if header_bytes >= MAX_HEADER_BYTES {
+        return Err(fail(format!(
+            "line 1: the header is longer than {} MiB (a quote left open?)",
+            MAX_HEADER_BYTES >> 20
+        )));
+    }
+    let columns = header.columns;
+    let layout = Layout::new(&columns, options).map_err(fail)?;
+    let width = layout.feature_names.len() + 1;
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stop = AtomicBool::new(false);
+
+    let (mut chunk_rows, mut dropped_rows, mut first_invalid) = (Vec::new(), 0, None);
+    let mut error = None;
+    let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(usize, ChunkText)>(threads);
+    let chunk_rx = Mutex::new(chunk_rx);
+    let read = std::thread::scope(|s| {
+        let (result_tx, result_rx) = mpsc::channel::<(usize, Parsed<T>)>();
+        let (file, stop_ref) = (&file, &stop);
+        let reader = s.spawn(move || {
+            read_chunks(
+                file,
+                start,
+                start + header_bytes,
+                options.delimiter,
+                stop_ref,
+                chunk_tx,
+            )
+        });
+        for _ in 0..threads {
+            let result_tx = result_tx.clone();
+            let (chunk_rx, layout, columns, work, stop) =
+                (&chunk_rx, &layout, &columns, &work, &stop);
+            s.spawn(move || {
+                loop {
+                    let next = chunk_rx
+                        .lock()
+                        .map_err(|_| ())
+                        .and_then(|rx| rx.recv().map_err(|_| ()));
+                    let Ok((index, text)) = next else { break };
+                    if stop.load(Ordering::Relaxed) {
+                        continue;
+                    }
+                    let parsed = text.and_then(|(text, line_base): (Vec<u8>, u64)| {
+                        let (rows, dropped, invalid) =
+                            parse_chunk(&text, line_base, layout, columns, options)?;
+                        let value = work(Chunk {
+                            index,
+                            d: width - 1,
+                            rows: &rows,
+                        });
+                        Ok(((rows.len() / width) as u64, dropped, invalid, value))
+                    });
+                    if result_tx.send((index, parsed)).is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+        drop(result_tx);
+        let mut pending = BTreeMap::new();
+        for (index, parsed) in result_rx {
+            pending.insert(index, parsed);
+            while let Some(parsed) = pending.remove(&chunk_rows.len()) {
+                match parsed {
+                    Ok((rows, dropped, invalid, value)) => {
+                        consume(chunk_rows.len(), value);
+                        chunk_rows.push(rows);
+                        dropped_rows += dropped;
+                        if first_invalid.is_none() {
+                            first_invalid = invalid;
+                        }
+                    }
+                    Err(message) => {
+                        error.get_or_insert(message);
+                        stop.store(true, Ordering::Relaxed);
+                    }
+                }
+                if error.is_some() {
+                    break;
+                }
+            }
+            if error.is_some() {
+                break;
+            }
+        }
+        stop.store(true, Ordering::Relaxed);
+        reader.join().expect("the reader thread does not panic")
+    });
+    if let Some(message) = error {
+        return Err(fail(message));
+    }
+    let (content_hash, bytes) = read.map_err(fail)?;
+    if chunk_rows.iter().sum::<u64>() == 0 {
+        return Err(fail(match first_invalid {
+            None => "no data rows after the header".into(),
+            Some(first) => format!(
+                "all {dropped_rows} data rows have an invalid cell, so none is left (the first: {first})"
+            ),
+        }));
+    }
+    Ok(StreamInfo {
+        columns,
+        feature_names: layout.feature_names,
+        target_name: options.target.clone(),
+        content_hash,
+        bytes,
+        chunk_rows,
+        dropped_rows,
+    })
+}
+
+/// The reader thread: hashes the whole file and sends the text from `body` (the first data
+/// row) in chunks cut at record boundaries, each with the number of `\n` before it since
+/// `start` (csv counts lines by `\n`). Returns the hash and the file's size; an error in the
+/// text (a record too long) goes down the channel in its place in the file.
+fn read_chunks(
+    file: &std::fs::File,
+    start: u64,
+    body: u64,
+    delimiter: u8,
+    stop: &AtomicBool,
+    chunks: mpsc::SyncSender<(usize, ChunkText)>,
+) -> std::result::Result<(u64, u64), String> {
+    let mut hasher = Xxh64::new(0);
+    let mut reader = ReadAt { file, offset: 0 };
+    let mut buffer = Vec::new();
+    let mut eof = false;
+    // The header: hashed, its lines counted, dropped.
+    while (buffer.len() as u64) < body && !eof {
+        eof = fill(&mut reader, &mut buffer, &mut hasher)?;
+    }
+    let body = (body as usize).min(buffer.len());
+    let mut newlines = count_newlines(&buffer[start as usize..body]);
+    buffer.drain(..body);
+    let mut index = 0;
+    loop {
+        if stop.load(Ordering::Relaxed) {
+            return Err("stopped".into());
+        }
+        while buffer.len() < CHUNK_BYTES && !eof {
+            eof = fill(&mut reader, &mut buffer, &mut hasher)?;
+        }
+        if buffer.is_empty() {
+            break;
+        }
+        let cut = if eof {
+            Some(buffer.len())
+        } else {
+            record_boundary(&buffer, delimiter)
+        };
+        let Some(cut) = cut else {
+            if buffer.len() >= MAX_RECORD_BYTES {
+                let line = newlines + 1;
+                let _ = chunks.send((
+                    index,
+                    Err(format!(
+                        "line {line}: a record longer than {} MiB (a quote (\") left open?)",
+                        MAX_RECORD_BYTES >> 20
+                    )),
+                ));
+                return Err("stopped".into());
+            }
+            // One record fills the buffer: read on until it ends.
+            let target = buffer.len() + CHUNK_BYTES;
+            while buffer.len() < target && !eof {
+                eof = fill(&mut reader, &mut buffer, &mut hasher)?;
+            }
+            continue;
+        };
+        let rest = buffer.split_off(cut);
+        let chunk = std::mem::replace(&mut buffer, rest);
+        let base = newlines;
+        newlines += count_newlines(&chunk);
+        if chunks.send((index, Ok((chunk, base)))).is_err() {
+            return Err("stopped".into());
+        }
+        index += 1;
+    }
+    Ok((hasher.finish(), reader.offset))
+}
+
+/// Appends up to [`CHUNK_BYTES`] of the file to `buffer` and hashes them; true at the end.
+fn fill(
+    reader: &mut ReadAt,
+    buffer: &mut Vec<u8>,
+    hasher: &mut Xxh64,
+) -> std::result::Result<bool, String> {
+    let old = buffer.len();
+    buffer.resize(old + CHUNK_BYTES, 0);
+    let mut filled = old;
+    while filled < buffer.len() {
+        match reader.read(&mut buffer[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e.to_string()),
+        }
+    }
+    let eof = filled < buffer.len();
+    buffer.truncate(filled);
+    hasher.update(&buffer[old..]);
+    Ok(eof)
+}
+
+fn count_newlines(bytes: &[u8]) -> u64 {
+    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+}
+
+/// Where the text can be cut so that everything before it is whole records (`None`: not
+/// within `text`). `text` starts at a record boundary.
+fn record_boundary(text: &[u8], delimiter: u8) -> Option<usize> {
+    if !text.contains(&b'"')
+        && let Some(last) = text.iter().rposition(|&b| b == b'\n')
+    {
+        return Some(last + 1);
+    }
+    let mut reader = csv_reader(text, delimiter);
+    let mut record = csv::ByteRecord::new();
+    let mut last_start = 0;
+    while let Ok(true) = reader.read_byte_record(&mut record) {
+        last_start = record.position().map_or(0, |p| p.byte());
+    }
+    (last_start > 0).then_some(last_start as usize)
+}
+
+fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+    csv::ReaderBuilder::new()
+        .has_headers(false)
+        .delimiter(delimiter)
+        .flexible(true)
+        .from_reader(text)
+}
+
+/// The valid rows of one chunk (row-major, features then target), the rows dropped and the
+/// first dropped row's message; or the first bad row's message.
+fn parse_chunk(
+    text: &[u8],
+    line_base: u64,
+    layout: &Layout,
+    columns: &[String],
+    options: &TableOptions,
+) -> std::result::Result<(Vec<f64>, usize, Option<String>), String> {
+    let width = layout.feature_names.len() + 1;
+    let mut reader = csv_reader(text, options.delimiter);
+    let mut record = csv::ByteRecord::new();
+    let mut row = vec![0.0; width];
+    let mut rows = Vec::with_capacity(text.len() / 8);
+    let (mut dropped, mut first_invalid) = (0, None);
+    loop {
+        match reader.read_byte_record(&mut record) {
+            Ok(true) => {}
+            Ok(false) => break,
+            Err(e) => return Err(e.to_string()),
+        }
+        let line = || line_base + line_at(&record, |byte| &text[byte as usize..]);
+        if record.len() != columns.len() {
+            return Err(ragged(line(), record.len(), columns.len()));
+        }
+        match layout.parse_row(&record, &mut row) {
+            Ok(()) => rows.extend_from_slice(&row),
+            Err((column, problem)) => {
+                let message = format!("line {}, column `{}`: {problem}", line(), columns[column]);
+                if !options.drop_invalid_rows {
+                    return Err(format!(
+                        "{message} (use --drop-invalid-rows to skip such rows)"
+                    ));
+                }
+                dropped += 1;
+                first_invalid.get_or_insert(message);
+            }
+        }
+    }
+    Ok((rows, dropped, first_invalid))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::Table;
+    use super::*;
+
+    /// The streamed rows and hash equal [`Table::read`]'s, and so do the errors.
+    fn same_as_table(text: &[u8], options: &TableOptions) {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("t.csv");
+        std::fs::write(&path, text).unwrap();
+        let table = Table::read(&path, options);
+        let mut rows = Vec::new();
+        let streamed = stream(&path, options, |c| c.rows.to_vec(), |_, r| rows.extend(r));
+        match (table, streamed) {
+            (Ok(table), Ok(info)) => {
+                let d = table.d();
+                let expected: Vec<f64> = (0..table.rows())
+                    .flat_map(|i| table.row(i).iter().copied().chain([table.y[i]]))
+                    .collect();
+                assert_eq!(rows, expected);
+                assert_eq!(info.content_hash, table.content_hash);
+                assert_eq!(info.bytes, table.bytes);
+                assert_eq!(info.dropped_rows, table.dropped_rows);
+                assert_eq!(info.feature_names, table.feature_names);
+                assert_eq!(info.rows() as usize, table.rows());
+                assert_eq!(rows.len(), table.rows() * (d + 1));
+            }
+            (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string()),
+            (a, b) => panic!("{a:?} vs {:?}", b.map(|i| i.rows())),
+        }
+    }
+
+    #[test]
+    fn table_stream_equals_the_in_memory_read() {
+        let options = TableOptions::new("y");
+        // Several chunks: over 4 MiB of rows, with quotes in some of them, blank lines, CRLF.
+        let mut big = String::from("\u{feff}a,b,y\r\n");
+        for i in 0..900_000 {
+            match i % 1000 {
+                7 => big += &format!("\"{i}\",2,\"3\"\r\n"),
+                8 => big += "\n",
+                _ => big += &format!("{i},{}.5,{}\n", i % 7, i % 13),
+            }
+        }
+        assert!(big.len() > 2 * CHUNK_BYTES);
+        same_as_table(big.as_bytes(), &options);
+        // Errors, with the line of the first bad row far into the file.
+        let bad = big.clone() + "1,x,3\n";
+        same_as_table(bad.as_bytes(), &options);
+        let ragged = big.clone() + "1,3\n";
+        same_as_table(ragged.as_bytes(), &options);
+        let mut dropping = options.clone();
+        dropping.drop_invalid_rows = true;
+        same_as_table(bad.as_bytes(), &dropping);
+        same_as_table(b"a,y\n", &options);
+        same_as_table(b"a,y\nx,1\n", &dropping);
+        same_as_table(b"a,y\r1,2\r3,5\r", &options);
+        // A quoted field spanning lines, and one left open.
+        same_as_table(
+            b"a,n,y\n1,\"x\ny\",2\n3,4,5\n",
+            &TableOptions {
+                features: Some(vec!["a".into()]),
+                ..options.clone()
+            },
+        );
+        same_as_table(b"a,y\n1,\"2\n3,4\n", &options);
+    }
+}

@@ -51,8 +51,16 @@ pub struct OlsArgs {
     pub save_summary: Option<PathBuf>,
     /// Print the fit of the rows of all these summaries (`--save-summary` files of shards of
     /// one table), as one pass over the concatenated files would.
-    #[arg(long, num_args = 1.., value_name = "SUMMARY", conflicts_with_all = ["data", "target", "features", "delimiter", "val_frac", "seed", "drop_invalid_rows", "no_intercept"])]
+    #[arg(long, num_args = 1.., value_name = "SUMMARY", conflicts_with_all = ["data", "target", "features", "delimiter", "val_frac", "seed", "drop_invalid_rows", "no_intercept", "l2"])]
     pub merge: Vec<PathBuf>,
+    /// The ridge fit with penalty λ instead: the closed form of what `train --l2 λ` minimises
+    /// (on the standardized features and target; raw with --no-standardize). Reads the table
+    /// into memory; prints coefficients and fit quality, no standard errors.
+    #[arg(long, value_name = "λ", allow_negative_numbers = true, conflicts_with_all = ["save_summary", "no_intercept"])]
+    pub l2: Option<f32>,
+    /// With --l2: penalise the raw features' weights (train's --no-standardize).
+    #[arg(long, requires = "l2")]
+    pub no_standardize: bool,
 }
 
 /// `ols --json`: the data, the quality on both splits, then the summary's fields.
@@ -98,7 +106,7 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
     }
     let mut data = crate::config::TableConfig::new(path.clone(), target.clone());
     data.features = args.features.clone();
-    data.standardize = false;
+    data.standardize = args.l2.is_some() && !args.no_standardize;
     if let Some(d) = args.delimiter {
         data.delimiter = d;
     }
@@ -114,6 +122,9 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
         ..TrainingConfig::default()
     };
     config.validate()?;
+    if let Some(l2) = args.l2 {
+        return run_ridge(args, &data, &config, l2);
+    }
     let options = StreamOptions {
         table: TableOptions {
             target: data.target.clone(),
@@ -183,6 +194,72 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
         say!(console, "validation: {}", show(val));
     }
     print_summary(&mut console, summary);
+    console.finish()
+}
+
+/// `--l2`: the ridge closed form on the table read into memory, as `train --l2` sees it.
+fn run_ridge(args: &OlsArgs, data: &TableConfig, config: &TrainingConfig, l2: f32) -> Result<()> {
+    TrainingConfig {
+        l2,
+        ..config.clone()
+    }
+    .validate()?;
+    let table = crate::data::PreparedTable::load(data, config.seed)?;
+    let fit = crate::ridge::fit(&table, f64::from(l2)).map_err(|message| Error::Data {
+        path: PathBuf::from(&data.path),
+        message,
+    })?;
+    let quality = crate::report::split_quality(&table, &fit);
+    let t = &table.table;
+    let mut console = Console::default();
+    if args.json {
+        let json = serde_json::json!({
+            "data": data.path,
+            "target": t.target_name,
+            "features": t.feature_names,
+            "l2": l2,
+            "standardized": data.standardize,
+            "train_rows": table.train.len(),
+            "val_rows": table.val.len(),
+            "dropped_rows": t.dropped_rows,
+            "weights": fit.weights,
+            "bias": fit.bias,
+            "train": quality.train,
+            "validation": quality.val,
+        });
+        console.block(&json.to_string());
+        return console.finish();
+    }
+    say!(
+        console,
+        "ridge fit (λ {l2}, {}) of `{}` on {} training rows of {} ({} validation rows)",
+        if data.standardize {
+            "standardized"
+        } else {
+            "raw units"
+        },
+        t.target_name,
+        table.train.len(),
+        Path::new(&data.path).display(),
+        table.val.len()
+    );
+    for (name, w) in t.feature_names.iter().zip(&fit.weights) {
+        say!(console, "  {name:<16} {w:>16.8}");
+    }
+    say!(console, "  {:<16} {:>16.8}", "(intercept)", fit.bias);
+    let show = |q: crate::fit_quality::FitQuality| {
+        format!(
+            "MSE {:.6}  RMSE {:.6}  MAE {:.6}  R² {}",
+            q.mse,
+            q.rmse,
+            q.mae,
+            r2_text(q.r2, 6)
+        )
+    };
+    say!(console, "train: {}", show(quality.train));
+    if let Some(val) = quality.val {
+        say!(console, "validation: {}", show(val));
+    }
     console.finish()
 }
 

@@ -93,3 +93,76 @@ fn the_report_compares_with_the_ridge_fit_and_bad_values_are_refused() {
     }
     assert!(!dir.path().join("bad.json").exists());
 }
+
+#[test]
+fn ols_l2_prints_the_ridge_fit_train_is_checked_against() {
+    let data = diabetes().path;
+    let assert = burnfit()
+        .args([
+            "ols",
+            "--data",
+            &data,
+            "--target",
+            "progression",
+            "--l2",
+            "0.1",
+            "--json",
+        ])
+        .assert()
+        .success();
+    let json: serde_json::Value = serde_json::from_slice(&assert.get_output().stdout).unwrap();
+    let table = burnfit::data::PreparedTable::load(&diabetes(), 42).unwrap();
+    // λ travels as f32, as in a config.
+    let ridge = burnfit::ridge::fit(&table, f64::from(0.1f32)).unwrap();
+    let weights: Vec<f64> = json["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(weights, ridge.weights);
+    assert_eq!(json["bias"].as_f64().unwrap(), ridge.bias);
+    assert_eq!(json["standardized"], true);
+    assert_eq!(json["train_rows"], 354);
+    // Raw units give another fit; a negative λ and --no-standardize alone are usage errors.
+    let raw = burnfit()
+        .args([
+            "ols",
+            "--data",
+            &data,
+            "--target",
+            "progression",
+            "--l2",
+            "0.1",
+            "--no-standardize",
+            "--json",
+        ])
+        .assert()
+        .success();
+    let raw: serde_json::Value = serde_json::from_slice(&raw.get_output().stdout).unwrap();
+    assert_ne!(raw["weights"], json["weights"]);
+    burnfit()
+        .args([
+            "ols",
+            "--data",
+            &data,
+            "--target",
+            "progression",
+            "--l2",
+            "-1",
+        ])
+        .assert()
+        .code(2)
+        .stderr("error: invalid --l2 = -1: must be a finite number, 0 or more\n");
+    burnfit()
+        .args([
+            "ols",
+            "--data",
+            &data,
+            "--target",
+            "progression",
+            "--no-standardize",
+        ])
+        .assert()
+        .code(2);
+}

@@ -113,9 +113,9 @@ pub enum ScheduleKind {
     /// `--lr` throughout (after any warm-up).
     #[default]
     Constant,
-    /// Down in a straight line from `--lr` to 0 at the run's last step.
+    /// Down in a straight line from `--lr` towards 0 over the run's steps (the last at lr/N).
     Linear,
-    /// Half a cosine from `--lr` to 0 at the run's last step.
+    /// Half a cosine from `--lr` towards 0 over the run's steps.
     Cosine,
     /// `--lr` times `--lr-gamma` every `--lr-step-every` steps.
     Step,
@@ -153,7 +153,7 @@ pub struct Optimizer {
     pub schedule: ScheduleKind,
     /// Steps of linear warm-up from 0 to `lr`.
     pub warmup: u64,
-    /// The run's last step (linear and cosine reach 0 there).
+    /// The run's last step (linear and cosine head for 0 there).
     pub total: u64,
     /// The step schedule's interval.
     pub step_every: u64,
@@ -190,9 +190,11 @@ impl Optimizer {
         if t <= self.warmup {
             return (f64::from(lr) * t as f64 / self.warmup as f64) as f32;
         }
+        // Update `since` (1-based) of the `span` after warm-up: the first runs at the full rate,
+        // as PyTorch's schedulers stepped after each update do.
         let since = t - self.warmup;
         let span = self.total.saturating_sub(self.warmup).max(1);
-        let progress = (since as f64 / span as f64).min(1.0);
+        let progress = ((since - 1) as f64 / span as f64).min(1.0);
         let factor = match self.schedule {
             ScheduleKind::Constant => 1.0,
             ScheduleKind::Linear => 1.0 - progress,

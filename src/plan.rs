@@ -344,6 +344,23 @@ impl TrainPlan {
             resumed.as_ref(),
             table.as_deref(),
         )?;
+        if let Some(meta) = resumed.as_ref().and_then(|c| c.meta.as_ref())
+            && matches!(
+                config.lr_schedule,
+                ScheduleKind::Linear | ScheduleKind::Cosine
+            )
+            && meta.config.steps != config.steps
+        {
+            notes.push(format!(
+                "the {} learning-rate schedule now runs to step {} (it ran to step {} before this resume)",
+                match config.lr_schedule {
+                    ScheduleKind::Linear => "linear",
+                    _ => "cosine",
+                },
+                config.steps,
+                meta.config.steps
+            ));
+        }
         if let Some(table) = &table
             && config.batch >= table.train.len()
             && request.overrides.batch.is_some()

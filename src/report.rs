@@ -29,6 +29,8 @@ pub struct FitComparison {
     pub ols: Result<(OlsFit, SplitQuality), String>,
     /// The ridge penalty of the closed form (0: least squares).
     pub l2: f64,
+    /// The optimizer that trained the model (`adam` for a file without burnfit's metadata).
+    pub optimizer: &'static str,
 }
 
 impl FitComparison {
@@ -69,6 +71,10 @@ impl FitComparison {
                 })
             },
             l2,
+            optimizer: checkpoint
+                .meta
+                .as_ref()
+                .map_or("adam", |m| m.config.optimizer.name()),
         }
     }
 

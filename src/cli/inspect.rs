@@ -61,10 +61,21 @@ pub(super) fn run(args: &InspectArgs) -> Result<()> {
         (None, None, Some(problem)) => say!(console, "model: not loadable: {problem}"),
         (None, None, None) => say!(console, "model: not found"),
     }
+    // The metadata's config names the optimizer whose state this is (Adam without one).
+    let optimizer = inspection
+        .metadata
+        .as_ref()
+        .and_then(|m| m["config"]["optimizer"].as_str())
+        .map_or("Adam".to_string(), |name| match name {
+            "adamw" => "AdamW".into(),
+            "sgd" => "SGD".into(),
+            "rmsprop" => "RMSProp".into(),
+            other => other.to_string(),
+        });
     match inspection.optimizer_updates {
         Some(updates) => say!(
             console,
-            "optimizer: Adam, {updates} updates (t = {})",
+            "optimizer: {optimizer}, {updates} updates (t = {})",
             updates.saturating_add(1)
         ),
         None => say!(console, "optimizer: none"),

@@ -32,7 +32,21 @@ fn config_help() -> String {
             _ => Vec::new(),
         }
     };
-    let config = TrainingConfig::default();
+    // Every optional key present (saved configs leave out the ones at their defaults).
+    let config = TrainingConfig {
+        loss: crate::loss::LossKind::Huber,
+        huber_delta: 2.0,
+        l2: 1.0,
+        optimizer: crate::optim::OptimizerKind::Rmsprop,
+        momentum: 0.5,
+        rmsprop_alpha: 0.5,
+        weight_decay: 1.0,
+        lr_schedule: crate::optim::ScheduleKind::Step,
+        warmup_steps: 1,
+        lr_step_every: 1,
+        lr_gamma: 0.5,
+        ..TrainingConfig::default()
+    };
     let top: Vec<String> = keys(serde_json::to_value(&config).expect("config serialises"));
     let data = keys(serde_json::to_value(TableConfig::new("", "")).expect("serialises"));
     format!(
@@ -689,7 +703,14 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
         "MAE",
         "R²"
     );
-    console.line(row("burnfit (Adam)", &c.model));
+    let trained_by = match c.optimizer {
+        "adam" => "Adam",
+        "adamw" => "AdamW",
+        "sgd" => "SGD",
+        "rmsprop" => "RMSProp",
+        other => other,
+    };
+    console.line(row(&format!("burnfit ({trained_by})"), &c.model));
     let closed_form = if c.l2 == 0.0 { "OLS" } else { "ridge" };
     match &c.ols {
         Ok((fit, quality)) => {

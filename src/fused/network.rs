@@ -275,13 +275,11 @@ impl FusedNetworkTrainer {
         let (source, table) = match &batches {
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
-            Batches::Table { x, y, seed, .. } => (
-                GpuBatches::Table {
-                    rows: y.len(),
-                    seed: *seed,
-                },
-                Some((&x[..], &y[..])),
-            ),
+            Batches::Table { x, y, seed, .. } => {
+                let (rows, seed) = (y.len(), *seed);
+                let order = Box::new(move |epoch| epoch_permutation(rows, seed, epoch));
+                (GpuBatches::Table { rows, order }, Some((&x[..], &y[..])))
+            }
         };
         let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
         let device_error = |message: String| Error::Device {

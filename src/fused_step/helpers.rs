@@ -86,7 +86,8 @@ fn start_helper(index: usize) -> Option<Arc<Helper>> {
                 match job {
                     Some(job) => {
                         // A job that panics (a bug: the message is on stderr) must not take the
-                        // helper with it; the fused loop computes what a helper leaves undone.
+                        // helper with it. The line's fused loop computes what a helper leaves
+                        // undone; the dense step panics in its caller (`dense::team`).
                         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job()));
                         // Done with it, unless a newer job has replaced it meanwhile.
                         let mut current = slot.lock().unwrap_or_else(PoisonError::into_inner);

@@ -133,10 +133,15 @@ fn schedules_follow_their_formulas() {
         "warm-up: linear from 0"
     );
     assert_eq!(at(ScheduleKind::Constant, 700), 0.1);
-    assert!((at(ScheduleKind::Linear, 550) - 0.05).abs() < 1e-7);
-    assert_eq!(at(ScheduleKind::Linear, 1000), 0.0);
-    assert!((at(ScheduleKind::Cosine, 550) - 0.05).abs() < 1e-7);
-    assert!(at(ScheduleKind::Cosine, 1000).abs() < 1e-9);
+    // After warm-up, update k of 900 runs at lr·(1 − (k − 1)/900) (PyTorch's order): the first
+    // at the full rate, the last at lr/900.
+    assert_eq!(at(ScheduleKind::Linear, 101), 0.1);
+    assert!((at(ScheduleKind::Linear, 551) - 0.05).abs() < 1e-7);
+    assert!((at(ScheduleKind::Linear, 1000) - 0.1 / 900.0).abs() < 1e-9);
+    assert_eq!(at(ScheduleKind::Cosine, 101), 0.1);
+    assert!((at(ScheduleKind::Cosine, 551) - 0.05).abs() < 1e-7);
+    let last = at(ScheduleKind::Cosine, 1000);
+    assert!(last > 0.0 && last < 1e-6, "{last}");
     let step = TrainingConfig {
         lr_schedule: ScheduleKind::Step,
         lr_step_every: 100,
@@ -182,7 +187,7 @@ fn the_metrics_show_the_scheduled_rate_and_flags_are_checked() {
         .collect();
     assert_eq!(lrs.len(), 4, "{text}");
     for (i, lr) in lrs.iter().enumerate() {
-        let expected = 0.001 * (1.0 - (100.0 * (i + 1) as f64) / 400.0);
+        let expected = 0.001 * (1.0 - (100.0 * (i + 1) as f64 - 1.0) / 400.0);
         assert!(
             (lr - expected).abs() < 1e-9,
             "row {i}: lr {lr} vs {expected}"

@@ -29,6 +29,8 @@ pub fn threads_for(rows: usize, layout: &DenseLayout) -> usize {
 struct Shared {
     next: AtomicUsize,
     done: AtomicUsize,
+    /// A group's computation panicked (a bug): the caller panics too, rather than wait.
+    failed: std::sync::atomic::AtomicBool,
     groups: usize,
     inputs: *const StepInputs<'static>,
     grads: *mut Vec<f32>,
@@ -50,6 +52,8 @@ impl Shared {
             if group >= self.groups {
                 return;
             }
+            // Counts the group done even if it panics, so the caller never waits for it forever.
+            let finish = Finish(self, false);
             // SAFETY: group `group` is claimed by this thread alone and not done, so the caller
             // is still waiting and everything pointed to is alive (see `Shared`).
             unsafe {
@@ -61,7 +65,46 @@ impl Shared {
                 let grads = &mut *self.grads.add(group);
                 *self.losses.add(group) = inputs.group(group, grads, scratch);
             }
-            self.done.fetch_add(1, SeqCst);
+            finish.completed();
+        }
+    }
+}
+
+/// A claimed group's end: counted done when dropped, and marked failed when dropped by a
+/// panic.
+struct Finish<'a>(&'a Shared, bool);
+
+impl Finish<'_> {
+    fn completed(mut self) {
+        self.1 = true;
+    }
+}
+
+impl Drop for Finish<'_> {
+    fn drop(&mut self) {
+        if !self.1 {
+            self.0.failed.store(true, SeqCst);
+        }
+        self.0.done.fetch_add(1, SeqCst);
+    }
+}
+
+/// Waits, however the caller leaves [`run_groups`] (a panic included), until no thread can still
+/// touch the step's buffers: no group can be claimed any more, and every claimed one is done.
+struct Join<'a>(&'a Shared);
+
+impl Drop for Join<'_> {
+    fn drop(&mut self) {
+        let groups = self.0.groups;
+        let claimed = self.0.next.fetch_add(groups, SeqCst).min(groups);
+        let mut spins = 0u32;
+        while self.0.done.load(SeqCst) < claimed {
+            spins += 1;
+            if spins % 64 == 0 {
+                std::thread::yield_now();
+            } else {
+                std::hint::spin_loop();
+            }
         }
     }
 }
@@ -79,6 +122,7 @@ pub fn run_groups(
     let shared = Arc::new(Shared {
         next: AtomicUsize::new(0),
         done: AtomicUsize::new(0),
+        failed: std::sync::atomic::AtomicBool::new(false),
         groups,
         inputs: (inputs as *const StepInputs).cast(),
         grads: grads.as_mut_ptr(),
@@ -87,15 +131,13 @@ pub fn run_groups(
     let for_helpers = Arc::clone(&shared);
     let job: Job = Arc::new(move || for_helpers.work(None));
     HELPERS.run(threads - 1, &job);
-    shared.work(Some(scratch));
-    let mut spins = 0u32;
-    while shared.done.load(SeqCst) < groups {
-        spins += 1;
-        if spins % 64 == 0 {
-            std::thread::yield_now();
-        } else {
-            std::hint::spin_loop();
-        }
+    {
+        let _join = Join(&shared);
+        shared.work(Some(scratch));
     }
+    assert!(
+        !shared.failed.load(SeqCst),
+        "a helper thread panicked in the fused step (a bug; its message is above)"
+    );
     losses.iter().sum()
 }

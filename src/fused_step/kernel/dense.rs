@@ -10,7 +10,6 @@ use super::FusedOps;
 use super::dense_kernel::{
     LAYOUT_FIELDS, LOSS_HUBER, LOSS_MAE, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE,
 };
-use crate::data::table::epoch_permutation;
 use crate::fused_step::dense::Loss;
 use crate::loss::LossKind;
 use crate::model::{Activation, ModelSpec};
@@ -37,19 +36,21 @@ const GPU_LOOP_BUDGET: u64 = 4_000_000;
 /// Training rows a table may have here: row numbers travel as f32, exact to 2^24.
 pub const MAX_TABLE_ROWS: usize = 1 << 24;
 
+/// An epoch's row order (the engine's: `epoch_permutation` of the table's rows and the seed).
+pub type EpochOrder = Box<dyn Fn(u64) -> Vec<u32> + Send>;
+
 /// Where the batches come from.
-#[derive(Clone, Copy, Debug)]
 pub enum GpuBatches {
     /// The line's stream (its x and y).
     Line(LineStream),
     /// The line's stream's x, y = sin x.
     Sine(LineStream),
-    /// A table's training rows, in epochs shuffled with `seed`.
+    /// A table's training rows, in the order `order(epoch)` gives each epoch.
     Table {
         /// Training rows.
         rows: usize,
-        /// The run's seed.
-        seed: u64,
+        /// The rows of an epoch, in order.
+        order: EpochOrder,
     },
 }
 
@@ -164,7 +165,9 @@ impl DenseGpu {
         let widths: Vec<u64> = self.spec.widths().iter().map(|w| *w as u64).collect();
         let layers = widths.len() as u64 - 1;
         let params = self.spec.parameter_count();
-        let mut n = per(b * widths[0]) + per(b) + 16 + u64::from(trailing);
+        // The batch's draw or gather, the errors (one loop each), the loss's tree, the layer
+        // loops themselves, and a few iterations of slack.
+        let mut n = per(b * widths[0]) + 2 * per(b) + u64::from(trailing) + 2 * layers + 8;
         for (l, pair) in widths.windows(2).enumerate() {
             n += per(b * pair[1]) * (pair[0] + 1);
             if l > 0 {
@@ -180,8 +183,13 @@ impl DenseGpu {
         let per_step = self.iterations_per_step(batch, units);
         let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(units));
         if per_step + copy > self.budget {
+            let limit = if self.cpu_adapter {
+                "on this software adapter (its loop limit)"
+            } else {
+                "in one dispatch of the fused kernel's single workgroup (a driver's watchdog would kill it)"
+            };
             return Err(format!(
-                "cannot run a step of {} at batch {batch} on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff",
+                "cannot run a step of {} at batch {batch} {limit}; use a smaller --batch, --backend flex, or --engine autodiff",
                 self.spec.describe()
             ));
         }
@@ -204,17 +212,15 @@ impl DenseGpu {
     ) -> Result<DenseChunk, String> {
         let max = self.max_chunk_steps(batch)?;
         let steps = steps.min(max);
-        let (source, stream, table_rows, epoch_index) = match self.batches {
-            GpuBatches::Line(stream) => (SOURCE_LINE, stream, 0, 0),
-            GpuBatches::Sine(stream) => (SOURCE_SINE, stream, 0, 0),
-            GpuBatches::Table { rows, seed } => {
+        let (source, stream, table_rows, epoch_index) = match &self.batches {
+            GpuBatches::Line(stream) => (SOURCE_LINE, *stream, 0, 0),
+            GpuBatches::Sine(stream) => (SOURCE_SINE, *stream, 0, 0),
+            GpuBatches::Table { rows, order } => {
+                let rows = *rows;
                 let per_epoch = rows.div_ceil(batch) as u64;
                 let epoch = first_step / per_epoch;
                 if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    let order: Vec<f32> = epoch_permutation(rows, seed, epoch)
-                        .into_iter()
-                        .map(|r| r as f32)
-                        .collect();
+                    let order: Vec<f32> = order(epoch).into_iter().map(|r| r as f32).collect();
                     let t = Tensor::from_data(TensorData::new(order, [rows]), &self.device);
                     self.order = Some((epoch, t));
                 }
@@ -223,9 +229,9 @@ impl DenseGpu {
                 (SOURCE_TABLE, stream, rows as u32, index as u32)
             }
         };
-        let steps = match self.batches {
+        let steps = match &self.batches {
             // Within the epoch.
-            GpuBatches::Table { rows, .. } => {
+            &GpuBatches::Table { rows, .. } => {
                 steps.min(rows.div_ceil(batch) as u64 - u64::from(epoch_index))
             }
             _ => steps,

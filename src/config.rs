@@ -459,6 +459,51 @@ impl TrainingConfig {
                 "must be a finite number above 0",
             );
         }
+        // Settings of another optimizer, schedule or loss would be saved and silently ignored:
+        // a config file naming them is refused as the flags are.
+        let unused = |key: &'static str, value: String, what: &'static str| bad(key, value, what);
+        use crate::optim::OptimizerKind::{Adamw, Rmsprop, Sgd};
+        if self.momentum != 0.0 && !matches!(self.optimizer, Sgd | Rmsprop) {
+            return unused(
+                "momentum",
+                crate::error::shown(self.momentum),
+                "applies to optimizer sgd or rmsprop only",
+            );
+        }
+        if self.rmsprop_alpha != 0.99 && self.optimizer != Rmsprop {
+            return unused(
+                "rmsprop_alpha",
+                crate::error::shown(self.rmsprop_alpha),
+                "applies to optimizer rmsprop only",
+            );
+        }
+        if self.weight_decay != 0.0 && self.optimizer != Adamw {
+            return unused(
+                "weight_decay",
+                crate::error::shown(self.weight_decay),
+                "applies to optimizer adamw only",
+            );
+        }
+        if (self.lr_step_every != 1000 || self.lr_gamma != 0.1)
+            && self.lr_schedule != ScheduleKind::Step
+        {
+            return unused(
+                "lr_step_every/lr_gamma",
+                format!(
+                    "{}/{}",
+                    self.lr_step_every,
+                    crate::error::shown(self.lr_gamma)
+                ),
+                "apply to lr_schedule step only",
+            );
+        }
+        if self.huber_delta != DEFAULT_HUBER_DELTA && self.loss != LossKind::Huber {
+            return unused(
+                "huber_delta",
+                crate::error::shown(self.huber_delta),
+                "applies to loss huber only",
+            );
+        }
         if self.log_every == 0 {
             return bad("--log-every", self.log_every, "must be at least 1");
         }

@@ -232,6 +232,13 @@ fn the_metrics_show_the_scheduled_rate_and_flags_are_checked() {
         &["--lr-schedule", "step", "--lr-step-every", "0"],
         "invalid --lr-step-every = 0: must be at least 1",
     );
+    // A config file's settings of another optimizer are refused as the flags are.
+    let config = dir.path().join("c.json");
+    std::fs::write(&config, r#"{"optimizer": "adam", "weight_decay": 0.5}"#).unwrap();
+    refused(
+        &["--config", config.to_str().unwrap()],
+        "key `weight_decay` = 0.5: applies to optimizer adamw only",
+    );
     assert!(!dir.path().join("no.json").exists());
     // The default writes none of the new keys: files are as before.
     let plain = dir.path().join("p.json");

@@ -8,9 +8,10 @@ use std::path::Path;
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
-use crate::data::table::{Table, TableOptions};
+use crate::data::table::TableOptions;
+use crate::data::table::stream::stream;
 use crate::error::{Error, Result};
-use crate::fit_quality::FitQuality;
+use crate::fit_quality::{FitQuality, FitQualitySums};
 use crate::loss::{DEFAULT_HUBER_DELTA, LossKind};
 
 /// A model's score on a labelled file.
@@ -114,15 +115,8 @@ pub fn evaluate(
             message: format!("the target `{target}` is one of the model's features"),
         });
     }
-    let table = Table::read(
-        data,
-        &TableOptions {
-            target: target.to_owned(),
-            features: Some(features.to_vec()),
-            delimiter: delimiter as u8,
-            drop_invalid_rows,
-        },
-    )?;
+    // One streaming pass: chunks parsed and predicted on every core, the sums taken in row
+    // order (the numbers of an in-memory pass, bit for bit), memory a few chunks.
     let params = checkpoint.named_params();
     let (loss, delta) = checkpoint
         .meta
@@ -130,10 +124,36 @@ pub fn evaluate(
         .map_or((LossKind::Mse, DEFAULT_HUBER_DELTA), |m| {
             (m.config.loss, m.config.huber_delta)
         });
-    let quality = FitQuality::of(
-        (0..table.rows()).map(|r| checkpoint.spec.forward_host(&params, table.row(r))),
-        table.y.iter().copied(),
-    );
+    let mut sums = FitQualitySums::default();
+    let mut loss_sum = 0.0;
+    let info = stream(
+        data,
+        &TableOptions {
+            target: target.to_owned(),
+            features: Some(features.to_vec()),
+            delimiter: delimiter as u8,
+            drop_invalid_rows,
+        },
+        |chunk| {
+            chunk
+                .rows
+                .chunks_exact(chunk.d + 1)
+                .map(|row| {
+                    let (x, y) = row.split_at(chunk.d);
+                    (checkpoint.spec.forward_host(&params, x), y[0])
+                })
+                .collect::<Vec<_>>()
+        },
+        |_, pairs| {
+            for (p, y) in pairs {
+                sums.push(p, y);
+                if loss != LossKind::Mse {
+                    loss_sum += loss.value(p - y, f64::from(delta));
+                }
+            }
+        },
+    )?;
+    let quality = sums.finish();
     if quality.rows == 0 {
         return Err(Error::Data {
             path: data.to_owned(),
@@ -152,19 +172,13 @@ pub fn evaluate(
     let loss_value = if loss == LossKind::Mse {
         quality.mse
     } else {
-        let sum: f64 = (0..table.rows())
-            .map(|r| {
-                let e = checkpoint.spec.forward_host(&params, table.row(r)) - table.y[r];
-                loss.value(e, f64::from(delta))
-            })
-            .sum();
-        sum / quality.rows as f64
+        loss_sum / quality.rows as f64
     };
     Ok(Evaluation {
-        data: table.file_name,
-        target: table.target_name,
-        features: table.feature_names,
-        dropped_rows: table.dropped_rows,
+        data: data.display().to_string(),
+        target: info.target_name,
+        features: info.feature_names,
+        dropped_rows: info.dropped_rows,
         loss: LossValue {
             kind: loss.name(),
             huber_delta: (loss == LossKind::Huber).then_some(delta),

@@ -93,11 +93,67 @@ pub fn write_atomically_locked(path: &Path, bytes: &[u8], force: bool) -> Result
     }
 }
 
-/// A temporary file beside `target`, written and flushed to disk, (locked,) renamed over it.
-fn write_regular(target: &Path, dir: &Path, bytes: &[u8], lock: bool) -> std::io::Result<fs::File> {
+/// [`write_atomically`] for output made as it is written (rows in, rows out): `write` gets the
+/// destination's writer. A regular file is the temporary file, renamed over `path` only when
+/// `write` succeeds; on its error the temporary is removed and `path` is untouched. A device,
+/// FIFO or open descriptor (`/dev/stdout`) receives the bytes as they come, as a stream does.
+/// `write`'s I/O errors are its own to report; this adds `path`'s own.
+pub fn write_atomically_with<T>(
+    path: &Path,
+    force: bool,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let fail = |message: String| write_error(path, message);
+    match resolve(path, force)? {
+        Destination::Stream(target) => {
+            let file = OpenOptions::new()
+                .write(true)
+                .open(&target)
+                .map_err(|e| fail(e.to_string()))?;
+            write_through(file, path, write)
+        }
+        Destination::OpenFile(fd) => {
+            use std::os::fd::FromRawFd;
+            // SAFETY: `dup` of a descriptor this process holds; the File owns the duplicate.
+            let copy = unsafe { libc::dup(fd) };
+            if copy < 0 {
+                return Err(fail(std::io::Error::last_os_error().to_string()));
+            }
+            // SAFETY: `copy` is a fresh descriptor owned by nothing else.
+            write_through(unsafe { fs::File::from_raw_fd(copy) }, path, write)
+        }
+        Destination::Regular { path: target, dir } => {
+            let mut temp = new_temp(&target, &dir).map_err(|e| fail(e.to_string()))?;
+            // An error drops `temp`, which removes it.
+            let value = {
+                let mut out = std::io::BufWriter::with_capacity(1 << 16, temp.as_file_mut());
+                let value = write(&mut out)?;
+                out.flush().map_err(|e| fail(e.to_string()))?;
+                value
+            };
+            persist(temp, &target, &dir, false).map_err(|e| fail(e.to_string()))?;
+            Ok(value)
+        }
+    }
+}
+
+/// `write` into `file` (a stream: what is written stays written), buffered.
+fn write_through<T>(
+    file: fs::File,
+    path: &Path,
+    write: impl FnOnce(&mut dyn Write) -> Result<T>,
+) -> Result<T> {
+    let mut out = std::io::BufWriter::with_capacity(1 << 16, file);
+    let value = write(&mut out)?;
+    out.flush().map_err(|e| write_error(path, e.to_string()))?;
+    Ok(value)
+}
+
+/// A new temporary file beside `target`, with `target`'s permission bits when it exists.
+fn new_temp(target: &Path, dir: &Path) -> std::io::Result<tempfile::NamedTempFile> {
     remove_stale_temps_once(dir);
     let existing_mode = fs::metadata(target).ok().map(|m| m.permissions().mode());
-    let mut temp = tempfile::Builder::new()
+    let temp = tempfile::Builder::new()
         .prefix(TEMP_PREFIX)
         .suffix(TEMP_SUFFIX)
         // Created with this mode, the umask applies, as for any new file.
@@ -107,7 +163,23 @@ fn write_regular(target: &Path, dir: &Path, bytes: &[u8], lock: bool) -> std::io
         temp.as_file()
             .set_permissions(fs::Permissions::from_mode(mode & 0o7777))?;
     }
+    Ok(temp)
+}
+
+/// A temporary file beside `target`, written and flushed to disk, (locked,) renamed over it.
+fn write_regular(target: &Path, dir: &Path, bytes: &[u8], lock: bool) -> std::io::Result<fs::File> {
+    let mut temp = new_temp(target, dir)?;
     temp.write_all(bytes)?;
+    persist(temp, target, dir, lock)
+}
+
+/// `temp`, written, flushed to disk, (locked,) renamed over `target`.
+fn persist(
+    temp: tempfile::NamedTempFile,
+    target: &Path,
+    dir: &Path,
+    lock: bool,
+) -> std::io::Result<fs::File> {
     temp.as_file().sync_all()?;
     if lock {
         crate::file_lock::lock(temp.as_file()).map_err(|e| std::io::Error::other(e.to_string()))?;

@@ -18,7 +18,9 @@ use std::path::Path;
 
 use serde::{Deserialize, Serialize};
 
-pub use atomic::{write_atomically, write_atomically_locked, write_new_temp_file};
+pub use atomic::{
+    write_atomically, write_atomically_locked, write_atomically_with, write_new_temp_file,
+};
 pub use writer::CheckpointWriter;
 
 use crate::config::TrainingConfig;

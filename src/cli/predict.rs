@@ -7,9 +7,9 @@ use burn::tensor::Tensor;
 use clap::Args;
 
 use crate::backend::{Backend, BackendChoice};
-use crate::checkpoint::{self, Checkpoint, write_atomically};
+use crate::checkpoint::{self, Checkpoint, write_atomically_with};
 use crate::console::Console;
-use crate::data::predict_csv::{PredictionsFormat, json_number};
+use crate::data::predict_csv::{PredictFailure, PredictionsFormat, json_number};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::{Activation, Network};
@@ -304,29 +304,55 @@ fn run_csv(args: &PredictArgs, data: &Path) -> Result<()> {
         PredictionsFormat::Csv
     };
     let params = checkpoint.named_params();
-    let output =
-        crate::data::predict_csv::predict_rows(data, &features, delimiter, format, |row| {
-            checkpoint.spec.forward_host(&params, row)
-        })?;
+    let predict_rows = |out: &mut dyn std::io::Write| {
+        crate::data::predict_csv::predict_rows(
+            data,
+            &features,
+            delimiter,
+            format,
+            |row| checkpoint.spec.forward_host(&params, row),
+            out,
+        )
+    };
     match &args.out {
         Some(out) => {
-            write_atomically(out, &output.bytes, args.force)?;
+            // Rows go to a temporary file beside --out, renamed over it at the end: on an
+            // error it is removed and --out is untouched.
+            let rows = write_atomically_with(out, args.force, |sink| {
+                predict_rows(sink).map_err(|failure| match failure {
+                    PredictFailure::Input(e) => e,
+                    PredictFailure::Output(e) => Error::CheckpointWrite {
+                        path: out.clone(),
+                        message: e.to_string(),
+                    },
+                })
+            })?;
             let mut console = Console::default();
             // Nothing but the CSV when --out is stdout itself.
             if !crate::console::is_stdout(out) {
-                say!(
-                    console,
-                    "wrote {} predictions to {}",
-                    output.rows,
-                    out.display()
-                );
+                say!(console, "wrote {rows} predictions to {}", out.display());
             }
             console.finish()
         }
         None => {
-            let mut console = Console::default();
-            console.raw(&output.bytes);
-            console.finish()
+            // Rows are printed as they are predicted: on an error, the rows before the bad one
+            // have been printed (as `--x -` prints stdin's).
+            let stdout = std::io::stdout();
+            let mut sink = std::io::BufWriter::with_capacity(1 << 16, stdout.lock());
+            let result = predict_rows(&mut sink)
+                .and_then(|_| std::io::Write::flush(&mut sink).map_err(PredictFailure::Output));
+            match result {
+                Ok(()) => Ok(()),
+                // The reader closed the pipe (`| head`): it has what it wanted.
+                Err(PredictFailure::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+                    Ok(())
+                }
+                Err(PredictFailure::Output(e)) => Err(Error::Stdout(e.to_string())),
+                Err(PredictFailure::Input(e)) => {
+                    let _ = std::io::Write::flush(&mut sink);
+                    Err(e)
+                }
+            }
         }
     }
 }

@@ -378,14 +378,6 @@ fn text_start(mut reader: impl Read) -> std::io::Result<Option<u64>> {
     }
 }
 
-/// The text of a file held in memory: past its byte-order mark, refused when empty.
-pub(crate) fn text_of(bytes: &[u8]) -> Result<&[u8], String> {
-    match text_start(bytes) {
-        Ok(Some(start)) => Ok(&bytes[start as usize..]),
-        _ => Err("the file is empty".into()),
-    }
-}
-
 /// A CSV file's text after its header: the reader positioned at the first data row, and the
 /// column names. Shared by [`Table::read`] and `predict --data`, so both read a file alike.
 pub(crate) struct CsvText<R> {

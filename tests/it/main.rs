@@ -29,5 +29,6 @@ mod sharded_ols;
 mod shell_and_install;
 mod signals;
 mod stdout;
+mod streaming_predict;
 mod tensorboard;
 mod training;

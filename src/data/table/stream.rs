@@ -221,6 +221,92 @@ pub fn stream<T: Send>(
     })
 }
 
+/// A CSV file opened for a pass that keeps its rows' bytes (`predict --data`): the header, then
+/// the text after it in chunks cut at record boundaries ([`RecordChunks::for_each`]). The same
+/// header rules and cuts as [`stream`]; memory is a few chunks, whatever the file's size.
+pub(crate) struct RecordChunks {
+    file: std::fs::File,
+    start: u64,
+    body: u64,
+    delimiter: u8,
+    /// The header as the file has it.
+    pub header: csv::ByteRecord,
+    /// The header's names, ASCII whitespace trimmed.
+    pub columns: Vec<String>,
+}
+
+impl RecordChunks {
+    /// Opens `path` and reads its header; errors are messages for [`Error::Data`].
+    pub(crate) fn open(path: &Path, delimiter: u8) -> std::result::Result<Self, String> {
+        let file = open_regular(path)?;
+        let at = |offset: u64| ReadAt {
+            file: &file,
+            offset,
+        };
+        let start = text_start(at(0))
+            .map_err(|e| e.to_string())?
+            .ok_or("the file is empty")?;
+        let CsvText {
+            mut reader,
+            columns,
+        } = CsvText::open(at(start).take(MAX_HEADER_BYTES), delimiter)?;
+        let header = reader
+            .byte_headers()
+            .map_err(|e| format!("line 1: {e}"))?
+            .clone();
+        let body = start + reader.position().byte();
+        if reader.position().byte() >= MAX_HEADER_BYTES {
+            return Err(format!(
+                "line 1: the header is longer than {} MiB (a quote left open?)",
+                MAX_HEADER_BYTES >> 20
+            ));
+        }
+        drop(reader);
+        Ok(RecordChunks {
+            file,
+            start,
+            body,
+            delimiter,
+            header,
+            columns,
+        })
+    }
+
+    /// `each(text, line_base)` on each chunk in file order, while another thread reads the
+    /// next: `text` is whole records ([`csv_reader`] reads them), `line_base` the lines before
+    /// it (a record's line is `line_base` plus its line in `text`). Stops at `each`'s first
+    /// error; a read error (or a record over [`MAX_RECORD_BYTES`]) is `fail`'s.
+    pub(crate) fn for_each<E>(
+        self,
+        fail: impl Fn(String) -> E,
+        mut each: impl FnMut(&[u8], u64) -> std::result::Result<(), E>,
+    ) -> std::result::Result<(), E> {
+        let stop = AtomicBool::new(false);
+        let (tx, rx) = mpsc::sync_channel::<(usize, ChunkText)>(1);
+        std::thread::scope(|s| {
+            let (file, stop_ref) = (&self.file, &stop);
+            let (start, body, delimiter) = (self.start, self.body, self.delimiter);
+            let reader = s.spawn(move || read_chunks(file, start, body, delimiter, stop_ref, tx));
+            let mut result = Ok(());
+            for (_, text) in &rx {
+                let done = match text {
+                    Ok((text, line_base)) => each(&text, line_base),
+                    Err(message) => Err(fail(message)),
+                };
+                if let Err(e) = done {
+                    result = Err(e);
+                    break;
+                }
+            }
+            stop.store(true, Ordering::Relaxed);
+            drop(rx);
+            let read = reader.join().expect("the reader thread does not panic");
+            result?;
+            read.map(|_| ()).map_err(fail)
+        })
+    }
+}
+
 /// The reader thread: hashes the whole file and sends the text from `body` (the first data
 /// row) in chunks cut at record boundaries, each with the number of `\n` before it since
 /// `start` (csv counts lines by `\n`). Returns the hash and the file's size; an error in the
@@ -298,7 +384,14 @@ fn fill(
     hasher: &mut Xxh64,
 ) -> std::result::Result<bool, String> {
     let old = buffer.len();
-    buffer.resize(old + CHUNK_BYTES, 0);
+    // No more room than the rest of the file (and a byte to see its end): a small file costs
+    // no 4 MiB buffer to zero.
+    let left = reader
+        .file
+        .metadata()
+        .map_or(u64::MAX, |m| m.len().saturating_sub(reader.offset));
+    let room = usize::try_from(left.saturating_add(1)).map_or(CHUNK_BYTES, |n| n.min(CHUNK_BYTES));
+    buffer.resize(old + room, 0);
     let mut filled = old;
     while filled < buffer.len() {
         match reader.read(&mut buffer[filled..]) {
@@ -335,7 +428,8 @@ fn record_boundary(text: &[u8], delimiter: u8) -> Option<usize> {
     (last_start > 0).then_some(last_start as usize)
 }
 
-fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
+/// A reader of one chunk's records (no header; ragged rows reach the caller's check).
+pub(crate) fn csv_reader(text: &[u8], delimiter: u8) -> csv::Reader<&[u8]> {
     csv::ReaderBuilder::new()
         .has_headers(false)
         .delimiter(delimiter)

@@ -242,8 +242,8 @@ impl StepInputs<'_> {
                 unsafe { block_avx512(self, row, rows, grads, scratch) }
             }
             #[cfg(target_arch = "x86_64")]
-            InstructionSet::Avx2 if self.isa.is_available() => {
-                // SAFETY: the CPU has AVX2, checked just above.
+            InstructionSet::Avx2 if avx2_with_fma() => {
+                // SAFETY: the CPU has AVX2 and FMA, checked just above.
                 unsafe { block_avx2(self, row, rows, grads, scratch) }
             }
             _ => block_rows(self, row, rows, grads, scratch),
@@ -264,9 +264,16 @@ unsafe fn block_avx512(
     block_rows(inputs, row, rows, grads, scratch)
 }
 
-/// [`block_rows`] compiled for AVX2 (8 lanes); the same bits.
+/// Whether this CPU has AVX2 and FMA (every AVX2 CPU but a few has both; without FMA the
+/// products' `mul_add` would be a library call per value).
 #[cfg(target_arch = "x86_64")]
-#[target_feature(enable = "avx2")]
+fn avx2_with_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
+}
+
+/// [`block_rows`] compiled for AVX2 with FMA (8 lanes); the same bits.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2,fma")]
 unsafe fn block_avx2(
     inputs: &StepInputs,
     row: usize,

@@ -266,3 +266,54 @@ impl RunReport {
         self.losses.last().map(|p| p.loss)
     }
 }
+
+/// The config's `--data` table: the one the caller has read, or read here (none without
+/// `--data`). Both engines start this way.
+pub fn table_for(
+    config: &TrainingConfig,
+    table: Option<std::sync::Arc<crate::data::PreparedTable>>,
+) -> Result<Option<std::sync::Arc<crate::data::PreparedTable>>> {
+    Ok(match (&config.data, table) {
+        (Some(_), Some(table)) => Some(table),
+        (Some(data), None) => Some(std::sync::Arc::new(crate::data::PreparedTable::load(
+            data,
+            config.seed,
+        )?)),
+        (None, _) => None,
+    })
+}
+
+/// A run's first parameters, in the space it trains in (both engines start from these): a
+/// resumed checkpoint's (checked against `spec`; on a scaled table moved from the data's units
+/// into the training space), or [`ModelSpec::init`] of the seed, with the output bias at the
+/// targets' mean when they are raw (unstandardized targets may sit far from 0: Adam's steps
+/// then go into the fit, not into walking there).
+pub fn starting_params(
+    spec: &crate::model::ModelSpec,
+    seed: u64,
+    table: Option<&crate::data::PreparedTable>,
+    resume: Option<&Checkpoint>,
+) -> Result<Vec<crate::host::HostTensor>> {
+    let mut params = match resume {
+        Some(checkpoint) => {
+            checkpoint.check_model(spec)?;
+            checkpoint.params.clone()
+        }
+        None => {
+            let mut params = spec.init(seed);
+            if let Some(table) = table.filter(|t| t.target_scaling.is_none()) {
+                let bias = params.last_mut().expect("a model has parameters");
+                bias.data = vec![table.training_target_mean() as f32];
+            }
+            params
+        }
+    };
+    // Checkpoints keep the data's units; training runs on the scaled features and target.
+    if let (Some(table), Some(checkpoint)) = (table, resume)
+        && table.is_scaled()
+    {
+        let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
+        params = table.resume_params(&spec.param_names(), &params, record);
+    }
+    Ok(params)
+}

@@ -66,11 +66,7 @@ impl Trainer {
         resume: Option<&Checkpoint>,
     ) -> Result<Self> {
         config.validate()?;
-        let table = match (&config.data, table) {
-            (Some(_), Some(table)) => Some(table),
-            (Some(data), None) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
-            (None, _) => None,
-        };
+        let table = crate::engine::table_for(&config, table)?;
         let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
         spec.validate()
             .map_err(|message| Error::InvalidModel { message })?;
@@ -100,29 +96,7 @@ impl Trainer {
             })?;
         let device = backend.device.clone().autodiff();
         let inner = backend.device.clone();
-        let mut params = match resume {
-            Some(checkpoint) => {
-                checkpoint.check_model(&spec)?;
-                checkpoint.params.clone()
-            }
-            None => {
-                let mut params = spec.init(config.seed);
-                // Raw (unstandardized) targets may sit far from 0: start the output bias at
-                // their mean, so Adam's steps go into the fit, not into walking there.
-                if let Some(table) = table.as_ref().filter(|t| t.target_scaling.is_none()) {
-                    let bias = params.last_mut().expect("a model has parameters");
-                    bias.data = vec![table.training_target_mean() as f32];
-                }
-                params
-            }
-        };
-        // Checkpoints keep the data's units; training runs on the scaled features and target.
-        if let (Some(table), Some(checkpoint)) = (&table, resume)
-            && table.is_scaled()
-        {
-            let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
-            params = table.resume_params(&spec.param_names(), &params, record);
-        }
+        let params = crate::engine::starting_params(&spec, config.seed, table.as_deref(), resume)?;
         let mut model = Network::from_host(&spec, &params, &device);
         model.params = model.params.into_iter().map(Tensor::require_grad).collect();
         let zeros = || {

@@ -142,35 +142,11 @@ impl FusedNetworkTrainer {
         resume: Option<&Checkpoint>,
     ) -> Result<Self> {
         super::check_supports(&config)?;
-        let table = match (&config.data, table) {
-            (Some(_), Some(table)) => Some(table),
-            (Some(data), None) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
-            (None, _) => None,
-        };
+        let table = crate::engine::table_for(&config, table)?;
         let spec = config.model_spec(table.as_ref().map_or(1, |t| t.d()));
         spec.validate()
             .map_err(|message| Error::InvalidModel { message })?;
-        let mut params = match resume {
-            Some(checkpoint) => {
-                checkpoint.check_model(&spec)?;
-                checkpoint.params.clone()
-            }
-            None => {
-                let mut params = spec.init(config.seed);
-                // As the autodiff engine: raw targets start the output bias at their mean.
-                if let Some(table) = table.as_ref().filter(|t| t.target_scaling.is_none()) {
-                    let bias = params.last_mut().expect("a model has parameters");
-                    bias.data = vec![table.training_target_mean() as f32];
-                }
-                params
-            }
-        };
-        if let (Some(table), Some(checkpoint)) = (&table, resume)
-            && table.is_scaled()
-        {
-            let record = checkpoint.meta.as_ref().and_then(|m| m.data.as_ref());
-            params = table.resume_params(&spec.param_names(), &params, record);
-        }
+        let params = crate::engine::starting_params(&spec, config.seed, table.as_deref(), resume)?;
         let adam_state = resume.and_then(|c| c.adam.as_ref());
         let moments: Option<(Vec<_>, Vec<_>)> =
             adam_state.map(|adam| adam.moments.iter().cloned().unzip());

@@ -7,7 +7,7 @@ use burnfit::data::sine::SineData;
 use burnfit::{BackendKind, Checkpoint, EngineKind};
 use predicates::str::contains;
 
-use crate::common::{backends, burnfit, serial};
+use crate::common::{backends, burnfit, final_loss, run_engine, serial, state_bits};
 
 fn sine_mlp() -> TrainingConfig {
     TrainingConfig {
@@ -34,40 +34,6 @@ fn fresh_sine_mse(checkpoint: &Checkpoint) -> f64 {
         / x.len() as f64
 }
 
-/// Parameters and Adam moments, as one list.
-fn state_values(c: &Checkpoint) -> Vec<u32> {
-    let adam = c.adam.as_ref().expect("Adam state");
-    c.params
-        .iter()
-        .flat_map(|p| p.data.clone())
-        .chain(
-            adam.moments
-                .iter()
-                .flat_map(|(m, v)| [m.data.clone(), v.data.clone()].concat()),
-        )
-        .map(f32::to_bits)
-        .collect()
-}
-
-fn run(
-    engine: EngineKind,
-    config: &TrainingConfig,
-    backend: &burnfit::Backend,
-    steps: u64,
-    start: Option<&Checkpoint>,
-) -> Checkpoint {
-    let mut trainer = burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();
-    trainer.run(steps, &mut ()).unwrap();
-    trainer.checkpoint().unwrap()
-}
-
-fn final_loss(c: &Checkpoint) -> f32 {
-    c.meta
-        .as_ref()
-        .and_then(|m| m.final_loss)
-        .expect("a final loss")
-}
-
 #[test]
 fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
     let _guard = serial();
@@ -76,7 +42,7 @@ fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
     let mut gpu_runs = Vec::new();
     for backend in backends() {
         let kind = backend.kind;
-        let fused = run(EngineKind::Fused, &config, &backend, 1000, None);
+        let fused = run_engine(EngineKind::Fused, &config, &backend, 1000, None);
         let f = fresh_sine_mse(&fused);
         assert!(f <= 0.01, "{kind}: fresh-batch MSE fused {f}");
         if kind == BackendKind::Wgpu {
@@ -99,19 +65,15 @@ fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
                     "--engine fused cannot run a step of mlp 1-64-64-1, tanh at batch 4096 on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff"
                 );
             }
-            let first = run(EngineKind::Fused, &config, &backend, 300, None);
-            let resumed = run(EngineKind::Fused, &config, &backend, 200, Some(&first));
-            let whole = run(EngineKind::Fused, &config, &backend, 500, None);
-            assert_eq!(
-                state_values(&resumed),
-                state_values(&whole),
-                "{kind}: resumed"
-            );
-            let again = run(EngineKind::Fused, &config, &backend, 500, None);
-            assert_eq!(state_values(&again), state_values(&whole), "{kind}: rerun");
+            let first = run_engine(EngineKind::Fused, &config, &backend, 300, None);
+            let resumed = run_engine(EngineKind::Fused, &config, &backend, 200, Some(&first));
+            let whole = run_engine(EngineKind::Fused, &config, &backend, 500, None);
+            assert_eq!(state_bits(&resumed), state_bits(&whole), "{kind}: resumed");
+            let again = run_engine(EngineKind::Fused, &config, &backend, 500, None);
+            assert_eq!(state_bits(&again), state_bits(&whole), "{kind}: rerun");
             continue;
         }
-        let autodiff = run(EngineKind::Autodiff, &config, &backend, 1000, None);
+        let autodiff = run_engine(EngineKind::Autodiff, &config, &backend, 1000, None);
         // The same model from the same start on the same batches: both converge, to the same loss.
         let a = fresh_sine_mse(&autodiff);
         assert!(a <= 0.01, "{kind}: fresh-batch MSE autodiff {a}");
@@ -121,25 +83,27 @@ fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
             "{kind}: final loss fused {lf} vs autodiff {la}"
         );
         // 600 + 400 steps through a file are the 1000, bit for bit; a rerun is identical.
-        let first = run(EngineKind::Fused, &config, &backend, 600, None);
+        let first = run_engine(EngineKind::Fused, &config, &backend, 600, None);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("mid.json");
         first.save(&path).unwrap();
-        let resumed = run(
+        let resumed = run_engine(
             EngineKind::Fused,
             &config,
             &backend,
             400,
             Some(&Checkpoint::load(&path).unwrap()),
         );
+        assert_eq!(state_bits(&resumed), state_bits(&fused), "{kind}: resumed");
         assert_eq!(
-            state_values(&resumed),
-            state_values(&fused),
-            "{kind}: resumed"
-        );
-        assert_eq!(
-            state_values(&run(EngineKind::Fused, &config, &backend, 1000, None)),
-            state_values(&fused),
+            state_bits(&run_engine(
+                EngineKind::Fused,
+                &config,
+                &backend,
+                1000,
+                None
+            )),
+            state_bits(&fused),
             "{kind}: rerun"
         );
         cpu_runs.push((kind, fused));
@@ -147,8 +111,8 @@ fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
     // One CPU step, whatever burn backend hosts the run.
     for (kind, c) in &cpu_runs[1..] {
         assert_eq!(
-            state_values(c),
-            state_values(&cpu_runs[0].1),
+            state_bits(c),
+            state_bits(&cpu_runs[0].1),
             "{kind} vs {}",
             cpu_runs[0].0
         );
@@ -178,12 +142,18 @@ fn large_batches_use_threads_and_give_the_same_bits_as_one_thread() {
         .into_iter()
         .find(|b| b.kind != BackendKind::Wgpu)
         .unwrap();
-    let a = run(EngineKind::Fused, &config, &backend, 30, None);
-    let b = run(EngineKind::Fused, &config, &backend, 30, None);
-    assert_eq!(state_values(&a), state_values(&b));
+    let a = run_engine(EngineKind::Fused, &config, &backend, 30, None);
+    let b = run_engine(EngineKind::Fused, &config, &backend, 30, None);
+    assert_eq!(state_bits(&a), state_bits(&b));
     let (la, lb) = (
         final_loss(&a),
-        final_loss(&run(EngineKind::Autodiff, &config, &backend, 30, None)),
+        final_loss(&run_engine(
+            EngineKind::Autodiff,
+            &config,
+            &backend,
+            30,
+            None,
+        )),
     );
     assert!((la - lb).abs() <= 0.05 * lb, "fused {la} vs autodiff {lb}");
 }
@@ -214,8 +184,8 @@ fn an_mlp_on_a_table_and_the_linear_model_on_the_sine_task_train_fused() {
         .find(|b| b.kind != BackendKind::Wgpu)
         .unwrap();
     for config in [table, linear_sine] {
-        let fused = run(EngineKind::Fused, &config, &backend, 1000, None);
-        let autodiff = run(EngineKind::Autodiff, &config, &backend, 1000, None);
+        let fused = run_engine(EngineKind::Fused, &config, &backend, 1000, None);
+        let autodiff = run_engine(EngineKind::Autodiff, &config, &backend, 1000, None);
         assert_eq!(fused.spec, autodiff.spec);
         let (lf, la) = (final_loss(&fused), final_loss(&autodiff));
         assert!(
@@ -223,9 +193,9 @@ fn an_mlp_on_a_table_and_the_linear_model_on_the_sine_task_train_fused() {
             "{:?}: fused {lf} vs autodiff {la}",
             fused.spec
         );
-        let first = run(EngineKind::Fused, &config, &backend, 700, None);
-        let resumed = run(EngineKind::Fused, &config, &backend, 300, Some(&first));
-        assert_eq!(state_values(&resumed), state_values(&fused));
+        let first = run_engine(EngineKind::Fused, &config, &backend, 700, None);
+        let resumed = run_engine(EngineKind::Fused, &config, &backend, 300, Some(&first));
+        assert_eq!(state_bits(&resumed), state_bits(&fused));
     }
 }
 

@@ -3,36 +3,10 @@
 
 use burnfit::config::{ModelKind, TableConfig, Task, TrainingConfig};
 use burnfit::loss::LossKind;
-use burnfit::{BackendKind, Checkpoint, EngineKind};
+use burnfit::{BackendKind, EngineKind};
 use predicates::str::contains;
 
-use crate::common::{backends, burnfit, serial};
-
-fn run(
-    engine: EngineKind,
-    config: &TrainingConfig,
-    backend: &burnfit::Backend,
-    steps: u64,
-    start: Option<&Checkpoint>,
-) -> Checkpoint {
-    let mut trainer = burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();
-    trainer.run(steps, &mut ()).unwrap();
-    trainer.checkpoint().unwrap()
-}
-
-fn final_loss(c: &Checkpoint) -> f32 {
-    c.meta
-        .as_ref()
-        .and_then(|m| m.final_loss)
-        .expect("a final loss")
-}
-
-fn bits(c: &Checkpoint) -> Vec<u32> {
-    c.params
-        .iter()
-        .flat_map(|p| p.data.iter().map(|v| v.to_bits()))
-        .collect()
-}
+use crate::common::{backends, burnfit, final_loss, run_engine, serial, state_bits};
 
 #[test]
 fn every_loss_trains_alike_on_both_engines_and_resumes_exactly() {
@@ -52,22 +26,26 @@ fn every_loss_trains_alike_on_both_engines_and_resumes_exactly() {
             huber_delta: if loss == LossKind::Huber { 0.5 } else { 1.0 },
             ..Default::default()
         };
-        let fused = run(EngineKind::Fused, &config, &cpu, steps, None);
-        let autodiff = run(EngineKind::Autodiff, &config, &cpu, steps, None);
+        let fused = run_engine(EngineKind::Fused, &config, &cpu, steps, None);
+        let autodiff = run_engine(EngineKind::Autodiff, &config, &cpu, steps, None);
         let (f, a) = (final_loss(&fused), final_loss(&autodiff));
         assert!(
             (f - a).abs() <= 0.05 * a,
             "{loss:?}: fused {f} vs autodiff {a}"
         );
-        let first = run(EngineKind::Fused, &config, &cpu, steps / 2, None);
-        let resumed = run(
+        let first = run_engine(EngineKind::Fused, &config, &cpu, steps / 2, None);
+        let resumed = run_engine(
             EngineKind::Fused,
             &config,
             &cpu,
             steps - steps / 2,
             Some(&first),
         );
-        assert_eq!(bits(&resumed), bits(&fused), "{loss:?}: resumed");
+        assert_eq!(
+            state_bits(&resumed),
+            state_bits(&fused),
+            "{loss:?}: resumed"
+        );
         assert_eq!(
             resumed.meta.unwrap().config.loss,
             loss,
@@ -77,7 +55,7 @@ fn every_loss_trains_alike_on_both_engines_and_resumes_exactly() {
             .into_iter()
             .filter(|b| b.kind == BackendKind::Wgpu)
         {
-            let g = final_loss(&run(EngineKind::Fused, &config, &gpu, steps, None));
+            let g = final_loss(&run_engine(EngineKind::Fused, &config, &gpu, steps, None));
             assert!(
                 (g - f).abs() <= 1e-3 * f,
                 "{loss:?}: wgpu fused {g} vs CPU fused {f}"
@@ -89,8 +67,8 @@ fn every_loss_trains_alike_on_both_engines_and_resumes_exactly() {
         loss: LossKind::Mae,
         ..Default::default()
     };
-    let fused = run(EngineKind::Fused, &line, &cpu, 1000, None);
-    let autodiff = run(EngineKind::Autodiff, &line, &cpu, 1000, None);
+    let fused = run_engine(EngineKind::Fused, &line, &cpu, 1000, None);
+    let autodiff = run_engine(EngineKind::Autodiff, &line, &cpu, 1000, None);
     let (w, wa) = (fused.params[0].data[0], autodiff.params[0].data[0]);
     assert!(
         (w - 2.5).abs() < 0.02 && (w - wa).abs() < 1e-3,
@@ -127,8 +105,8 @@ fn huber_with_a_huge_delta_is_half_the_mse_in_the_targets_units() {
     };
     for backend in backends() {
         for engine in [EngineKind::Autodiff, EngineKind::Fused] {
-            let m = final_loss(&run(engine, &mse, &backend, 300, None));
-            let h = final_loss(&run(engine, &huber, &backend, 300, None));
+            let m = final_loss(&run_engine(engine, &mse, &backend, 300, None));
+            let h = final_loss(&run_engine(engine, &huber, &backend, 300, None));
             assert!(
                 (h - 0.5 * m).abs() <= 1e-3 * m,
                 "{:?} {engine}: huber {h} vs mse/2 {}",

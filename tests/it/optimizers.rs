@@ -3,36 +3,10 @@
 
 use burnfit::config::TrainingConfig;
 use burnfit::optim::{OptimizerKind, ScheduleKind};
-use burnfit::{BackendKind, Checkpoint, EngineKind};
+use burnfit::{BackendKind, EngineKind};
 use predicates::str::contains;
 
-use crate::common::{backends, burnfit, serial};
-
-fn run(
-    engine: EngineKind,
-    config: &TrainingConfig,
-    backend: &burnfit::Backend,
-    steps: u64,
-    start: Option<&Checkpoint>,
-) -> Checkpoint {
-    let mut trainer = burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();
-    trainer.run(steps, &mut ()).unwrap();
-    trainer.checkpoint().unwrap()
-}
-
-fn state(c: &Checkpoint) -> Vec<u32> {
-    let adam = c.adam.as_ref().unwrap();
-    c.params
-        .iter()
-        .flat_map(|p| p.data.clone())
-        .chain(
-            adam.moments
-                .iter()
-                .flat_map(|(m, v)| [m.data.clone(), v.data.clone()].concat()),
-        )
-        .map(f32::to_bits)
-        .collect()
-}
+use crate::common::{backends, burnfit, run_engine, serial, state_bits};
 
 #[test]
 fn every_optimizer_and_schedule_trains_alike_on_both_engines_and_resumes_exactly() {
@@ -75,8 +49,8 @@ fn every_optimizer_and_schedule_trains_alike_on_both_engines_and_resumes_exactly
                 "{:?} {:?} on {}",
                 config.optimizer, config.lr_schedule, backend.kind
             );
-            let fused = run(EngineKind::Fused, config, &backend, 1000, None);
-            let autodiff = run(EngineKind::Autodiff, config, &backend, 1000, None);
+            let fused = run_engine(EngineKind::Fused, config, &backend, 1000, None);
+            let autodiff = run_engine(EngineKind::Autodiff, config, &backend, 1000, None);
             let (w, wa) = (fused.params[0].data[0], autodiff.params[0].data[0]);
             assert!((w - 2.5).abs() < 0.25, "{what}: w {w}");
             assert!(
@@ -84,14 +58,14 @@ fn every_optimizer_and_schedule_trains_alike_on_both_engines_and_resumes_exactly
                 "{what}: fused {w} vs autodiff {wa}"
             );
             // 600 + 400 = 1000 with the same schedule (it ends at the config's `steps`).
-            let first = run(EngineKind::Fused, config, &backend, 600, None);
-            let resumed = run(EngineKind::Fused, config, &backend, 400, Some(&first));
-            assert_eq!(state(&resumed), state(&fused), "{what}: resumed");
-            let first = run(EngineKind::Autodiff, config, &backend, 600, None);
-            let resumed = run(EngineKind::Autodiff, config, &backend, 400, Some(&first));
+            let first = run_engine(EngineKind::Fused, config, &backend, 600, None);
+            let resumed = run_engine(EngineKind::Fused, config, &backend, 400, Some(&first));
+            assert_eq!(state_bits(&resumed), state_bits(&fused), "{what}: resumed");
+            let first = run_engine(EngineKind::Autodiff, config, &backend, 600, None);
+            let resumed = run_engine(EngineKind::Autodiff, config, &backend, 400, Some(&first));
             assert_eq!(
-                state(&resumed),
-                state(&autodiff),
+                state_bits(&resumed),
+                state_bits(&autodiff),
                 "{what}: autodiff resumed"
             );
         }

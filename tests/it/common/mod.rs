@@ -186,3 +186,40 @@ pub fn run_err(args: &[&str]) -> (Option<i32>, String) {
         String::from_utf8_lossy(&output.stderr).into_owned(),
     )
 }
+
+/// `steps` steps of `engine` on `backend` from `start` (or fresh), through the library; the
+/// final checkpoint.
+pub fn run_engine(
+    engine: burnfit::EngineKind,
+    config: &burnfit::TrainingConfig,
+    backend: &Backend,
+    steps: u64,
+    start: Option<&Checkpoint>,
+) -> Checkpoint {
+    let mut trainer = burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();
+    trainer.run(steps, &mut ()).unwrap();
+    trainer.checkpoint().unwrap()
+}
+
+/// The last loss a checkpoint's run read back.
+pub fn final_loss(c: &Checkpoint) -> f32 {
+    c.meta
+        .as_ref()
+        .and_then(|m| m.final_loss)
+        .expect("a final loss")
+}
+
+/// Parameters and the optimizer's state, as bits (to compare runs bit for bit).
+pub fn state_bits(c: &Checkpoint) -> Vec<u32> {
+    let adam = c.adam.as_ref().expect("optimizer state");
+    c.params
+        .iter()
+        .flat_map(|p| p.data.clone())
+        .chain(
+            adam.moments
+                .iter()
+                .flat_map(|(m, v)| [m.data.clone(), v.data.clone()].concat()),
+        )
+        .map(f32::to_bits)
+        .collect()
+}

@@ -226,7 +226,7 @@ pub fn describe_workload(config: &TrainingConfig, table: Option<&PreparedTable>)
             "{} → `{}` ({} training rows), {}",
             data.path,
             data.target,
-            table.train.len(),
+            table.train_rows(),
             config.model_spec(table.d()).describe()
         ),
         _ => {

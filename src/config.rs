@@ -58,6 +58,18 @@ pub struct TableConfig {
     /// Skip rows with a cell that is not a finite number, instead of stopping.
     #[serde(default)]
     pub drop_invalid_rows: bool,
+    /// Train out of core (rows streamed from a binary cache on disk) even when the table would
+    /// fit in memory; a table that would not fit goes out of core anyway. Saved as `true` in a
+    /// checkpoint of an out-of-core run, so that a resume reads the same batches.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub out_of_core: bool,
+    /// Where an out-of-core run keeps its cache; `None`: beside the data file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cache_dir: Option<String>,
+}
+
+fn is_false(v: &bool) -> bool {
+    !*v
 }
 
 impl TableConfig {
@@ -81,6 +93,8 @@ impl TableConfig {
             standardize: Self::default_standardize(),
             val_frac: Self::default_val_frac(),
             drop_invalid_rows: false,
+            out_of_core: false,
+            cache_dir: None,
         }
     }
 }

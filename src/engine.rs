@@ -303,7 +303,7 @@ pub fn starting_params(
             let mut params = spec.init(seed);
             if let Some(table) = table.filter(|t| t.target_scaling.is_none()) {
                 let bias = params.last_mut().expect("a model has parameters");
-                bias.data = vec![table.training_target_mean() as f32];
+                bias.data = vec![table.training_target_mean()? as f32];
             }
             params
         }

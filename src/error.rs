@@ -67,6 +67,15 @@ pub enum Error {
         message: String,
     },
 
+    /// The binary cache of a data file for out-of-core training could not be written or read.
+    #[error("data cache {}: {message}", path.display())]
+    Cache {
+        /// The cache file (or its directory).
+        path: PathBuf,
+        /// What went wrong, and what would help.
+        message: String,
+    },
+
     /// A checkpoint could not be read or is not a valid checkpoint.
     #[error("checkpoint {}: {message}", path.display())]
     CheckpointRead {
@@ -271,6 +280,7 @@ impl Error {
             | Error::BatchTooLarge { .. }
             | Error::ConfigParse { .. }
             | Error::Data { .. }
+            | Error::Cache { .. }
             | Error::CheckpointFormat { .. }
             | Error::LossyConversion { .. }
             | Error::ModelMismatch { .. }

@@ -161,6 +161,14 @@ pub struct Overrides {
     /// Skip CSV rows with an empty or non-numeric cell (and say how many) instead of stopping.
     #[arg(long, help_heading = "Data")]
     pub drop_invalid_rows: bool,
+    /// Train out of core: the CSV's columns in use are cached once as f32 on disk (rebuilt when
+    /// the file or these options change) and batches are read from the cache in a block-shuffled
+    /// order, in bounded memory. Automatic when the table would not fit in memory
+    #[arg(long, help_heading = "Data")]
+    pub out_of_core: bool,
+    /// Where an out-of-core run keeps its cache [default: beside the CSV file]
+    #[arg(long, value_name = "DIR", help_heading = "Data")]
+    pub cache_dir: Option<String>,
     /// The model.
     #[arg(long, value_enum, help_heading = "Model",
           help = with_default("The model: `linear` (z = x·w + b) or `mlp` (dense layers of --hidden widths)", value_name(&DEFAULTS.model)))]
@@ -335,6 +343,13 @@ impl TrainPlan {
             Some(data) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
             None => None,
         };
+        // A table too big for memory went out of core: the config says so, and so does a
+        // checkpoint of the run, whose resume then reads the same batches.
+        if let (Some(table), Some(data)) = (&table, &mut config.data)
+            && table.is_out_of_core()
+        {
+            data.out_of_core = true;
+        }
         if let (Some(table), Some(checkpoint)) = (&table, &resumed) {
             check_same_data(table, checkpoint, request.allow_data_change, &mut notes)?;
         }
@@ -362,13 +377,13 @@ impl TrainPlan {
             ));
         }
         if let Some(table) = &table
-            && config.batch >= table.train.len()
+            && config.batch >= table.train_rows()
             && request.overrides.batch.is_some()
         {
             notes.push(format!(
                 "--batch {} covers all {} training rows: full-batch training",
                 config.batch,
-                table.train.len()
+                table.train_rows()
             ));
         }
         Ok(TrainPlan {
@@ -673,6 +688,12 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             if o.drop_invalid_rows {
                 data.drop_invalid_rows = true;
             }
+            if o.out_of_core {
+                data.out_of_core = true;
+            }
+            if let Some(dir) = &o.cache_dir {
+                data.cache_dir = Some(dir.clone());
+            }
         }
         None => {
             let csv_only = [
@@ -681,6 +702,8 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
                 ("--standardize/--no-standardize", o.standardize().is_some()),
                 ("--val-frac", o.val_frac.is_some()),
                 ("--drop-invalid-rows", o.drop_invalid_rows),
+                ("--out-of-core", o.out_of_core),
+                ("--cache-dir", o.cache_dir.is_some()),
                 ("--epochs", o.epochs.is_some()),
             ];
             if let Some((name, _)) = csv_only.iter().find(|(_, given)| *given) {
@@ -714,7 +737,7 @@ fn resolve_steps(
         (Some(steps), None, _) => Some(steps),
         (None, Some(0), _) => return Err(invalid("--epochs", 0, "must be at least 1")),
         (None, Some(epochs), Some(table)) => {
-            let per_epoch = steps_per_epoch(table.train.len(), config.batch);
+            let per_epoch = steps_per_epoch(table.train_rows(), config.batch);
             Some(epochs.checked_mul(per_epoch).ok_or_else(|| {
                 invalid(
                     "--epochs",
@@ -789,13 +812,13 @@ fn check_same_data(
     if let Some(what) = what {
         if !allow_change {
             return Err(Error::DataChanged {
-                path: table.table.file_name.clone(),
+                path: table.file_name().to_owned(),
                 what,
             });
         }
         notes.push(format!(
             "{} changed since the checkpoint ({what}); training on it as asked (--allow-data-change)",
-            table.table.file_name
+            table.file_name()
         ));
     }
     Ok(())

@@ -4,8 +4,9 @@
 use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
-use crate::data::PreparedTable;
+use crate::data::{PreparedTable, Split};
 use crate::fit_quality::FitQuality;
+use crate::error::Result;
 use crate::ols::{self, OlsFit};
 
 /// A fit's quality on both splits.
@@ -35,14 +36,11 @@ pub struct FitComparison {
 
 impl FitComparison {
     /// Evaluates `checkpoint` (parameters in the data's units) on `table`'s splits and fits OLS
-    /// on the same training rows.
-    pub fn of(table: &PreparedTable, checkpoint: &Checkpoint) -> FitComparison {
+    /// on the same training rows (passes over the cache for an out-of-core table; an error only
+    /// when it cannot be read).
+    pub fn of(table: &PreparedTable, checkpoint: &Checkpoint) -> Result<FitComparison> {
         let params = checkpoint.named_params();
-        let quality = |rows: &[u32]| table.quality(&checkpoint.spec, &params, rows);
-        let model = SplitQuality {
-            train: quality(&table.train),
-            val: (!table.val.is_empty()).then(|| quality(&table.val)),
-        };
+        let model = split_quality_of(table, |row| checkpoint.spec.forward_host(&params, row))?;
         let model_coefficients = checkpoint.spec.is_linear().then(|| {
             (
                 checkpoint.params[0]
@@ -59,23 +57,24 @@ impl FitComparison {
             Some(meta) if checkpoint.spec.is_linear() => f64::from(meta.config.l2),
             _ => 0.0,
         };
-        FitComparison {
+        let ols = match if l2 == 0.0 {
+            least_squares(table)?
+        } else {
+            crate::ridge::fit(table, l2)
+        } {
+            Ok(fit) => Ok((split_quality(table, &fit)?, fit)),
+            Err(why) => Err(why),
+        };
+        Ok(FitComparison {
             model,
             model_coefficients,
-            ols: if l2 == 0.0 {
-                ols_fit(table)
-            } else {
-                crate::ridge::fit(table, l2).map(|fit| {
-                    let split = split_quality(table, &fit);
-                    (fit, split)
-                })
-            },
+            ols: ols.map(|(split, fit)| (fit, split)),
             l2,
             optimizer: checkpoint
                 .meta
                 .as_ref()
                 .map_or("adam", |m| m.config.optimizer.name()),
-        }
+        })
     }
 
     /// The model's training MSE relative to the closed form's: 0.004 means 0.4 % above it.
@@ -87,23 +86,53 @@ impl FitComparison {
 }
 
 /// The least-squares fit of a table's training rows, and its quality on both splits.
-pub fn ols_fit(table: &PreparedTable) -> Result<(OlsFit, SplitQuality), String> {
-    let fit = ols::fit_table(&table.table, &table.train)?;
-    let split = split_quality(table, &fit);
-    Ok((fit, split))
+pub fn ols_fit(table: &PreparedTable) -> Result<std::result::Result<(OlsFit, SplitQuality), String>> {
+    Ok(match least_squares(table)? {
+        Ok(fit) => Ok((fit.clone(), split_quality(table, &fit)?)),
+        Err(why) => Err(why),
+    })
+}
+
+/// The least-squares fit of a table's training rows, or why there is none: QR of the rows in
+/// memory, or a streaming TSQR over the cache of an out-of-core table (`burnfit ols`'s method).
+fn least_squares(table: &PreparedTable) -> Result<std::result::Result<OlsFit, String>> {
+    if let Some(m) = table.in_memory() {
+        return Ok(ols::fit_table(&m.table, &m.train));
+    }
+    let d = table.d();
+    let mut tree = ols::TreeMerge::default();
+    let mut rows = Vec::new();
+    table.for_each_row(Split::Train, |x, y| {
+        rows.extend_from_slice(x);
+        rows.push(y);
+        if rows.len() >= 65_536 * (d + 1) {
+            tree.push(ols::Factor::of_rows(&rows, d, true));
+            rows.clear();
+        }
+    })?;
+    if !rows.is_empty() {
+        tree.push(ols::Factor::of_rows(&rows, d, true));
+    }
+    let factor = tree.finish().unwrap_or_else(|| ols::Factor::new(d, true));
+    Ok(ols::summary_of_factor(&factor, table.feature_names()).map(|summary| summary.fit))
 }
 
 /// A closed-form fit's quality on a table's training and validation rows.
-pub fn split_quality(table: &PreparedTable, fit: &OlsFit) -> SplitQuality {
-    let t = &table.table;
-    let quality = |rows: &[u32]| {
-        FitQuality::of(
-            rows.iter().map(|&r| fit.predict(t.row(r as usize))),
-            rows.iter().map(|&r| t.y[r as usize]),
-        )
-    };
-    SplitQuality {
-        train: quality(&table.train),
-        val: (!table.val.is_empty()).then(|| quality(&table.val)),
-    }
+pub fn split_quality(table: &PreparedTable, fit: &OlsFit) -> Result<SplitQuality> {
+    split_quality_of(table, |row| fit.predict(row))
+}
+
+/// The quality of `predict` on a table's training and validation rows.
+fn split_quality_of(
+    table: &PreparedTable,
+    predict: impl Fn(&[f64]) -> f64,
+) -> Result<SplitQuality> {
+    Ok(SplitQuality {
+        train: table.quality_of(Split::Train, &predict)?,
+        val: if table.val_rows() > 0 {
+            Some(table.quality_of(Split::Val, &predict)?)
+        } else {
+            None
+        },
+    })
 }

@@ -17,7 +17,10 @@ use crate::ols::OlsFit;
 
 /// The ridge fit of `table`'s training rows with penalty `l2`, in the data's units.
 pub fn fit(table: &PreparedTable, l2: f64) -> Result<OlsFit, String> {
-    let rows = &table.train;
+    let Some(in_memory) = table.in_memory() else {
+        return Err("the ridge closed form needs the table in memory, and this one is out of core".into());
+    };
+    let rows = &in_memory.train;
     let d = table.d();
     let n = rows.len();
     if n == 0 {
@@ -30,8 +33,8 @@ pub fn fit(table: &PreparedTable, l2: f64) -> Result<OlsFit, String> {
     };
     let (target_mean, target_std) = table.target_scaling.unwrap_or((0.0, 1.0));
     let x_t =
-        |r: u32, j: usize| (table.table.row(r as usize)[j] - feature_mean[j]) / feature_std[j];
-    let y_t = |r: u32| (table.table.y[r as usize] - target_mean) / target_std;
+        |r: u32, j: usize| (in_memory.table.row(r as usize)[j] - feature_mean[j]) / feature_std[j];
+    let y_t = |r: u32| (in_memory.table.y[r as usize] - target_mean) / target_std;
     let x_bar: Vec<f64> = (0..d)
         .map(|j| rows.iter().map(|&r| x_t(r, j)).sum::<f64>() / n as f64)
         .collect();
@@ -101,7 +104,8 @@ mod tests {
     fn no_penalty_is_ols_and_the_optimum_has_zero_gradient() {
         for standardize in [true, false] {
             let (_dir, t) = table(standardize);
-            let ols = crate::ols::fit_table(&t.table, &t.train).unwrap();
+            let m = t.in_memory().unwrap();
+            let ols = crate::ols::fit_table(&m.table, &m.train).unwrap();
             let ridge = fit(&t, 0.0).unwrap();
             for (a, b) in ridge.weights.iter().zip(&ols.weights) {
                 assert!((a - b).abs() <= 1e-9 * b.abs().max(1.0), "{a} vs {b}");
@@ -116,13 +120,13 @@ mod tests {
             let (ym, ys) = t.target_scaling.unwrap_or((0.0, 1.0));
             // Weights in the training space.
             let w_t: Vec<f64> = (0..2).map(|j| fit.weights[j] * std[j] / ys).collect();
-            let n = t.train.len() as f64;
+            let n = m.train.len() as f64;
             let mut grad = [0.0f64; 2];
-            for &r in &t.train {
-                let row = t.table.row(r as usize);
+            for &r in &m.train {
+                let row = m.table.row(r as usize);
                 let x: Vec<f64> = (0..2).map(|j| (row[j] - mean[j]) / std[j]).collect();
                 let z = (fit.predict(row) - ym) / ys;
-                let e = z - (t.table.y[r as usize] - ym) / ys;
+                let e = z - (m.table.y[r as usize] - ym) / ys;
                 for j in 0..2 {
                     grad[j] += 2.0 * e * x[j] / n;
                 }

@@ -73,7 +73,7 @@ impl Trainer {
         // A table's step takes at most all its training rows, whatever --batch says.
         let batch = table
             .as_ref()
-            .map_or(config.batch, |t| config.batch.min(t.train.len()));
+            .map_or(config.batch, |t| config.batch.min(t.train_rows()));
         backend
             .check_batch_fits(batch, Self::bytes_per_sample(&spec))
             .map_err(|error| match error {
@@ -164,7 +164,7 @@ impl Trainer {
             // The last step's loss is dropped before this step, not kept through it: burn's
             // fusion then builds the same kernels whatever the chunk size.
             drop(loss.take());
-            loss = Some(self.train_step(step));
+            loss = Some(self.train_step(step)?);
             if self.sync_every_step {
                 Engine::sync(self)?;
             }
@@ -191,9 +191,10 @@ impl Trainer {
         })
     }
 
-    /// One step; returns the batch's loss, still on the device.
-    fn train_step(&mut self, step: u64) -> Tensor<1> {
-        let (x, y) = self.data.batch(step, &self.backend, &self.device);
+    /// One step; returns the batch's loss, still on the device (an error only when an
+    /// out-of-core table's cache cannot be read).
+    fn train_step(&mut self, step: u64) -> Result<Tensor<1>> {
+        let (x, y) = self.data.batch(step, &self.backend, &self.device)?;
         let delta = self.table.as_ref().map_or(self.config.huber_delta, |t| {
             t.training_delta(self.config.huber_delta)
         });
@@ -228,7 +229,7 @@ impl Trainer {
         // Empty now: every gradient was taken out above, in parameter order.
         drop(grads);
         self.model.params = params;
-        loss_value
+        Ok(loss_value)
     }
 
     /// The optimizer's update of one parameter. The gradient is taken out of `grads` (not cloned): the

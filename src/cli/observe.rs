@@ -183,7 +183,7 @@ impl PeriodicSave {
 /// The model's loss (the run's `--loss`, in the target's units) on the validation rows of a CSV
 /// run: `val_loss`. `None` without validation rows.
 fn validation_loss(trainer: &dyn Engine) -> Result<Option<f64>> {
-    let Some(table) = trainer.table().filter(|t| !t.val.is_empty()) else {
+    let Some(table) = trainer.table().filter(|t| t.val_rows() > 0) else {
         return Ok(None);
     };
     let (spec, params) = trainer.model_in_data_units()?;
@@ -191,10 +191,10 @@ fn validation_loss(trainer: &dyn Engine) -> Result<Option<f64>> {
     Ok(Some(table.mean_loss(
         &spec,
         &params,
-        &table.val,
+        crate::data::Split::Val,
         config.loss,
         config.huber_delta,
-    )))
+    )?))
 }
 
 /// The lowest validation loss of the run, and where the checkpoint holding it went.

@@ -209,19 +209,18 @@ fn run_ridge(args: &OlsArgs, data: &TableConfig, config: &TrainingConfig, l2: f3
         path: PathBuf::from(&data.path),
         message,
     })?;
-    let quality = crate::report::split_quality(&table, &fit);
-    let t = &table.table;
+    let quality = crate::report::split_quality(&table, &fit)?;
     let mut console = Console::default();
     if args.json {
         let json = serde_json::json!({
             "data": data.path,
-            "target": t.target_name,
-            "features": t.feature_names,
+            "target": table.target_name(),
+            "features": table.feature_names(),
             "l2": l2,
             "standardized": data.standardize,
-            "train_rows": table.train.len(),
-            "val_rows": table.val.len(),
-            "dropped_rows": t.dropped_rows,
+            "train_rows": table.train_rows(),
+            "val_rows": table.val_rows(),
+            "dropped_rows": table.dropped_rows(),
             "weights": fit.weights,
             "bias": fit.bias,
             "train": quality.train,
@@ -238,12 +237,12 @@ fn run_ridge(args: &OlsArgs, data: &TableConfig, config: &TrainingConfig, l2: f3
         } else {
             "raw units"
         },
-        t.target_name,
-        table.train.len(),
+        table.target_name(),
+        table.train_rows(),
         Path::new(&data.path).display(),
-        table.val.len()
+        table.val_rows()
     );
-    for (name, w) in t.feature_names.iter().zip(&fit.weights) {
+    for (name, w) in table.feature_names().iter().zip(&fit.weights) {
         say!(console, "  {name:<16} {w:>16.8}");
     }
     say!(console, "  {:<16} {:>16.8}", "(intercept)", fit.bias);

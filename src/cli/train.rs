@@ -274,7 +274,9 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
         &checkpoint,
         &run,
     );
+    // Saved first: a report that fails (an out-of-core cache gone unreadable) loses no model.
     observer.save.writer.save(checkpoint.clone())?;
+    let comparison = comparison?;
     let console = &mut observer.display.console;
     if !format.keeps_optimizer() {
         console.line(format_args!(
@@ -411,7 +413,7 @@ fn check_early_stopping(args: &TrainArgs) -> Result<Option<(&Path, Format)>> {
 /// `--patience` and `--keep-best` watch the validation loss: refused before training when the
 /// run has no validation rows.
 fn check_validation_rows(args: &TrainArgs, plan: &TrainPlan) -> Result<()> {
-    if plan.table.as_ref().is_some_and(|t| !t.val.is_empty()) {
+    if plan.table.as_ref().is_some_and(|t| t.val_rows() > 0) {
         return Ok(());
     }
     let why = match &plan.table {
@@ -450,6 +452,9 @@ fn open_run(
     }
     if let Some(table) = &plan.table {
         console.line(data_line(table));
+        if let Some(line) = out_of_core_line(table) {
+            console.line(line);
+        }
     }
     let (backend, note) = plan.backend(args.backend)?;
     if let Some(note) = note {
@@ -474,7 +479,7 @@ fn open_run(
             "draws one-input linear models only (the line, or a CSV with one feature)",
         ));
     }
-    let with_val = table.as_ref().is_some_and(|t| !t.val.is_empty())
+    let with_val = table.as_ref().is_some_and(|t| t.val_rows() > 0)
         && (args.metrics.is_some() || args.plot.is_some() || args.tensorboard.is_some());
     let extra: &[&str] = if with_val {
         &[crate::metrics_log::VAL_LOSS]
@@ -519,31 +524,50 @@ fn open_run(
 
 /// `data: FILE — N rows (...), features [...], target ...`.
 fn data_line(table: &crate::data::PreparedTable) -> String {
-    let t = &table.table;
+    let dropped = table.dropped_rows();
     format!(
         "data: {} — {} rows ({} training, {} validation){}, features [{}], target `{}`{}",
-        t.file_name,
-        t.rows(),
-        table.train.len(),
-        table.val.len(),
-        if t.dropped_rows > 0 {
-            let s = if t.dropped_rows == 1 { "" } else { "s" };
-            format!(", {} invalid row{s} dropped", t.dropped_rows)
+        table.file_name(),
+        table.rows(),
+        table.train_rows(),
+        table.val_rows(),
+        if dropped > 0 {
+            let s = if dropped == 1 { "" } else { "s" };
+            format!(", {dropped} invalid row{s} dropped")
         } else {
             String::new()
         },
-        t.feature_names
+        table
+            .feature_names()
             .iter()
             .map(|n| abbreviate(n))
             .collect::<Vec<_>>()
             .join(", "),
-        abbreviate(&t.target_name),
+        abbreviate(table.target_name()),
         if table.scaling.is_some() {
             ", standardized"
         } else {
             ""
         }
     )
+}
+
+/// `out of core: cache FILE (reused | built in T, N MB/s of CSV)` for an out-of-core table.
+fn out_of_core_line(table: &crate::data::PreparedTable) -> Option<String> {
+    use crate::data::cache::CacheOrigin;
+    let rows = table.out_of_core()?;
+    let how = match rows.origin {
+        CacheOrigin::Reused => "reused".to_string(),
+        CacheOrigin::Built { took } => format!(
+            "built in {}, {:.0} MB/s of CSV",
+            duration_text(took),
+            rows.cache.header().source_bytes as f64 / 1e6 / took.as_secs_f64().max(1e-9)
+        ),
+    };
+    Some(format!(
+        "out of core: batches streamed from the cache {} ({how})",
+        rows.cache.path().display()
+    ))
 }
 
 /// What the run reached: the line's w and b, a CSV fit's quality next to the closed form's, or
@@ -553,7 +577,7 @@ fn report(
     trainer: &dyn Engine,
     checkpoint: &Checkpoint,
     run: &RunReport,
-) -> Option<FitComparison> {
+) -> Result<Option<FitComparison>> {
     let mut compared = None;
     if checkpoint.spec == ModelSpec::linear(1) {
         console.line(format_args!(
@@ -562,7 +586,7 @@ fn report(
         ));
     }
     if let Some(table) = trainer.table() {
-        let comparison = FitComparison::of(table, checkpoint);
+        let comparison = FitComparison::of(table, checkpoint)?;
         print_comparison(console, table, &comparison);
         if table.is_scaled()
             && let Some(scaled) = checkpoint
@@ -578,7 +602,7 @@ fn report(
                     p.value.data = values.clone();
                 }
             }
-            let trained = table.training_space_mse(&checkpoint.spec, &params);
+            let trained = table.training_space_mse(&checkpoint.spec, &params)?;
             if comparison.model.train.mse > 1.01 * trained {
                 console.line(format_args!(
                     "note: the saved model (f32, the data's units) has training MSE {:.6}, the trained one {trained:.6}: a feature's mean is large next to its spread (a timestamp?); subtract an offset from it before fitting to keep the precision",
@@ -601,7 +625,7 @@ fn report(
         duration_text(run.total),
         duration_text(run.first_step)
     ));
-    compared
+    Ok(compared)
 }
 
 /// A duration with 3–4 significant digits in the unit that suits it: `412 µs`, `3.25 ms`,
@@ -650,8 +674,23 @@ fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bo
     let config = trainer.config();
     let (points, truth): (Vec<(f64, f64)>, _) = match trainer.table() {
         Some(table) => {
-            let t = &table.table;
-            let points = (0..t.rows()).map(|r| (t.row(r)[0], t.y[r])).collect();
+            // Every row in memory; out of core, every k-th (the chart draws a few thousand).
+            if let Some(m) = table.in_memory() {
+                let t = &m.table;
+                let points: Vec<(f64, f64)> = (0..t.rows()).map(|r| (t.row(r)[0], t.y[r])).collect();
+                return crate::plot::fit_chart(&points, fitted, None, out, force);
+            }
+            let every = table.rows().div_ceil(4 * crate::plot::FIT_SAMPLE).max(1);
+            let mut points = Vec::new();
+            let mut i = 0usize;
+            for split in [crate::data::Split::Train, crate::data::Split::Val] {
+                table.for_each_row(split, |x, y| {
+                    if i % every == 0 {
+                        points.push((x[0], y));
+                    }
+                    i += 1;
+                })?;
+            }
             (points, None)
         }
         None => {
@@ -730,7 +769,7 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
                     closed_form
                 );
                 for ((name, model), ols) in
-                    table.table.feature_names.iter().zip(w).zip(&fit.weights)
+                    table.feature_names().iter().zip(w).zip(&fit.weights)
                 {
                     say!(console, "  {name:<16} {model:>14.6} {ols:>14.6}");
                 }

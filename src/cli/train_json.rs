@@ -225,17 +225,14 @@ impl TrainJson {
                 })
                 .collect(),
             final_loss: run.final_loss(),
-            data: trainer.table().map(|table| {
-                let t = &table.table;
-                DataJson {
-                    file: t.file_name.clone(),
-                    rows: t.rows(),
-                    train_rows: table.train.len(),
-                    val_rows: table.val.len(),
-                    dropped_rows: t.dropped_rows,
-                    features: t.feature_names.clone(),
-                    target: t.target_name.clone(),
-                }
+            data: trainer.table().map(|table| DataJson {
+                file: table.file_name().to_owned(),
+                rows: table.rows(),
+                train_rows: table.train_rows(),
+                val_rows: table.val_rows(),
+                dropped_rows: table.dropped_rows(),
+                features: table.feature_names().to_vec(),
+                target: table.target_name().to_owned(),
             }),
             fit_quality: comparison.map(|c| FitJson {
                 model: c.model,

@@ -5,10 +5,13 @@
 //! both engines. A resumed run therefore sees exactly the batches the uninterrupted run saw, and
 //! every backend trains on the same data.
 
+pub mod cache;
+pub mod out_of_core;
 pub mod predict_csv;
 pub mod prepared;
 pub mod sine;
 pub mod source;
+pub mod streamed_batches;
 pub mod table;
 
 use burn::tensor::{Device, Tensor, TensorData};
@@ -16,6 +19,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 use crate::backend::{Backend, BackendKind};
 use crate::config::TrainingConfig;
 pub use crate::rng::philox::LineStream;
+pub use out_of_core::Split;
 pub use prepared::PreparedTable;
 pub use source::DataSource;
 

@@ -1,26 +1,61 @@
 //! A CSV table made ready to train on: read, split into training and validation rows, and
 //! (optionally) standardized — and the conversions between the parameters a model trains in
 //! (scaled space) and the ones a checkpoint keeps (the data's own units).
+//!
+//! The rows live in memory ([`InMemoryRows`], today's path: every file whose table fits the
+//! memory check of [`Table::read`]) or out of core ([`CachedRows`]: a binary cache on disk,
+//! read a block at a time) when the table would not fit or `--out-of-core` asks for it. Both
+//! split the same rows off for validation; out of core, the standardization's means and spreads
+//! come from one streaming pass over the cached (f32) training rows ([`Moments`]).
 
 use std::path::Path;
+use std::sync::Arc;
 
-use super::table::{Scaling, Table, TableOptions, hash_hex, holdout_split};
+use super::out_of_core::{CachedRows, Split};
+use super::streamed_batches::{RowScaling, StreamedBatches};
+use super::table::{Moments, Scaling, Survey, Table, TableOptions, hash_hex, holdout_split};
 use crate::checkpoint::{DataRecord, NamedTensor, ScalingRecord};
 use crate::config::TableConfig;
 use crate::error::{Error, Result};
-use crate::fit_quality::FitQuality;
+use crate::fit_quality::{FitQuality, FitQualitySums};
 use crate::host::HostTensor;
 use crate::model::ModelSpec;
 
-/// A table with its split and scaling.
+/// A table's rows read into memory, and its split.
 #[derive(Debug)]
-pub struct PreparedTable {
+pub struct InMemoryRows {
     /// The rows as read.
     pub table: Table,
     /// Training rows (indices into the table), ascending.
     pub train: Vec<u32>,
     /// Validation rows, ascending.
     pub val: Vec<u32>,
+}
+
+impl InMemoryRows {
+    /// The rows of `split`.
+    pub fn rows(&self, split: Split) -> &[u32] {
+        match split {
+            Split::Train => &self.train,
+            Split::Val => &self.val,
+        }
+    }
+}
+
+/// Where a table's rows are.
+#[derive(Debug)]
+pub enum TableRows {
+    /// Read into memory.
+    InMemory(InMemoryRows),
+    /// In a cache on disk.
+    OutOfCore(Arc<CachedRows>),
+}
+
+/// A table with its split and scaling.
+#[derive(Debug)]
+pub struct PreparedTable {
+    /// The rows.
+    pub rows: TableRows,
     /// Feature scaling used while training; `None` with `--no-standardize`.
     pub scaling: Option<Scaling>,
     /// The target's mean and standard deviation over the training rows, when standardizing:
@@ -30,22 +65,25 @@ pub struct PreparedTable {
 
 impl PreparedTable {
     /// Reads the table a config names, splits it with the run's seed and fits the scaling on
-    /// the training rows.
+    /// the training rows: in memory when its table fits ([`Survey::fits_in_memory`]) and
+    /// `out_of_core` is off, out of core otherwise.
     pub fn load(config: &TableConfig, seed: u64) -> Result<PreparedTable> {
         let path = Path::new(&config.path);
-        let table = Table::read(
-            path,
-            &TableOptions {
-                target: config.target.clone(),
-                features: config.features.clone(),
-                delimiter: config.delimiter as u8,
-                drop_invalid_rows: config.drop_invalid_rows,
-            },
-        )?;
+        let options = TableOptions {
+            target: config.target.clone(),
+            features: config.features.clone(),
+            delimiter: config.delimiter as u8,
+            drop_invalid_rows: config.drop_invalid_rows,
+        };
         let data_error = |message: String| Error::Data {
             path: path.to_owned(),
             message,
         };
+        let survey = Survey::of(path, &options)?;
+        if config.out_of_core || !survey.fits_in_memory() {
+            return Self::load_out_of_core(config, seed, &options, &survey);
+        }
+        let table = Table::read_surveyed(path, &options, &survey)?;
         let (train, val) =
             holdout_split(table.rows(), config.val_frac, seed).map_err(data_error)?;
         let scaling = config
@@ -61,49 +99,217 @@ impl PreparedTable {
                 .map(|&r| (table.y[r as usize] - mean).powi(2))
                 .sum::<f64>()
                 / n;
-            // A constant target has nothing to scale: keep its units.
-            let std = if var > 0.0 && var.is_finite() {
-                var.sqrt()
-            } else {
-                1.0
-            };
-            (mean, std)
+            (mean, spread_or_one(var.sqrt()))
         });
         Ok(PreparedTable {
-            table,
-            train,
-            val,
+            rows: TableRows::InMemory(InMemoryRows { table, train, val }),
             scaling,
             target_scaling,
         })
     }
 
+    /// The table out of core: its cache opened (built when missing or stale), split, and the
+    /// scaling fitted in one streaming pass over the training rows.
+    fn load_out_of_core(
+        config: &TableConfig,
+        seed: u64,
+        options: &TableOptions,
+        survey: &Survey,
+    ) -> Result<PreparedTable> {
+        let path = Path::new(&config.path);
+        let rows = CachedRows::open(
+            path,
+            options,
+            survey,
+            config.cache_dir.as_deref().map(Path::new),
+            config.val_frac,
+            seed,
+        )?;
+        let (scaling, target_scaling) = if config.standardize {
+            let moments: Moments = rows.training_moments()?;
+            let d = rows.cache.d();
+            let constant: Vec<bool> = (0..d).map(|j| moments.is_constant(j)).collect();
+            let scaling = Scaling::checked(
+                &rows.cache.header().feature_names,
+                (0..d).map(|j| moments.mean(j)).collect(),
+                (0..d).map(|j| moments.std(j)).collect(),
+                &constant,
+            )
+            .map_err(|message| Error::Data {
+                path: path.to_owned(),
+                message,
+            })?;
+            (
+                Some(scaling),
+                Some((moments.mean(d), spread_or_one(moments.std(d)))),
+            )
+        } else {
+            (None, None)
+        };
+        Ok(PreparedTable {
+            rows: TableRows::OutOfCore(Arc::new(rows)),
+            scaling,
+            target_scaling,
+        })
+    }
+
+    /// The rows in memory, when they are.
+    pub fn in_memory(&self) -> Option<&InMemoryRows> {
+        match &self.rows {
+            TableRows::InMemory(rows) => Some(rows),
+            TableRows::OutOfCore(_) => None,
+        }
+    }
+
+    /// The cached rows of an out-of-core table.
+    pub fn out_of_core(&self) -> Option<&Arc<CachedRows>> {
+        match &self.rows {
+            TableRows::InMemory(_) => None,
+            TableRows::OutOfCore(rows) => Some(rows),
+        }
+    }
+
+    /// Whether the rows are out of core.
+    pub fn is_out_of_core(&self) -> bool {
+        self.out_of_core().is_some()
+    }
+
+    /// The data file, as given.
+    pub fn file_name(&self) -> &str {
+        match &self.rows {
+            TableRows::InMemory(m) => &m.table.file_name,
+            TableRows::OutOfCore(c) => &c.file_name,
+        }
+    }
+
+    /// The feature columns, in the model's order.
+    pub fn feature_names(&self) -> &[String] {
+        match &self.rows {
+            TableRows::InMemory(m) => &m.table.feature_names,
+            TableRows::OutOfCore(c) => &c.cache.header().feature_names,
+        }
+    }
+
+    /// The target column.
+    pub fn target_name(&self) -> &str {
+        match &self.rows {
+            TableRows::InMemory(m) => &m.table.target_name,
+            TableRows::OutOfCore(c) => &c.cache.header().target,
+        }
+    }
+
+    /// Rows skipped for an invalid cell (`--drop-invalid-rows`).
+    pub fn dropped_rows(&self) -> usize {
+        match &self.rows {
+            TableRows::InMemory(m) => m.table.dropped_rows,
+            TableRows::OutOfCore(c) => c.cache.header().dropped_rows,
+        }
+    }
+
+    /// All valid rows.
+    pub fn rows(&self) -> usize {
+        match &self.rows {
+            TableRows::InMemory(m) => m.table.rows(),
+            TableRows::OutOfCore(c) => c.rows(),
+        }
+    }
+
+    /// The training rows.
+    pub fn train_rows(&self) -> usize {
+        match &self.rows {
+            TableRows::InMemory(m) => m.train.len(),
+            TableRows::OutOfCore(c) => c.train_rows(),
+        }
+    }
+
+    /// The validation rows.
+    pub fn val_rows(&self) -> usize {
+        match &self.rows {
+            TableRows::InMemory(m) => m.val.len(),
+            TableRows::OutOfCore(c) => c.val_rows(),
+        }
+    }
+
+    /// Calls `visit(features, target)` for every row of `split`, in file order, in f64.
+    pub fn for_each_row(&self, split: Split, mut visit: impl FnMut(&[f64], f64)) -> Result<()> {
+        match &self.rows {
+            TableRows::InMemory(m) => {
+                for &r in m.rows(split) {
+                    visit(m.table.row(r as usize), m.table.y[r as usize]);
+                }
+                Ok(())
+            }
+            TableRows::OutOfCore(c) => {
+                let d = c.cache.d();
+                let mut row = vec![0.0; d + 1];
+                c.for_each_rows(split, |rows| {
+                    for values in rows.chunks_exact(d + 1) {
+                        for (r, v) in row.iter_mut().zip(values) {
+                            *r = f64::from(*v);
+                        }
+                        visit(&row[..d], row[d]);
+                    }
+                })
+            }
+        }
+    }
+
+    /// The scaling as the model's inputs get it (identity without standardization).
+    pub fn row_scaling(&self) -> RowScaling {
+        let scaling = self
+            .scaling
+            .clone()
+            .unwrap_or_else(|| Scaling::identity(self.d()));
+        RowScaling {
+            mean: scaling.mean,
+            std: scaling.std,
+            target: self.target_scaling.unwrap_or((0.0, 1.0)),
+        }
+    }
+
+    /// The minibatches of an out-of-core table (`None` in memory): `batch` rows a step, in the
+    /// order `seed` gives ([`StreamedBatches`]).
+    pub fn streamed_batches(&self, batch: usize, seed: u64) -> Option<StreamedBatches> {
+        let rows = self.out_of_core()?;
+        Some(StreamedBatches::new(
+            Arc::clone(rows),
+            self.row_scaling(),
+            batch,
+            seed,
+        ))
+    }
+
     /// Number of features.
     pub fn d(&self) -> usize {
-        self.table.d()
+        match &self.rows {
+            TableRows::InMemory(m) => m.table.d(),
+            TableRows::OutOfCore(c) => c.cache.d(),
+        }
     }
 
-    /// The training rows as the model sees them: scaled features (row-major) and targets, f32.
-    pub fn training_rows(&self) -> (Vec<f32>, Vec<f32>) {
+    /// The training rows of an in-memory table as the model sees them: scaled features
+    /// (row-major) and targets, f32 (`None` out of core: see [`PreparedTable::streamed_batches`]).
+    pub fn training_rows(&self) -> Option<(Vec<f32>, Vec<f32>)> {
+        let m = self.in_memory()?;
         let d = self.d();
-        let mut x = vec![0.0f32; self.train.len() * d];
-        for (out, &row) in x.chunks_exact_mut(d.max(1)).zip(&self.train) {
-            self.scaled_row(row as usize, out);
+        let mut x = vec![0.0f32; m.train.len() * d];
+        for (out, &row) in x.chunks_exact_mut(d.max(1)).zip(&m.train) {
+            self.scaled_row(m.table.row(row as usize), out);
         }
         let (mean, std) = self.target_scaling.unwrap_or((0.0, 1.0));
-        let y = self
+        let y = m
             .train
             .iter()
-            .map(|&r| ((self.table.y[r as usize] - mean) / std) as f32)
+            .map(|&r| ((m.table.y[r as usize] - mean) / std) as f32)
             .collect();
-        (x, y)
+        Some((x, y))
     }
 
-    fn scaled_row(&self, row: usize, out: &mut [f32]) {
+    fn scaled_row(&self, row: &[f64], out: &mut [f32]) {
         match &self.scaling {
-            Some(scaling) => scaling.scale_row(self.table.row(row), out),
+            Some(scaling) => scaling.scale_row(row, out),
             None => {
-                for (o, v) in out.iter_mut().zip(self.table.row(row)) {
+                for (o, v) in out.iter_mut().zip(row) {
                     *o = *v as f32;
                 }
             }
@@ -166,18 +372,21 @@ impl PreparedTable {
     /// The training MSE of parameters in the scaled space, computed in f64 and in the target's
     /// units: what the model achieved before its parameters were rounded to f32 in the data's
     /// units.
-    pub fn training_space_mse(&self, spec: &ModelSpec, params: &[NamedTensor]) -> f64 {
+    pub fn training_space_mse(&self, spec: &ModelSpec, params: &[NamedTensor]) -> Result<f64> {
         let (mean, std) = self.target_scaling.unwrap_or((0.0, 1.0));
         let d = self.d();
-        let mut row = vec![0.0f32; d];
+        let mut scaled = vec![0.0f32; d];
+        let mut x = vec![0.0f64; d];
         let mut sum = 0.0;
-        for &r in &self.train {
-            self.scaled_row(r as usize, &mut row);
-            let x: Vec<f64> = row.iter().map(|v| f64::from(*v)).collect();
+        self.for_each_row(Split::Train, |row, y| {
+            self.scaled_row(row, &mut scaled);
+            for (x, v) in x.iter_mut().zip(&scaled) {
+                *x = f64::from(*v);
+            }
             let z = spec.forward_host(params, &x) * std + mean;
-            sum += (z - self.table.y[r as usize]).powi(2);
-        }
-        sum / self.train.len().max(1) as f64
+            sum += (z - y).powi(2);
+        })?;
+        Ok(sum / self.train_rows().max(1) as f64)
     }
 
     /// Whether training changes units at all (standardization on).
@@ -233,22 +442,27 @@ impl PreparedTable {
     }
 
     /// The mean target over the training rows.
-    pub fn training_target_mean(&self) -> f64 {
-        let sum: f64 = self.train.iter().map(|&r| self.table.y[r as usize]).sum();
-        sum / self.train.len().max(1) as f64
+    pub fn training_target_mean(&self) -> Result<f64> {
+        let mut sum = 0.0;
+        self.for_each_row(Split::Train, |_, y| sum += y)?;
+        Ok(sum / self.train_rows().max(1) as f64)
     }
 
     /// What a checkpoint records of this table.
     pub fn record(&self) -> DataRecord {
+        let hash = match &self.rows {
+            TableRows::InMemory(m) => hash_hex(m.table.content_hash),
+            TableRows::OutOfCore(c) => c.cache.header().content_hash.clone(),
+        };
         DataRecord {
-            file: self.table.file_name.clone(),
-            rows: self.table.rows(),
-            dropped_rows: self.table.dropped_rows,
-            hash: hash_hex(self.table.content_hash),
-            features: self.table.feature_names.clone(),
-            target: self.table.target_name.clone(),
-            train_rows: self.train.len(),
-            val_rows: self.val.len(),
+            file: self.file_name().to_owned(),
+            rows: self.rows(),
+            dropped_rows: self.dropped_rows(),
+            hash,
+            features: self.feature_names().to_vec(),
+            target: self.target_name().to_owned(),
+            train_rows: self.train_rows(),
+            val_rows: self.val_rows(),
             training_space: None,
             scaling: self.scaling.as_ref().map(|s| ScalingRecord {
                 mean: s.mean.clone(),
@@ -259,36 +473,59 @@ impl PreparedTable {
         }
     }
 
-    /// The mean `loss` (Huber's `delta` in the target's units) of the model on some rows, in the
-    /// data's units: the validation loss a run logs.
+    /// The mean `loss` (Huber's `delta` in the target's units) of the model on the rows of
+    /// `split`, in the data's units: the validation loss a run logs.
     pub fn mean_loss(
         &self,
         spec: &ModelSpec,
         params: &[NamedTensor],
-        rows: &[u32],
+        split: Split,
         loss: crate::loss::LossKind,
         delta: f32,
-    ) -> f64 {
-        let sum: f64 = rows
-            .iter()
-            .map(|&r| {
-                let e = spec.forward_host(params, self.table.row(r as usize))
-                    - self.table.y[r as usize];
-                loss.value(e, f64::from(delta))
-            })
-            .sum();
-        sum / rows.len() as f64
+    ) -> Result<f64> {
+        let mut sum = 0.0;
+        let mut n = 0usize;
+        self.for_each_row(split, |row, y| {
+            sum += loss.value(spec.forward_host(params, row) - y, f64::from(delta));
+            n += 1;
+        })?;
+        Ok(sum / n as f64)
     }
 
-    /// The model's fit on some rows, predicted on the host in f64 from parameters in the
-    /// data's units.
-    pub fn quality(&self, spec: &ModelSpec, params: &[NamedTensor], rows: &[u32]) -> FitQuality {
-        FitQuality::of(
-            rows.iter()
-                .map(|&r| spec.forward_host(params, self.table.row(r as usize))),
-            rows.iter().map(|&r| self.table.y[r as usize]),
-        )
+    /// The model's fit on the rows of `split`, predicted on the host in f64 from parameters in
+    /// the data's units.
+    pub fn quality(
+        &self,
+        spec: &ModelSpec,
+        params: &[NamedTensor],
+        split: Split,
+    ) -> Result<FitQuality> {
+        self.quality_of(split, |row| spec.forward_host(params, row))
     }
+
+    /// The fit of `predict` on the rows of `split`.
+    pub fn quality_of(&self, split: Split, predict: impl Fn(&[f64]) -> f64) -> Result<FitQuality> {
+        match &self.rows {
+            TableRows::InMemory(m) => {
+                let (t, rows) = (&m.table, m.rows(split));
+                Ok(FitQuality::of(
+                    rows.iter().map(|&r| predict(t.row(r as usize))),
+                    rows.iter().map(|&r| t.y[r as usize]),
+                ))
+            }
+            TableRows::OutOfCore(_) => {
+                let mut sums = FitQualitySums::default();
+                self.for_each_row(split, |row, y| sums.push(predict(row), y))?;
+                Ok(sums.finish())
+            }
+        }
+    }
+}
+
+/// A standard deviation to divide by: a constant target has nothing to scale, and keeps its
+/// units.
+fn spread_or_one(std: f64) -> f64 {
+    if std > 0.0 && std.is_finite() { std } else { 1.0 }
 }
 
 fn widen(t: &HostTensor) -> Vec<f64> {

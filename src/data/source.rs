@@ -1,14 +1,17 @@
-//! Where a step's batch comes from: the synthetic line, the sine task, or a CSV table held on
-//! the training device. Every source gives the batch of step `k` as a pure function of
-//! `(seed, k)`, so a resumed run sees exactly the batches the uninterrupted run saw.
+//! Where a step's batch comes from: the synthetic line, the sine task, a CSV table held on the
+//! training device, or an out-of-core table's batches read from its cache and uploaded step by
+//! step. Every source gives the batch of step `k` as a pure function of `(seed, k)`, so a
+//! resumed run sees exactly the batches the uninterrupted run saw.
 
 use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::sine::SineData;
+use super::streamed_batches::StreamedBatches;
 use super::table::epoch_permutation;
 use super::{LineData, PreparedTable};
 use crate::backend::Backend;
 use crate::config::{Task, TrainingConfig};
+use crate::error::Result;
 
 /// The data a run trains on.
 #[derive(Debug)]
@@ -19,6 +22,8 @@ pub enum DataSource {
     Sine(SineData),
     /// Minibatches of a CSV table's training rows.
     Table(Box<TableBatches>),
+    /// Minibatches of an out-of-core table, read from its cache and uploaded every step.
+    Streamed(Box<StreamedBatches>),
 }
 
 impl DataSource {
@@ -31,9 +36,12 @@ impl DataSource {
         }
     }
 
-    /// A table's training rows, uploaded to `device` once.
+    /// A table's training rows: in memory, uploaded to `device` once; out of core, streamed.
     pub fn table(table: &PreparedTable, config: &TrainingConfig, device: &Device) -> DataSource {
-        DataSource::Table(Box::new(TableBatches::new(table, config, device)))
+        match table.streamed_batches(config.batch, config.seed) {
+            Some(streamed) => DataSource::Streamed(Box::new(streamed)),
+            None => DataSource::Table(Box::new(TableBatches::new(table, config, device))),
+        }
     }
 
     /// The batch of step `step` (1-based): `x` `[batch, d_in]`, `y` `[batch, 1]`, on `device`
@@ -43,12 +51,22 @@ impl DataSource {
         step: u64,
         backend: &Backend,
         device: &Device,
-    ) -> (Tensor<2>, Tensor<2>) {
-        match self {
+    ) -> Result<(Tensor<2>, Tensor<2>)> {
+        Ok(match self {
             DataSource::Line(line) => line.batch(step, backend, device),
             DataSource::Sine(sine) => sine.batch(step, device),
             DataSource::Table(table) => table.batch(step),
-        }
+            DataSource::Streamed(streamed) => {
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                streamed.fill(step, &mut x, &mut y)?;
+                let rows = y.len();
+                let d = x.len() / rows.max(1);
+                (
+                    Tensor::from_data(TensorData::new(x, [rows, d]), device),
+                    Tensor::from_data(TensorData::new(y, [rows, 1]), device),
+                )
+            }
+        })
     }
 }
 
@@ -70,7 +88,7 @@ pub struct TableBatches {
 
 impl TableBatches {
     fn new(table: &PreparedTable, config: &TrainingConfig, device: &Device) -> TableBatches {
-        let (x, y) = table.training_rows();
+        let (x, y) = table.training_rows().expect("an in-memory table");
         let rows = y.len();
         let d = table.d();
         TableBatches {
@@ -144,7 +162,7 @@ mod tests {
         // 40 training rows at 16 per step: steps of 16, 16 and 8 rows per epoch.
         let mut epochs: Vec<Vec<f32>> = vec![Vec::new(), Vec::new()];
         for step in 1..=6 {
-            let (x, y) = source.batch(step, &backend, &backend.device);
+            let (x, y) = source.batch(step, &backend, &backend.device).unwrap();
             let x = HostTensor::from_tensor(x).unwrap().data;
             let y = HostTensor::from_tensor(y).unwrap().data;
             assert_eq!(x.len(), [16, 16, 8][(step as usize - 1) % 3]);
@@ -154,7 +172,8 @@ mod tests {
             );
             epochs[(step as usize - 1) / 3].extend(x);
         }
-        let mut expected: Vec<f32> = table.train.iter().map(|&r| r as f32).collect();
+        let train = &table.in_memory().unwrap().train;
+        let mut expected: Vec<f32> = train.iter().map(|&r| r as f32).collect();
         expected.sort_by(f32::total_cmp);
         for epoch in &mut epochs {
             assert_ne!(*epoch, expected, "shuffled");

@@ -15,8 +15,10 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
-pub use scaling::Scaling;
-pub use split::{Holdout, epoch_permutation, holdout_mask, holdout_split};
+pub use scaling::{Moments, Scaling};
+pub use split::{
+    Holdout, block_order, epoch_permutation, holdout_mask, holdout_split, window_permutation,
+};
 
 /// The most columns a header may have (a file wider than this is not a table of features).
 pub const MAX_COLUMNS: usize = 65_536;
@@ -81,6 +83,11 @@ impl Table {
     /// rows into arrays allocated once. The text is never held whole: memory is the table's
     /// numbers (8 bytes per cell in use) plus buffers of a few MB.
     pub fn read(path: &Path, options: &TableOptions) -> Result<Table> {
+        Self::read_surveyed(path, options, &Survey::of(path, options)?)
+    }
+
+    /// [`Table::read`]'s second pass, after its first ([`Survey::of`]) has been made.
+    pub fn read_surveyed(path: &Path, options: &TableOptions, survey: &Survey) -> Result<Table> {
         let fail = |message: String| Error::Data {
             path: path.to_path_buf(),
             message,
@@ -90,55 +97,15 @@ impl Table {
             file: &file,
             offset,
         };
-        let start = text_start(at(0)).map_err(|e| fail(e.to_string()))?;
-        let start = start.ok_or_else(|| fail("the file is empty".into()))?;
-        // The header before the body: a wrong column name costs no pass over the file.
-        let header = CsvText::open(
-            ReadAt {
-                file: &file,
-                offset: start,
-            }
-            .take(MAX_HEADER_BYTES),
-            options.delimiter,
-        )
-        .map_err(fail)?;
-        if header.reader.position().byte() >= MAX_HEADER_BYTES {
-            return Err(fail(format!(
-                "line 1: the header is longer than {} MiB (a quote left open?)",
-                MAX_HEADER_BYTES >> 20
-            )));
-        }
-        let columns = header.columns;
-        Layout::new(&columns, options).map_err(fail)?;
-        let mut hasher = Xxh64::new(0);
-        let mut newlines = 0u64;
-        let mut previous_cr = false;
-        let mut bytes = 0u64;
-        let mut block = vec![0u8; 1 << 20];
-        let mut reader = at(0);
-        loop {
-            let n = match reader.read(&mut block) {
-                Ok(0) => break,
-                Ok(n) => n,
-                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(fail(e.to_string())),
-            };
-            hasher.update(&block[..n]);
-            // Line ends: `\n`, and `\r` alone (old Mac files); `\r\n` counts once.
-            newlines += line_ends(&block[..n], previous_cr);
-            previous_cr = block[n - 1] == b'\r';
-            bytes += n as u64;
-        }
-        drop(block);
         Self::parse_source(
             path,
             options,
             Source {
                 open: at,
-                start,
-                rows_bound: newlines,
-                content_hash: hasher.finish(),
-                bytes,
+                start: survey.start,
+                rows_bound: survey.rows_bound,
+                content_hash: survey.content_hash,
+                bytes: survey.bytes,
             },
         )
     }
@@ -183,8 +150,7 @@ impl Table {
         let layout = Layout::new(&columns, options).map_err(fail)?;
         let d = layout.feature_names.len();
         let rows_bound = usize::try_from(source.rows_bound).unwrap_or(usize::MAX);
-        // The table, and room for one working copy of it (the training split, a design matrix).
-        let needed = rows_bound.saturating_mul(d + 1).saturating_mul(16) as u64;
+        let needed = memory_needed(source.rows_bound, d);
         if let Some(available) = crate::memory::available()
             && needed > available
         {
@@ -271,6 +237,98 @@ impl Table {
         let d = self.d();
         &self.x[i * d..(i + 1) * d]
     }
+}
+
+/// What [`Table::read`]'s first pass learns of a file: where its text starts, the header's
+/// columns, a bound on its rows, its content hash and size. Enough to tell whether its table
+/// fits in memory ([`Survey::fits_in_memory`]) and whether a cache of it is current.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Survey {
+    /// Where the text starts (after a UTF-8 byte-order mark).
+    pub start: u64,
+    /// Every column of the header, in file order.
+    pub columns: Vec<String>,
+    /// The feature columns the options pick, in the model's order.
+    pub feature_names: Vec<String>,
+    /// At least the number of data rows: the file's line ends.
+    pub rows_bound: u64,
+    /// [`content_hash`] of the file's bytes.
+    pub content_hash: u64,
+    /// The file's size in bytes.
+    pub bytes: u64,
+}
+
+impl Survey {
+    /// Checks the header of the file at `path` against `options` (a wrong column name costs no
+    /// pass over the file), then hashes the file and counts its lines in one pass of 1 MiB
+    /// blocks.
+    pub fn of(path: &Path, options: &TableOptions) -> Result<Survey> {
+        let fail = |message: String| Error::Data {
+            path: path.to_path_buf(),
+            message,
+        };
+        let file = open_regular(path).map_err(fail)?;
+        let at = |offset: u64| ReadAt {
+            file: &file,
+            offset,
+        };
+        let start = text_start(at(0)).map_err(|e| fail(e.to_string()))?;
+        let start = start.ok_or_else(|| fail("the file is empty".into()))?;
+        let header =
+            CsvText::open(at(start).take(MAX_HEADER_BYTES), options.delimiter).map_err(fail)?;
+        if header.reader.position().byte() >= MAX_HEADER_BYTES {
+            return Err(fail(format!(
+                "line 1: the header is longer than {} MiB (a quote left open?)",
+                MAX_HEADER_BYTES >> 20
+            )));
+        }
+        let columns = header.columns;
+        let layout = Layout::new(&columns, options).map_err(fail)?;
+        let mut hasher = Xxh64::new(0);
+        let mut newlines = 0u64;
+        let mut previous_cr = false;
+        let mut bytes = 0u64;
+        let mut block = vec![0u8; 1 << 20];
+        let mut reader = at(0);
+        loop {
+            let n = match reader.read(&mut block) {
+                Ok(0) => break,
+                Ok(n) => n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(fail(e.to_string())),
+            };
+            hasher.update(&block[..n]);
+            // Line ends: `\n`, and `\r` alone (old Mac files); `\r\n` counts once.
+            newlines += line_ends(&block[..n], previous_cr);
+            previous_cr = block[n - 1] == b'\r';
+            bytes += n as u64;
+        }
+        Ok(Survey {
+            start,
+            columns,
+            feature_names: layout.feature_names,
+            rows_bound: newlines,
+            content_hash: hasher.finish(),
+            bytes,
+        })
+    }
+
+    /// The memory [`Table::read`] would need for this file.
+    pub fn memory_needed(&self) -> u64 {
+        memory_needed(self.rows_bound, self.feature_names.len())
+    }
+
+    /// Whether [`Table::read`] would find room for the table: the check it makes before
+    /// allocating (true when the system's free memory is unknown).
+    pub fn fits_in_memory(&self) -> bool {
+        crate::memory::available().is_none_or(|available| self.memory_needed() <= available)
+    }
+}
+
+/// The memory a table of up to `rows` rows of `d` features takes in [`Table::read`]: the table,
+/// and room for one working copy of it (the training split, a design matrix), as f64.
+fn memory_needed(rows: u64, d: usize) -> u64 {
+    rows.saturating_mul(d as u64 + 1).saturating_mul(16)
 }
 
 /// The line ends in `bytes`: every `\n`, and every `\r` not followed by one (the byte after

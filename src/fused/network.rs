@@ -20,6 +20,7 @@ use crate::checkpoint::{AdamSnapshot, Checkpoint, Metadata, RunRecord};
 use crate::config::{Task, TrainingConfig};
 use crate::data::PreparedTable;
 use crate::data::sine::SineData;
+use crate::data::streamed_batches::StreamedBatches;
 use crate::data::table::epoch_permutation;
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
@@ -57,14 +58,24 @@ enum Batches {
         /// The epoch whose order is cached, and that order.
         epoch: Option<(u64, Vec<u32>)>,
     },
+    /// An out-of-core table's batches, read from its cache.
+    Streamed(Box<StreamedBatches>),
 }
 
 impl Batches {
     /// The batch of step `step` (1-based) into `x`, `y`.
-    fn fill(&mut self, step: u64, batch: usize, d: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+    fn fill(
+        &mut self,
+        step: u64,
+        batch: usize,
+        d: usize,
+        x: &mut Vec<f32>,
+        y: &mut Vec<f32>,
+    ) -> Result<()> {
         match self {
             Batches::Line(stream) => (*x, *y) = stream.batch(step, batch),
             Batches::Sine(sine) => (*x, *y) = sine.host_batch(step),
+            Batches::Streamed(streamed) => streamed.fill(step, x, y)?,
             Batches::Table {
                 x: rows_x,
                 y: rows_y,
@@ -95,6 +106,7 @@ impl Batches {
                 }
             }
         }
+        Ok(())
     }
 }
 
@@ -150,18 +162,31 @@ impl FusedNetworkTrainer {
         let adam_state = resume.and_then(|c| c.adam.as_ref());
         let moments: Option<(Vec<_>, Vec<_>)> =
             adam_state.map(|adam| adam.moments.iter().cloned().unzip());
+        if backend.kind == BackendKind::Wgpu && table.as_ref().is_some_and(|t| t.is_out_of_core())
+        {
+            return Err(Error::EngineUnsupported {
+                engine: EngineKind::Fused.name(),
+                message: "keeps the whole table on the GPU on wgpu, and this table is out of core; use --backend flex (or ndarray), or --engine autodiff".into(),
+            });
+        }
         let (batches, batch) = match &table {
-            Some(table) => {
-                let (x, y) = table.training_rows();
-                let batch = config.batch.min(y.len());
-                let batches = Batches::Table {
-                    x,
-                    y,
-                    seed: config.seed,
-                    epoch: None,
-                };
-                (batches, batch)
-            }
+            Some(table) => match table.streamed_batches(config.batch, config.seed) {
+                Some(streamed) => {
+                    let batch = streamed.batch();
+                    (Batches::Streamed(Box::new(streamed)), batch)
+                }
+                None => {
+                    let (x, y) = table.training_rows().expect("an in-memory table");
+                    let batch = config.batch.min(y.len());
+                    let batches = Batches::Table {
+                        x,
+                        y,
+                        seed: config.seed,
+                        epoch: None,
+                    };
+                    (batches, batch)
+                }
+            },
             None => match config.task {
                 Task::Line => (Batches::Line(config.line_stream()), config.batch),
                 Task::Sine => (Batches::Sine(SineData::new(&config)), config.batch),
@@ -249,6 +274,7 @@ impl FusedNetworkTrainer {
             None => state.resize(3 * n, 0.0),
         }
         let (source, table) = match &batches {
+            Batches::Streamed(_) => unreachable!("refused above: out of core on wgpu"),
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
             Batches::Table { x, y, seed, .. } => {
@@ -339,7 +365,7 @@ impl FusedNetworkTrainer {
                 let mut loss = f32::NAN;
                 for done in 0..steps {
                     let step = self.step + done + 1;
-                    batches.fill(step, self.batch, self.spec.d_in, x, y);
+                    batches.fill(step, self.batch, self.spec.d_in, x, y)?;
                     let t = self.updates + 1;
                     loss = state.step(x, y, &self.optimizer, t, *threads);
                     if !loss.is_finite() {

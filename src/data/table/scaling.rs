@@ -45,7 +45,18 @@ impl Scaling {
             }
         }
         std.iter_mut().for_each(|s| *s = (*s / n).sqrt());
-        for (j, name) in table.feature_names.iter().enumerate() {
+        Scaling::checked(&table.feature_names, mean, std, &constant)
+    }
+
+    /// The scaling of `mean` and `std` (one per feature of `names`), refused as [`Scaling::fit`]
+    /// refuses it: a feature `constant` over the training rows, or whose spread overflows.
+    pub fn checked(
+        names: &[String],
+        mean: Vec<f64>,
+        std: Vec<f64>,
+        constant: &[bool],
+    ) -> Result<Scaling, String> {
+        for (j, name) in names.iter().enumerate() {
             // Equal values can still give σ ≈ 1e-17 (μ rounds off the value): test equality.
             if constant[j] || std[j] == 0.0 {
                 return Err(format!(
@@ -119,10 +130,127 @@ impl Scaling {
     }
 }
 
+/// Column means and spreads over rows seen a block at a time, in one pass: each block's mean
+/// and sum of squared deviations exactly (two passes over the block in memory), merged into the
+/// running ones by Chan, Golub and LeVeque's pairwise update. The same numbers as two passes
+/// over the whole column to a few ulp, without holding it.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Moments {
+    n: u64,
+    mean: Vec<f64>,
+    /// Σ (v − mean)² per column.
+    m2: Vec<f64>,
+    first: Vec<f64>,
+    constant: Vec<bool>,
+}
+
+impl Moments {
+    /// No rows yet, `width` columns.
+    pub fn new(width: usize) -> Moments {
+        Moments {
+            n: 0,
+            mean: vec![0.0; width],
+            m2: vec![0.0; width],
+            first: vec![0.0; width],
+            constant: vec![true; width],
+        }
+    }
+
+    /// Adds `block`: rows of `width` values, row-major.
+    pub fn add_block(&mut self, block: &[f32]) {
+        let width = self.mean.len();
+        let nb = (block.len() / width) as u64;
+        if nb == 0 {
+            return;
+        }
+        if self.n == 0 {
+            for (f, v) in self.first.iter_mut().zip(block) {
+                *f = f64::from(*v);
+            }
+        }
+        let mut block_mean = vec![0.0; width];
+        for row in block.chunks_exact(width) {
+            for (m, v) in block_mean.iter_mut().zip(row) {
+                *m += f64::from(*v);
+            }
+        }
+        block_mean.iter_mut().for_each(|m| *m /= nb as f64);
+        let mut block_m2 = vec![0.0; width];
+        for row in block.chunks_exact(width) {
+            for (j, v) in row.iter().enumerate() {
+                let v = f64::from(*v);
+                block_m2[j] += (v - block_mean[j]) * (v - block_mean[j]);
+                self.constant[j] &= v == self.first[j];
+            }
+        }
+        let (na, nb) = (self.n as f64, nb as f64);
+        let total = na + nb;
+        for j in 0..width {
+            let delta = block_mean[j] - self.mean[j];
+            self.mean[j] += delta * nb / total;
+            self.m2[j] += block_m2[j] + delta * delta * na * nb / total;
+        }
+        self.n += nb as u64;
+    }
+
+    /// Rows added.
+    pub fn rows(&self) -> u64 {
+        self.n
+    }
+
+    /// The mean of column `j`.
+    pub fn mean(&self, j: usize) -> f64 {
+        self.mean[j]
+    }
+
+    /// The population standard deviation of column `j`.
+    pub fn std(&self, j: usize) -> f64 {
+        (self.m2[j] / self.n.max(1) as f64).sqrt()
+    }
+
+    /// Whether column `j` held one value only.
+    pub fn is_constant(&self, j: usize) -> bool {
+        self.constant[j]
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::rng::splitmix64;
+
+    #[test]
+    fn scaling_moments_in_blocks_are_the_two_pass_moments() {
+        let mut state = 3u64;
+        let values: Vec<f32> = (0..3000)
+            .map(|_| {
+                state = splitmix64(state);
+                1e4 + (state >> 40) as f32 / 1e3
+            })
+            .collect();
+        let wide: Vec<f64> = values.iter().map(|v| f64::from(*v)).collect();
+        let n = wide.len() as f64 / 3.0;
+        for block in [1, 7, 64, 1000] {
+            let mut moments = Moments::new(3);
+            for part in values.chunks(block * 3) {
+                moments.add_block(part);
+            }
+            assert_eq!(moments.rows(), 1000);
+            for j in 0..3 {
+                let column: Vec<f64> = wide.iter().skip(j).step_by(3).copied().collect();
+                let mean = column.iter().sum::<f64>() / n;
+                let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
+                assert!((moments.mean(j) - mean).abs() <= 1e-12 * mean.abs(), "{block}");
+                assert!((moments.std(j) - std).abs() <= 1e-9 * std, "{block}");
+                assert!(!moments.is_constant(j));
+            }
+        }
+        let mut constant = Moments::new(1);
+        constant.add_block(&[2.5, 2.5]);
+        constant.add_block(&[2.5]);
+        assert!(constant.is_constant(0));
+        assert_eq!((constant.mean(0), constant.std(0)), (2.5, 0.0));
+    }
 
     fn table(names: &[&str], x: Vec<f64>) -> Table {
         let rows = x.len() / names.len();

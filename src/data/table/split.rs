@@ -12,6 +12,8 @@ const GAMMA: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Domain separation: the holdout split and the epoch orders use unrelated streams.
 const HOLDOUT: u64 = u64::from_be_bytes(*b"\0holdout");
 const EPOCH: u64 = u64::from_be_bytes(*b"\0\0\0epoch");
+const BLOCKS: u64 = u64::from_be_bytes(*b"\0\0blocks");
+const WINDOW: u64 = u64::from_be_bytes(*b"\0\0window");
 
 /// Draw `i` of the stream `key`: the `i`-th output (from 0) of SplitMix64 seeded with `key`.
 fn draw(key: u64, i: u64) -> u64 {
@@ -131,6 +133,18 @@ pub fn epoch_permutation(n: usize, seed: u64, epoch: u64) -> Vec<u32> {
     permutation(n, key(seed, EPOCH, epoch))
 }
 
+/// An out-of-core epoch's order of `blocks` blocks of rows: a fresh permutation for every
+/// `(seed, epoch)`, from a stream of its own (not [`epoch_permutation`]'s).
+pub fn block_order(blocks: usize, seed: u64, epoch: u64) -> Vec<u32> {
+    permutation(blocks, key(seed, BLOCKS, epoch))
+}
+
+/// The order of the `n` training rows of window `window` of an out-of-core epoch: a fresh
+/// permutation for every `(seed, epoch, window)`.
+pub fn window_permutation(n: usize, seed: u64, epoch: u64, window: u64) -> Vec<u32> {
+    permutation(n, splitmix64(key(seed, WINDOW, epoch) ^ window))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -166,6 +180,20 @@ mod tests {
         assert_ne!(a, epoch_permutation(1000, 3, 1));
         assert_ne!(a, epoch_permutation(1000, 4, 0));
         assert_ne!(a, (0..1000).collect::<Vec<u32>>());
+    }
+
+    #[test]
+    fn table_block_and_window_orders_are_their_own_permutations() {
+        let blocks = block_order(100, 3, 0);
+        assert!(is_permutation(&blocks));
+        assert_eq!(blocks, block_order(100, 3, 0));
+        assert_ne!(blocks, block_order(100, 3, 1));
+        assert_ne!(blocks, epoch_permutation(100, 3, 0));
+        let window = window_permutation(100, 3, 0, 0);
+        assert!(is_permutation(&window));
+        assert_ne!(window, window_permutation(100, 3, 0, 1));
+        assert_ne!(window, window_permutation(100, 3, 1, 0));
+        assert_ne!(window, blocks);
     }
 
     #[test]

@@ -347,8 +347,14 @@ impl TrainPlan {
         // checkpoint of the run, whose resume then reads the same batches.
         if let (Some(table), Some(data)) = (&table, &mut config.data)
             && table.is_out_of_core()
+            && !data.out_of_core
         {
             data.out_of_core = true;
+            if resumed.is_some() {
+                notes.push(
+                    "the table no longer fits in memory: this resume trains out of core, in another batch order than the run so far".into(),
+                );
+            }
         }
         if let (Some(table), Some(checkpoint)) = (&table, &resumed) {
             check_same_data(table, checkpoint, request.allow_data_change, &mut notes)?;
@@ -504,6 +510,11 @@ fn check_same_task(
                 },
                 if old.standardize { "with" } else { "without" }
             ));
+        }
+        if new.out_of_core && !old.out_of_core {
+            return change(
+                "--out-of-core: the checkpoint's run read its batches in memory, in another order; pass --allow-data-change to do it anyway".into(),
+            );
         }
     }
     Ok(())

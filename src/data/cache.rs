@@ -302,6 +302,8 @@ fn build(
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".building")
+        // Created with this mode, the umask applies, as for any new file.
+        .permissions(std::os::unix::fs::PermissionsExt::from_mode(0o666))
         .tempfile_in(dir)
         .map_err(dir_error)?;
     let mut out = BufWriter::with_capacity(4 << 20, temp.as_file());

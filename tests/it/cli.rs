@@ -571,7 +571,11 @@ fn every_setting_is_a_config_key_a_flag_and_a_documented_row() {
     use clap::{Args, CommandFactory};
     // Every optional key present: a table, and a loss other than the default.
     let config = burnfit::TrainingConfig {
-        data: Some(burnfit::config::TableConfig::new("d.csv", "y")),
+        data: Some(burnfit::config::TableConfig {
+            out_of_core: true,
+            cache_dir: Some("cache".into()),
+            ..burnfit::config::TableConfig::new("d.csv", "y")
+        }),
         loss: burnfit::loss::LossKind::Huber,
         huber_delta: 2.0,
         l2: 0.5,

@@ -62,7 +62,7 @@ fn adam_reaches_the_closed_form_fit_on_every_backend() {
         trainer.run(config.steps, &mut ()).unwrap();
         let checkpoint = trainer.checkpoint().unwrap();
         let table = trainer.table().unwrap();
-        let comparison = FitComparison::of(table, &checkpoint);
+        let comparison = FitComparison::of(table, &checkpoint).unwrap();
         let (ols, ols_quality) = comparison.ols.as_ref().unwrap();
         let gap = comparison.train_gap().unwrap();
         assert!(gap < 0.005, "{kind}: training MSE {gap:.4} above OLS");
@@ -537,7 +537,10 @@ fn the_fused_engine_fits_a_table_like_the_autodiff_engine_and_resumes_exactly() 
         let autodiff = run(EngineKind::Autodiff, 1000, None);
         // The same model: training MSE within 0.1 %, coefficients within 1e-3 relative.
         let table = burnfit::data::PreparedTable::load(config.data.as_ref().unwrap(), 42).unwrap();
-        let mse = |c: &Checkpoint| table.quality(&c.spec, &c.named_params(), &table.train).mse;
+        let mse = |c: &Checkpoint| table
+                .quality(&c.spec, &c.named_params(), burnfit::data::Split::Train)
+                .unwrap()
+                .mse;
         let (f, a) = (mse(&fused), mse(&autodiff));
         assert!((f - a).abs() <= 1e-3 * a, "{kind}: MSE {f} vs {a}");
         let scale = autodiff.params[0]

@@ -87,10 +87,11 @@ fn val_loss_of(checkpoint: &Path, data: &Path) -> f64 {
     table.mean_loss(
         &c.spec,
         &c.named_params(),
-        &table.val,
+        burnfit::data::Split::Val,
         burnfit::loss::LossKind::Mse,
         1.0,
     )
+    .unwrap()
 }
 
 #[test]

@@ -24,7 +24,8 @@ fn full_batch_training_with_a_penalty_reaches_the_ridge_closed_form() {
     };
     let table = burnfit::data::PreparedTable::load(config.data.as_ref().unwrap(), 42).unwrap();
     let ridge = burnfit::ridge::fit(&table, 0.1).unwrap();
-    let ols = burnfit::ols::fit_table(&table.table, &table.train).unwrap();
+    let rows = table.in_memory().unwrap();
+    let ols = burnfit::ols::fit_table(&rows.table, &rows.train).unwrap();
     for backend in backends() {
         for engine in [EngineKind::Fused, EngineKind::Autodiff] {
             if engine == EngineKind::Autodiff && backend.kind == burnfit::BackendKind::Wgpu {

@@ -22,6 +22,7 @@ mod mlp;
 mod observe;
 mod ols_summary;
 mod optimizers;
+mod out_of_core;
 mod reliability;
 mod resume;
 mod ridge;

@@ -5,8 +5,8 @@ use serde::Serialize;
 
 use crate::checkpoint::Checkpoint;
 use crate::data::{PreparedTable, Split};
-use crate::fit_quality::FitQuality;
 use crate::error::Result;
+use crate::fit_quality::FitQuality;
 use crate::ols::{self, OlsFit};
 
 /// A fit's quality on both splits.
@@ -86,7 +86,9 @@ impl FitComparison {
 }
 
 /// The least-squares fit of a table's training rows, and its quality on both splits.
-pub fn ols_fit(table: &PreparedTable) -> Result<std::result::Result<(OlsFit, SplitQuality), String>> {
+pub fn ols_fit(
+    table: &PreparedTable,
+) -> Result<std::result::Result<(OlsFit, SplitQuality), String>> {
     Ok(match least_squares(table)? {
         Ok(fit) => Ok((fit.clone(), split_quality(table, &fit)?)),
         Err(why) => Err(why),

@@ -18,7 +18,9 @@ use crate::ols::OlsFit;
 /// The ridge fit of `table`'s training rows with penalty `l2`, in the data's units.
 pub fn fit(table: &PreparedTable, l2: f64) -> Result<OlsFit, String> {
     let Some(in_memory) = table.in_memory() else {
-        return Err("the ridge closed form needs the table in memory, and this one is out of core".into());
+        return Err(
+            "the ridge closed form needs the table in memory, and this one is out of core".into(),
+        );
     };
     let rows = &in_memory.train;
     let d = table.d();

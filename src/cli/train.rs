@@ -677,7 +677,8 @@ fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bo
             // Every row in memory; out of core, every k-th (the chart draws a few thousand).
             if let Some(m) = table.in_memory() {
                 let t = &m.table;
-                let points: Vec<(f64, f64)> = (0..t.rows()).map(|r| (t.row(r)[0], t.y[r])).collect();
+                let points: Vec<(f64, f64)> =
+                    (0..t.rows()).map(|r| (t.row(r)[0], t.y[r])).collect();
                 return crate::plot::fit_chart(&points, fitted, None, out, force);
             }
             let every = table.rows().div_ceil(4 * crate::plot::FIT_SAMPLE).max(1);
@@ -768,9 +769,7 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
                     "burnfit",
                     closed_form
                 );
-                for ((name, model), ols) in
-                    table.feature_names().iter().zip(w).zip(&fit.weights)
-                {
+                for ((name, model), ols) in table.feature_names().iter().zip(w).zip(&fit.weights) {
                     say!(console, "  {name:<16} {model:>14.6} {ols:>14.6}");
                 }
                 say!(

@@ -398,8 +398,16 @@ mod tests {
         assert_eq!(rows(&cache), [3.0, 1.0, 2.0, 6.0, 4.5, 5.0]);
         assert_eq!(cache.header().columns, ["a", "y", "b", "c"]);
         assert_eq!(cache.path().parent(), Some(dir.path()));
-        let name = cache.path().file_name().unwrap().to_string_lossy().into_owned();
-        assert!(name.starts_with("d.csv.") && name.ends_with(CACHE_SUFFIX), "{name}");
+        let name = cache
+            .path()
+            .file_name()
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        assert!(
+            name.starts_with("d.csv.") && name.ends_with(CACHE_SUFFIX),
+            "{name}"
+        );
         // Only the cache is left in the directory: no temporary file.
         assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
         // The second open reuses it.
@@ -434,7 +442,12 @@ mod tests {
             ..TableOptions::new("y")
         };
         assert_ne!(
-            cache_path(&data, &dropping, &Survey::of(&data, &dropping).unwrap(), None),
+            cache_path(
+                &data,
+                &dropping,
+                &Survey::of(&data, &dropping).unwrap(),
+                None
+            ),
             second.path()
         );
     }
@@ -456,10 +469,7 @@ mod tests {
         assert!(matches!(origin, CacheOrigin::Built { .. }));
         assert_eq!(rows(&cache), [1.0, 2.0, 3.0, 4.0]);
         std::fs::write(&path, b"this is not a cache, only some text").unwrap();
-        assert_eq!(
-            RowCache::open(&path).unwrap_err(),
-            "not a burnfit cache"
-        );
+        assert_eq!(RowCache::open(&path).unwrap_err(), "not a burnfit cache");
 
         let bad = dir.path().join("bad.csv");
         write(&bad, "x,y\n1,2\n3,?\n");
@@ -480,11 +490,15 @@ mod tests {
         assert!(names.is_empty(), "{names:?}");
 
         let missing = dir.path().join("nowhere");
-        let err = RowCache::open_or_build(&data, &y, &Survey::of(&data, &y).unwrap(), Some(&missing))
-            .unwrap_err();
+        let err =
+            RowCache::open_or_build(&data, &y, &Survey::of(&data, &y).unwrap(), Some(&missing))
+                .unwrap_err();
         assert_eq!(
             err.to_string(),
-            format!("data cache {}: no such directory (--cache-dir)", missing.display())
+            format!(
+                "data cache {}: no such directory (--cache-dir)",
+                missing.display()
+            )
         );
     }
 }

@@ -143,18 +143,29 @@ mod tests {
         let options = TableOptions::new("y");
         let survey = Survey::of(&path, &options).unwrap();
         let rows = CachedRows::open(&path, &options, &survey, None, 0.25, 9).unwrap();
-        assert_eq!((rows.rows(), rows.train_rows(), rows.val_rows()), (10_000, 7500, 2500));
+        assert_eq!(
+            (rows.rows(), rows.train_rows(), rows.val_rows()),
+            (10_000, 7500, 2500)
+        );
         assert_eq!(rows.blocks(), 3);
         let (train, val) = super::super::table::holdout_split(10_000, 0.25, 9).unwrap();
         let mut seen = (Vec::new(), Vec::new());
-        rows.for_each_rows(Split::Train, |r| seen.0.extend(r.iter().step_by(2).map(|x| *x as u32)))
-            .unwrap();
-        rows.for_each_rows(Split::Val, |r| seen.1.extend(r.iter().step_by(2).map(|x| *x as u32)))
-            .unwrap();
+        rows.for_each_rows(Split::Train, |r| {
+            seen.0.extend(r.iter().step_by(2).map(|x| *x as u32))
+        })
+        .unwrap();
+        rows.for_each_rows(Split::Val, |r| {
+            seen.1.extend(r.iter().step_by(2).map(|x| *x as u32))
+        })
+        .unwrap();
         assert_eq!((seen.0, seen.1), (train.clone(), val));
         let moments = rows.training_moments().unwrap();
         assert_eq!(moments.rows(), 7500);
         let mean = train.iter().map(|&r| f64::from(r)).sum::<f64>() / 7500.0;
-        assert!((moments.mean(0) - mean).abs() < 1e-9, "{} {mean}", moments.mean(0));
+        assert!(
+            (moments.mean(0) - mean).abs() < 1e-9,
+            "{} {mean}",
+            moments.mean(0)
+        );
     }
 }

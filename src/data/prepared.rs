@@ -525,7 +525,11 @@ impl PreparedTable {
 /// A standard deviation to divide by: a constant target has nothing to scale, and keeps its
 /// units.
 fn spread_or_one(std: f64) -> f64 {
-    if std > 0.0 && std.is_finite() { std } else { 1.0 }
+    if std > 0.0 && std.is_finite() {
+        std
+    } else {
+        1.0
+    }
 }
 
 fn widen(t: &HostTensor) -> Vec<f64> {

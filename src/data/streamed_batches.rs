@@ -68,7 +68,10 @@ impl WindowReader {
         let (d, width) = (cache.d(), cache.width());
         let total = cache.rows();
         let capacity = blocks.len() * BLOCK_ROWS;
-        let (mut x, mut y) = (Vec::with_capacity(capacity * d), Vec::with_capacity(capacity));
+        let (mut x, mut y) = (
+            Vec::with_capacity(capacity * d),
+            Vec::with_capacity(capacity),
+        );
         let (mut bytes, mut values) = (Vec::new(), Vec::new());
         let s = &self.scaling;
         for &block in blocks {
@@ -307,7 +310,10 @@ mod tests {
         for step in 1..=2 * per_epoch {
             batches.fill(step, &mut x, &mut y).unwrap();
             assert_eq!(x.len(), 1000);
-            assert!(x.iter().zip(&y).all(|(x, y)| *y == 2.0 * x), "rows stay whole");
+            assert!(
+                x.iter().zip(&y).all(|(x, y)| *y == 2.0 * x),
+                "rows stay whole"
+            );
             epochs[((step - 1) / per_epoch) as usize].extend(x.iter().map(|v| *v as u32));
         }
         let (train, _) = crate::data::table::holdout_split(10_000, 0.2, 1).unwrap();

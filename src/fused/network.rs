@@ -162,8 +162,7 @@ impl FusedNetworkTrainer {
         let adam_state = resume.and_then(|c| c.adam.as_ref());
         let moments: Option<(Vec<_>, Vec<_>)> =
             adam_state.map(|adam| adam.moments.iter().cloned().unzip());
-        if backend.kind == BackendKind::Wgpu && table.as_ref().is_some_and(|t| t.is_out_of_core())
-        {
+        if backend.kind == BackendKind::Wgpu && table.as_ref().is_some_and(|t| t.is_out_of_core()) {
             return Err(Error::EngineUnsupported {
                 engine: EngineKind::Fused.name(),
                 message: "keeps the whole table on the GPU on wgpu, and this table is out of core; use --backend flex (or ndarray), or --engine autodiff".into(),

@@ -537,10 +537,12 @@ fn the_fused_engine_fits_a_table_like_the_autodiff_engine_and_resumes_exactly() 
         let autodiff = run(EngineKind::Autodiff, 1000, None);
         // The same model: training MSE within 0.1 %, coefficients within 1e-3 relative.
         let table = burnfit::data::PreparedTable::load(config.data.as_ref().unwrap(), 42).unwrap();
-        let mse = |c: &Checkpoint| table
+        let mse = |c: &Checkpoint| {
+            table
                 .quality(&c.spec, &c.named_params(), burnfit::data::Split::Train)
                 .unwrap()
-                .mse;
+                .mse
+        };
         let (f, a) = (mse(&fused), mse(&autodiff));
         assert!((f - a).abs() <= 1e-3 * a, "{kind}: MSE {f} vs {a}");
         let scale = autodiff.params[0]

@@ -84,14 +84,15 @@ fn val_loss_of(checkpoint: &Path, data: &Path) -> f64 {
     let c = Checkpoint::load(checkpoint).unwrap();
     let table =
         PreparedTable::load(&TableConfig::new(data.display().to_string(), "y"), 42).unwrap();
-    table.mean_loss(
-        &c.spec,
-        &c.named_params(),
-        burnfit::data::Split::Val,
-        burnfit::loss::LossKind::Mse,
-        1.0,
-    )
-    .unwrap()
+    table
+        .mean_loss(
+            &c.spec,
+            &c.named_params(),
+            burnfit::data::Split::Val,
+            burnfit::loss::LossKind::Mse,
+            1.0,
+        )
+        .unwrap()
 }
 
 #[test]

@@ -90,7 +90,9 @@ fn out_of_core_cli_run_is_chosen_when_memory_is_short_and_resumes_exactly() {
     let train = |args: &[&str], out: &str| {
         let output = burnfit()
             .current_dir(d)
-            .args(["train", "--data", "d.csv", "--target", "y", "--engine", "fused"])
+            .args([
+                "train", "--data", "d.csv", "--target", "y", "--engine", "fused",
+            ])
             .args(["--backend", "flex", "--batch", "256", "--out", out])
             .args(args)
             .env("BURNFIT_MEMORY_AVAILABLE", "320000")
@@ -101,13 +103,25 @@ fn out_of_core_cli_run_is_chosen_when_memory_is_short_and_resumes_exactly() {
         String::from_utf8(output.stdout).unwrap()
     };
     let out = train(&["--steps", "40"], "straight.json");
-    assert!(out.contains("out of core: batches streamed from the cache"), "{out}");
+    assert!(
+        out.contains("out of core: batches streamed from the cache"),
+        "{out}"
+    );
     assert!(out.contains("(built in "), "{out}");
     let out = train(&["--steps", "15"], "half.json");
     assert!(out.contains("(reused)"), "{out}");
     // The checkpoint says the run was out of core: the resume reads the same batches.
     let half = Checkpoint::load(&d.join("half.json")).unwrap();
-    assert!(half.meta.as_ref().unwrap().config.data.as_ref().unwrap().out_of_core);
+    assert!(
+        half.meta
+            .as_ref()
+            .unwrap()
+            .config
+            .data
+            .as_ref()
+            .unwrap()
+            .out_of_core
+    );
     train(&["--resume", "half.json", "--steps", "25"], "resumed.json");
     let straight = Checkpoint::load(&d.join("straight.json")).unwrap();
     let resumed = Checkpoint::load(&d.join("resumed.json")).unwrap();
@@ -136,21 +150,40 @@ fn the_cache_is_rebuilt_when_the_csv_changes_and_kept_per_target() {
     let train = |target: &str| {
         let output = burnfit()
             .current_dir(d)
-            .args(["train", "--data", "d.csv", "--target", target, "--steps", "30"])
-            .args(["--out-of-core", "--cache-dir", "cache", "--json", "--out", "m.json"])
+            .args([
+                "train", "--data", "d.csv", "--target", target, "--steps", "30",
+            ])
+            .args([
+                "--out-of-core",
+                "--cache-dir",
+                "cache",
+                "--json",
+                "--out",
+                "m.json",
+            ])
             .arg("--force")
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         let json: serde_json::Value = serde_json::from_slice(&output.stdout).unwrap();
         json["parameters"][0]["values"].clone()
     };
     let first = train("y");
     assert_eq!(caches(&cache_dir).len(), 1);
-    let built = std::fs::metadata(&caches(&cache_dir)[0]).unwrap().modified().unwrap();
+    let built = std::fs::metadata(&caches(&cache_dir)[0])
+        .unwrap()
+        .modified()
+        .unwrap();
     assert_eq!(train("y"), first, "reused, the same run");
     assert_eq!(
-        std::fs::metadata(&caches(&cache_dir)[0]).unwrap().modified().unwrap(),
+        std::fs::metadata(&caches(&cache_dir)[0])
+            .unwrap()
+            .modified()
+            .unwrap(),
         built,
         "not rewritten"
     );
@@ -184,11 +217,24 @@ fn out_of_core_and_ols_hold_out_the_same_rows() {
         let output = burnfit()
             .current_dir(d)
             .args(args)
-            .args(["--data", "d.csv", "--target", "y", "--val-frac", "0.3", "--seed", "7"])
+            .args([
+                "--data",
+                "d.csv",
+                "--target",
+                "y",
+                "--val-frac",
+                "0.3",
+                "--seed",
+                "7",
+            ])
             .arg("--json")
             .output()
             .unwrap();
-        assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
         serde_json::from_slice(&output.stdout).unwrap()
     };
     let ols = json(&["ols"]);
@@ -221,7 +267,15 @@ fn out_of_core_errors_are_one_line() {
         assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
         stderr
     };
-    let err = fail(&["--data", "d.csv", "--target", "y", "--out-of-core", "--cache-dir", "nowhere"]);
+    let err = fail(&[
+        "--data",
+        "d.csv",
+        "--target",
+        "y",
+        "--out-of-core",
+        "--cache-dir",
+        "nowhere",
+    ]);
     assert!(
         err.contains("data cache nowhere: no such directory (--cache-dir)"),
         "{err}"
@@ -233,7 +287,14 @@ fn out_of_core_errors_are_one_line() {
     );
     if crate::common::wgpu_available() {
         let err = fail(&[
-            "--data", "d.csv", "--target", "y", "--out-of-core", "--engine", "fused", "--backend",
+            "--data",
+            "d.csv",
+            "--target",
+            "y",
+            "--out-of-core",
+            "--engine",
+            "fused",
+            "--backend",
             "wgpu",
         ]);
         assert!(
@@ -244,10 +305,23 @@ fn out_of_core_errors_are_one_line() {
     // A resumed in-memory run may not switch to out of core (its batch order would change).
     let ok = burnfit()
         .current_dir(d)
-        .args(["train", "--data", "d.csv", "--target", "y", "--steps", "3", "--out", "m.json"])
+        .args([
+            "train", "--data", "d.csv", "--target", "y", "--steps", "3", "--out", "m.json",
+        ])
         .output()
         .unwrap();
     assert!(ok.status.success());
-    let err = fail(&["--resume", "m.json", "--steps", "3", "--out-of-core", "--out", "n.json"]);
-    assert!(err.contains("--out-of-core: the checkpoint's run read its batches in memory"), "{err}");
+    let err = fail(&[
+        "--resume",
+        "m.json",
+        "--steps",
+        "3",
+        "--out-of-core",
+        "--out",
+        "n.json",
+    ]);
+    assert!(
+        err.contains("--out-of-core: the checkpoint's run read its batches in memory"),
+        "{err}"
+    );
 }

@@ -240,7 +240,10 @@ mod tests {
                 let column: Vec<f64> = wide.iter().skip(j).step_by(3).copied().collect();
                 let mean = column.iter().sum::<f64>() / n;
                 let std = (column.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / n).sqrt();
-                assert!((moments.mean(j) - mean).abs() <= 1e-12 * mean.abs(), "{block}");
+                assert!(
+                    (moments.mean(j) - mean).abs() <= 1e-12 * mean.abs(),
+                    "{block}"
+                );
                 assert!((moments.std(j) - std).abs() <= 1e-9 * std, "{block}");
                 assert!(!moments.is_constant(j));
             }

@@ -272,6 +272,31 @@ pub fn cache_path(
     ))
 }
 
+/// A build's temporary file not written to for this long was left by a killed process (a live
+/// build writes every few milliseconds), and is removed by the next build of the same cache.
+pub const STALE_BUILD_AGE: Duration = Duration::from_secs(10 * 60);
+
+/// Removes the temporary files of builds of the cache `name` in `dir` that a killed process
+/// left behind (see [`STALE_BUILD_AGE`]); a build in progress elsewhere is left alone.
+fn remove_stale_builds(dir: &Path, name: &str) {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return;
+    };
+    let prefix = format!(".{name}.");
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let stale = entry
+            .metadata()
+            .ok()
+            .and_then(|m| m.modified().ok())
+            .and_then(|t| t.elapsed().ok())
+            .is_some_and(|age| age > STALE_BUILD_AGE);
+        if file_name.starts_with(&prefix) && file_name.ends_with(".building") && stale {
+            let _ = std::fs::remove_file(entry.path());
+        }
+    }
+}
+
 /// Parses `data` in one streaming pass into a temporary file beside `path`, flushes it to disk
 /// and renames it to `path`. On any error the temporary file is removed and `path` untouched.
 fn build(
@@ -299,6 +324,7 @@ fn build(
     let name = path
         .file_name()
         .map_or("cache".into(), |n| n.to_string_lossy().into_owned());
+    remove_stale_builds(dir, &name);
     let temp = tempfile::Builder::new()
         .prefix(&format!(".{name}."))
         .suffix(".building")
@@ -488,6 +514,24 @@ mod tests {
             .filter(|n| n.starts_with("bad.csv.") || n.starts_with(".bad.csv."))
             .collect();
         assert!(names.is_empty(), "{names:?}");
+
+        // A killed build's leftover is removed by the next build; a live one (fresh) is not.
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let stale = dir.path().join(format!(".{name}.abc123.building"));
+        let live = dir.path().join(format!(".{name}.def456.building"));
+        std::fs::write(&stale, b"half").unwrap();
+        std::fs::write(&live, b"half").unwrap();
+        let old = std::time::SystemTime::now() - STALE_BUILD_AGE - Duration::from_secs(60);
+        std::fs::File::options()
+            .write(true)
+            .open(&stale)
+            .unwrap()
+            .set_modified(old)
+            .unwrap();
+        std::fs::write(&data, "x,y\n1,2\n3,6\n").unwrap();
+        assert!(matches!(open(&data, &y).1, CacheOrigin::Built { .. }));
+        assert!(!stale.exists() && live.exists());
+        std::fs::remove_file(&live).unwrap();
 
         let missing = dir.path().join("nowhere");
         let err =

@@ -6,6 +6,10 @@
 //!
 //! The rows are split into training and validation rows by [`holdout_split`], visited in a
 //! fresh order each epoch by [`epoch_permutation`], and standardized by [`Scaling`].
+//!
+//! [`Survey::of`] is the reader's first pass on its own (the header checked, the file hashed,
+//! its lines counted): enough to decide whether the table fits in memory, and whether an
+//! out-of-core cache of it ([`crate::data::cache`]) is current.
 
 pub mod scaling;
 pub mod split;

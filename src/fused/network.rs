@@ -6,7 +6,9 @@
 //!
 //! The batches are the autodiff engine's: the line's and the sine's Philox streams drawn on the
 //! host, a table's training rows (standardized as for it) in the order
-//! `epoch_permutation(seed, epoch)` gives. The model starts from the same initial values. The
+//! `epoch_permutation(seed, epoch)` gives, or an out-of-core table's batches read from its cache
+//! ([`crate::data::streamed_batches`]; on the CPU backends only: the GPU kernel takes the whole
+//! table, and refuses an out-of-core one). The model starts from the same initial values. The
 //! two engines then agree to float rounding, not bit for bit (their sums run in different
 //! orders, and the fused tanh is a polynomial within 2 ulp of the exact one). A fused run is
 //! bit-identical on every machine with the same binary, whatever its thread count or vector

@@ -75,6 +75,7 @@ impl FusedOps for CubeBackend {
         steps: u32,
         batch: u32,
         units: u32,
+        groups: u32,
         x_low: f32,
         x_span: f32,
         true_w: f32,
@@ -118,44 +119,41 @@ impl FusedOps for CubeBackend {
             );
             return out;
         }
-        let groups = large_groups(batch as u64);
-        let partials = empty(&state_in, Shape::from([3 * groups as usize]));
-        for k in 0..steps as u64 {
-            let first = u32::from(k == 0);
-            let (s_lo, s_hi) = split(first_step.wrapping_add(k));
-            let (t_lo, t_hi) = split(updates_before.wrapping_add(k + 1));
-            partial_kernel::launch(
+        // One dispatch per step, plus one that applies the last update; states and partials
+        // alternate between two buffers (see `step_kernel`).
+        let states = [out, empty(&state_in, Shape::from([STATE_OUT_LEN]))];
+        let partials = [
+            empty(&state_in, Shape::from([3 * groups as usize])),
+            empty(&state_in, Shape::from([3 * groups as usize])),
+        ];
+        for j in 0..=u64::from(steps) {
+            let (now, before) = ((j % 2) as usize, ((j + 1) % 2) as usize);
+            let (s_lo, s_hi) = split(first_step.wrapping_add(j));
+            let (t_lo, t_hi) = split(updates_before.wrapping_add(j));
+            step_kernel::launch(
                 &client,
                 CubeCount::Static(groups, 1, 1),
                 CubeDim::new_1d(UNITS),
                 state_in.clone().into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                partials.clone().into_tensor_arg(),
-                first,
+                states[before].clone().into_tensor_arg(),
+                partials[before].clone().into_tensor_arg(),
+                states[now].clone().into_tensor_arg(),
+                partials[now].clone().into_tensor_arg(),
+                u32::from(j == 0),
+                u32::from(j < u64::from(steps)),
+                groups,
                 k0,
                 k1,
                 s_lo,
                 s_hi,
+                t_lo,
+                t_hi,
                 batch,
                 x_low,
                 x_span,
                 true_w,
                 true_b,
                 noise,
-                UNITS as usize,
-            );
-            reduce_adam_kernel::launch(
-                &client,
-                CubeCount::Static(1, 1, 1),
-                CubeDim::new_1d(UNITS),
-                state_in.clone().into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                partials.clone().into_tensor_arg(),
-                first,
-                groups,
-                t_lo,
-                t_hi,
-                batch,
                 lr,
                 beta1,
                 beta2,
@@ -163,7 +161,8 @@ impl FusedOps for CubeBackend {
                 UNITS as usize,
             );
         }
-        out
+        let [even, odd] = states;
+        if steps % 2 == 0 { even } else { odd }
     }
 
     fn dense_chunk(

@@ -195,7 +195,7 @@ fn gpu_chunk_matches_the_host_on_the_default_config() {
 }
 
 #[test]
-fn gpu_large_batch_two_dispatch_path_matches_the_host() {
+fn gpu_large_batch_one_dispatch_per_step_path_matches_the_host() {
     let _g = lock();
     let Some(device) = wgpu() else { return };
     let mut gpu = GpuExecutor::new(&device, false);
@@ -226,10 +226,11 @@ fn the_cpu_adapter_one_workgroup_path_takes_large_batches_and_matches_the_host()
     let Some(device) = wgpu() else { return };
     let mut gpu = GpuExecutor::new(&device, true);
     let config = TrainingConfig {
-        batch: 200_000,
+        batch: 60_000,
         ..Default::default()
     };
     assert!((config.batch as u64).div_ceil(2) <= CPU_ADAPTER_MAX_PAIRS);
+    assert!((config.batch as u64).div_ceil(2) > SMALL_MAX_PAIRS);
     let start = FusedState::new(0.25, 0.0);
     let want = host::run_chunk(start, &spec(&config, 1, 30));
     let got = run_gpu(&mut gpu, &config, start, 30);
@@ -239,6 +240,33 @@ fn the_cpu_adapter_one_workgroup_path_takes_large_batches_and_matches_the_host()
         "{got:?} vs {want:?}"
     );
     assert_eq!(got.steps_run, 30);
+}
+
+#[test]
+fn the_one_dispatch_per_step_path_matches_the_host_with_any_number_of_workgroups() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let config = TrainingConfig {
+        batch: 300_001,
+        ..Default::default()
+    };
+    let start = FusedState::new(0.25, 0.0);
+    let want = host::run_chunk(start, &spec(&config, 1, 25));
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1e-2);
+    for groups in [1, 2, 3, 147] {
+        let mut gpu = GpuExecutor::with_limits(&device, 0, groups);
+        let got = run_gpu(&mut gpu, &config, start, 25);
+        assert!(
+            close(got.state.w, want.state.w) && close(got.state.b, want.state.b),
+            "{groups} workgroups: {got:?} vs {want:?}"
+        );
+        assert!(close(got.last_loss, want.last_loss), "{got:?} vs {want:?}");
+        // Chunks of an odd and an even number of steps end in either state buffer.
+        let a = gpu.run_chunk(start, &spec(&config, 1, 9)).unwrap();
+        let b = gpu.run_chunk(a.state, &spec(&config, 10, 16)).unwrap();
+        assert_eq!(b.state, got.state, "{groups} workgroups");
+        assert_eq!(b.last_loss.to_bits(), got.last_loss.to_bits());
+    }
 }
 
 #[test]
@@ -282,15 +310,19 @@ fn gpu_chunk_stops_at_the_first_bad_step_like_the_host() {
         assert!(got.last_loss.is_nan());
     }
     // A divergence after some good steps: stop mid-chunk with the good steps applied.
-    let config = TrainingConfig {
-        lr: 1e30,
-        ..Default::default()
-    };
-    let want = host::run_chunk(start, &spec(&config, 1, 50));
-    let got = gpu.run_chunk(start, &spec(&config, 1, 50)).unwrap();
-    eprintln!("mid-chunk divergence: gpu {got:?}\nhost {want:?}");
-    assert_eq!(got.diverged.is_some(), want.diverged.is_some());
-    assert_eq!(got.steps_run, want.steps_run);
+    for batch in [64usize, 20_000] {
+        let config = TrainingConfig {
+            lr: 1e30,
+            batch,
+            ..Default::default()
+        };
+        let want = host::run_chunk(start, &spec(&config, 1, 50));
+        let got = gpu.run_chunk(start, &spec(&config, 1, 50)).unwrap();
+        eprintln!("mid-chunk divergence, batch {batch}: gpu {got:?}\nhost {want:?}");
+        assert_eq!(got.diverged.is_some(), want.diverged.is_some());
+        assert_eq!(got.steps_run, want.steps_run);
+        assert_eq!(got.diverged.map(|d| d.0), want.diverged.map(|d| d.0));
+    }
 }
 
 #[test]
@@ -360,5 +392,36 @@ fn gpu_timing_1000_steps_batch_64() {
             "batch {batch}, {steps} steps: gpu {gt:?} (w {}), host {ht:?} (w {})",
             g.state.w, h.state.w
         );
+    }
+}
+
+#[test]
+#[ignore = "timing: run with --ignored --nocapture"]
+fn gpu_timing_large_batch_paths() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    for batch in [65_536usize, 1 << 20] {
+        let config = TrainingConfig {
+            batch,
+            ..Default::default()
+        };
+        let steps = if batch > 100_000 { 20 } else { 100 };
+        let start = FusedState::new(0.25, 0.0);
+        for (path, one_max, groups) in [
+            ("1,024 workgroups at most", 0, 1024),
+            ("8 workgroups at most", 0, 8),
+            ("2 workgroups at most", 0, 2),
+            ("one workgroup", u64::MAX, 1),
+        ] {
+            let mut gpu = GpuExecutor::with_limits(&device, one_max, groups);
+            let _ = gpu.run_chunk(start, &spec(&config, 1, steps)).unwrap();
+            let t = std::time::Instant::now();
+            let g = gpu.run_chunk(start, &spec(&config, 1, steps)).unwrap();
+            let per_step = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+            eprintln!(
+                "batch {batch}, {path}: {per_step:.3} ms/step over {steps} steps (w {})",
+                g.state.w
+            );
+        }
     }
 }

@@ -197,6 +197,7 @@ impl FusedOps for CubeBackend {
         beta2: f32,
         epsilon: f32,
         units: u32,
+        groups: u32,
     ) -> FloatTensor<Self> {
         let state_in = into_contiguous(state);
         let n = state_in.meta.shape.num_elements();
@@ -205,21 +206,109 @@ impl FusedOps for CubeBackend {
         let (f_lo, f_hi) = split(first_step);
         let (u_lo, u_hi) = split(updates_before);
         let client = state_in.client.clone();
+        let (layout, data, order) = (
+            into_contiguous(layout),
+            into_contiguous(data),
+            into_contiguous(order),
+        );
+        let n_params = (n / 3) as u32;
+        if groups > 0 {
+            use super::dense_kernel::{
+                SOURCE_TABLE, dense_adam_kernel, dense_grad_kernel, dense_state_copy_kernel,
+            };
+            dense_state_copy_kernel::launch(
+                &client,
+                grid((n as u32 + 4).div_ceil(UNITS)),
+                CubeDim::new_1d(UNITS),
+                state_in.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+            );
+            let partials = empty(
+                &out,
+                Shape::from([groups as usize * (n_params as usize + 1)]),
+            );
+            // Slices of an even length: the synthetic sources draw samples in pairs.
+            let slice_len = batch.div_ceil(groups).next_multiple_of(2);
+            for k in 0..steps {
+                let start = (epoch_index + k) * batch;
+                let rows = if source == SOURCE_TABLE {
+                    table_rows.saturating_sub(start).min(batch)
+                } else {
+                    batch
+                };
+                let (s_lo, s_hi) = split(first_step.wrapping_add(u64::from(k)));
+                let (t_lo, t_hi) = split(updates_before.wrapping_add(u64::from(k) + 1));
+                dense_grad_kernel::launch(
+                    &client,
+                    CubeCount::Static(groups, 1, 1),
+                    CubeDim::new_1d(units),
+                    out.clone().into_tensor_arg(),
+                    layout.clone().into_tensor_arg(),
+                    data.clone().into_tensor_arg(),
+                    order.clone().into_tensor_arg(),
+                    scratch.clone().into_tensor_arg(),
+                    partials.clone().into_tensor_arg(),
+                    source,
+                    layers,
+                    d_in,
+                    width_sum,
+                    n_params,
+                    relu,
+                    loss_kind,
+                    huber,
+                    k0,
+                    k1,
+                    s_lo,
+                    s_hi,
+                    batch,
+                    slice_len,
+                    table_rows,
+                    start,
+                    x_low,
+                    x_span,
+                    true_w,
+                    true_b,
+                    noise,
+                    units as usize,
+                );
+                dense_adam_kernel::launch(
+                    &client,
+                    CubeCount::Static(n_params.div_ceil(units), 1, 1),
+                    CubeDim::new_1d(units),
+                    out.clone().into_tensor_arg(),
+                    layout.clone().into_tensor_arg(),
+                    partials.clone().into_tensor_arg(),
+                    layers,
+                    n_params,
+                    groups,
+                    rows,
+                    l2,
+                    t_lo,
+                    t_hi,
+                    lr,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    units as usize,
+                );
+            }
+            return out;
+        }
         super::dense_kernel::dense_chunk_kernel::launch(
             &client,
             CubeCount::Static(1, 1, 1),
             CubeDim::new_1d(units),
             state_in.into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            into_contiguous(layout).into_tensor_arg(),
-            into_contiguous(data).into_tensor_arg(),
-            into_contiguous(order).into_tensor_arg(),
+            layout.into_tensor_arg(),
+            data.into_tensor_arg(),
+            order.into_tensor_arg(),
             scratch.into_tensor_arg(),
             source,
             layers,
             d_in,
             width_sum,
-            (n / 3) as u32,
+            n_params,
             relu,
             loss_kind,
             huber,

@@ -166,8 +166,10 @@ pub trait FusedOps: Backend {
         epsilon: f32,
     ) -> FloatTensor<Self>;
 
-    /// `steps` training steps of a dense network in one workgroup of `units` units (see
-    /// [`dense_kernel::dense_chunk_kernel`]); returns the state then
+    /// `steps` training steps of a dense network: with `groups` = 0 in one dispatch of one
+    /// workgroup of `units` units ([`dense_kernel::dense_chunk_kernel`]), else two dispatches
+    /// per step over `groups` workgroups ([`dense_kernel::dense_grad_kernel`], then
+    /// [`dense_kernel::dense_adam_kernel`]); returns the state then
     /// `[last_loss, steps_run, bad_loss, stopped]`. `scratch_len` floats of scratch are
     /// allocated for it.
     #[fusion(dtype = state, shape = dense_out_shape(state))]
@@ -204,6 +206,7 @@ pub trait FusedOps: Backend {
         beta2: f32,
         epsilon: f32,
         units: u32,
+        groups: u32,
     ) -> FloatTensor<Self>;
 
     /// Philox words of 4 blocks with counters (c0 + u, c1, c2, c3) as 32 f32 16-bit halves

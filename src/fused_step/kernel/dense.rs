@@ -103,6 +103,8 @@ pub struct DenseGpu {
     loss: Loss,
     /// Set by tests: the workgroups of every chunk.
     forced_groups: Option<u32>,
+    /// This machine's cores (a CPU adapter's threads); looked up once, as it reads files.
+    cores: usize,
 }
 
 impl DenseGpu {
@@ -165,6 +167,7 @@ impl DenseGpu {
             cpu_adapter,
             loss,
             forced_groups: None,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spec: spec.clone(),
             batches,
             device,
@@ -179,7 +182,7 @@ impl DenseGpu {
             return groups;
         }
         let mut groups = if self.cpu_adapter {
-            let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+            let cores = self.cores;
             let units = self.one_workgroup_units(batch);
             let small = self.iterations_per_step(batch, units) <= CPU_ADAPTER_GRID_MIN_ITERATIONS;
             if self.one_workgroup_fits(batch) && (small || cores == 1) {

@@ -47,9 +47,10 @@ pub const AUTO_GPU_MIN_BATCH: usize = 65_536;
 
 /// The same for the fused engine, whose CPU loop is ~30× faster than the autodiff engine on
 /// flex: 1.7 ns per sample per core on this 2-core machine (AVX-512), so ~110 µs per step at
-/// batch 2^20 even on 16 cores. The GPU kernel takes two dispatches per step at that size; on
-/// the H200 a dispatch cost at most ~36 µs with the host's work (the autodiff step: 12 in 428
-/// µs), so the GPU should win from here and may not below it. An estimate until the fused
+/// batch 2^20 even on 16 cores. The GPU kernel takes one dispatch per step at that size (two
+/// before 2026-11-29, measured then); on the H200 a dispatch cost at most ~36 µs with the
+/// host's work (the autodiff step: 12 in 428 µs), so the GPU should win from here and may not
+/// below it. An estimate until the fused
 /// kernel is timed on a real GPU: no GPU machine has run it yet.
 pub const AUTO_GPU_MIN_BATCH_FUSED: usize = 1 << 20;
 

@@ -80,8 +80,11 @@ impl FitComparison {
     /// The model's training MSE relative to the closed form's: 0.004 means 0.4 % above it.
     pub fn train_gap(&self) -> Option<f64> {
         let (_, ols) = self.ols.as_ref().ok()?;
-        // Noise-free data: the closed form fits exactly and a relative gap means nothing.
-        (ols.train.mse > 0.0).then(|| self.model.train.mse / ols.train.mse - 1.0)
+        // Noise-free data: the closed form fits to rounding (its residual a ~1e-13 or smaller
+        // part of the targets' variance, R² = 1 in f64's digits) and a gap relative to that
+        // rounding means nothing. (A constant target has R² NaN: no gap either.)
+        let exact = !(1.0 - ols.train.r2 > 1e-13);
+        (!exact && ols.train.mse > 0.0).then(|| self.model.train.mse / ols.train.mse - 1.0)
     }
 }
 

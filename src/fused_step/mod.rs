@@ -3,7 +3,7 @@
 //! vectorisable pass per step on the CPU backends (threads from [`helpers`] for large batches),
 //! the reference the GPU is held to; and on wgpu [`kernel`], CubeCL kernels added to burn
 //! through its backend-extension mechanism (many steps per dispatch when one workgroup can take
-//! the batch, two dispatches per step above that), which also draws the autodiff engine's
+//! the batch, one dispatch per step over many workgroups above that), which also draws the autodiff engine's
 //! batches on the GPU ([`line_batch_on_gpu`]).
 
 pub mod chunk;

@@ -951,3 +951,27 @@ fn edge_cases_found_in_review() {
             "note: the saved model (f32, the data's units) has training MSE",
         ));
 }
+
+#[test]
+fn a_noise_free_table_prints_no_gap_relative_to_an_exact_closed_form() {
+    // y = 3a - 2b + 0.5 exactly: the closed form's residual is rounding, and a gap relative to
+    // it would be a meaningless huge percentage.
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("exact.csv");
+    let mut text = String::from("a,b,y\n");
+    for i in 0..200 {
+        let (a, b) = (i as f64 * 0.25, (i * 7 % 13) as f64);
+        text.push_str(&format!("{a},{b},{}\n", 3.0 * a - 2.0 * b + 0.5));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let out = dir.path().join("model.json");
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--data"])
+        .arg(&csv)
+        .args(["--target", "y", "--steps", "300", "--out"])
+        .arg(&out)
+        .assert()
+        .success()
+        .stdout(contains("OLS (closed form)"))
+        .stdout(contains("relative to the closed form").not());
+}

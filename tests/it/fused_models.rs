@@ -51,18 +51,36 @@ fn the_fused_sine_mlp_fits_like_autodiff_and_resumes_exactly() {
             gpu_runs.push(fused);
             if backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu()) {
                 // A software adapter ends every loop of a dispatch past 65,535 iterations: a
-                // step that cannot fit is refused up front, in one line.
+                // large batch runs over several workgroups (two dispatches a step) and agrees
+                // with the CPU's fused step; one too large even for 1,024 workgroups is refused
+                // up front, in one line.
                 let big = TrainingConfig {
                     batch: 4096,
                     ..config.clone()
                 };
-                let err = burnfit::open_engine(EngineKind::Fused, big, backend.clone(), None)
+                let cpu = backends()
+                    .into_iter()
+                    .find(|b| b.kind != BackendKind::Wgpu)
+                    .unwrap();
+                let (on_gpu, on_cpu) = (
+                    final_loss(&run_engine(EngineKind::Fused, &big, &backend, 3, None)),
+                    final_loss(&run_engine(EngineKind::Fused, &big, &cpu, 3, None)),
+                );
+                assert!(
+                    (on_gpu - on_cpu).abs() <= 1e-4 * on_cpu,
+                    "batch 4096: wgpu fused {on_gpu} vs CPU fused {on_cpu}"
+                );
+                let huge = TrainingConfig {
+                    batch: 1 << 23,
+                    ..config.clone()
+                };
+                let err = burnfit::open_engine(EngineKind::Fused, huge, backend.clone(), None)
                     .err()
                     .expect("refused")
                     .to_string();
                 assert_eq!(
                     err,
-                    "--engine fused cannot run a step of mlp 1-64-64-1, tanh at batch 4096 on this software adapter (its loop limit); use a smaller --batch, --backend flex, or --engine autodiff"
+                    "--engine fused cannot run a step of mlp 1-64-64-1, tanh at batch 8388608 on this software adapter (its loop limit, even over 1024 workgroups); use a smaller --batch, --backend flex, or --engine autodiff"
                 );
             }
             let first = run_engine(EngineKind::Fused, &config, &backend, 300, None);

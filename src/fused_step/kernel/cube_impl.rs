@@ -75,6 +75,7 @@ impl FusedOps for CubeBackend {
         steps: u32,
         batch: u32,
         units: u32,
+        groups: u32,
         x_low: f32,
         x_span: f32,
         true_w: f32,
@@ -118,44 +119,41 @@ impl FusedOps for CubeBackend {
             );
             return out;
         }
-        let groups = large_groups(batch as u64);
-        let partials = empty(&state_in, Shape::from([3 * groups as usize]));
-        for k in 0..steps as u64 {
-            let first = u32::from(k == 0);
-            let (s_lo, s_hi) = split(first_step.wrapping_add(k));
-            let (t_lo, t_hi) = split(updates_before.wrapping_add(k + 1));
-            partial_kernel::launch(
+        // One dispatch per step, plus one that applies the last update; states and partials
+        // alternate between two buffers (see `step_kernel`).
+        let states = [out, empty(&state_in, Shape::from([STATE_OUT_LEN]))];
+        let partials = [
+            empty(&state_in, Shape::from([3 * groups as usize])),
+            empty(&state_in, Shape::from([3 * groups as usize])),
+        ];
+        for j in 0..=u64::from(steps) {
+            let (now, before) = ((j % 2) as usize, ((j + 1) % 2) as usize);
+            let (s_lo, s_hi) = split(first_step.wrapping_add(j));
+            let (t_lo, t_hi) = split(updates_before.wrapping_add(j));
+            step_kernel::launch(
                 &client,
                 CubeCount::Static(groups, 1, 1),
                 CubeDim::new_1d(UNITS),
                 state_in.clone().into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                partials.clone().into_tensor_arg(),
-                first,
+                states[before].clone().into_tensor_arg(),
+                partials[before].clone().into_tensor_arg(),
+                states[now].clone().into_tensor_arg(),
+                partials[now].clone().into_tensor_arg(),
+                u32::from(j == 0),
+                u32::from(j < u64::from(steps)),
+                groups,
                 k0,
                 k1,
                 s_lo,
                 s_hi,
+                t_lo,
+                t_hi,
                 batch,
                 x_low,
                 x_span,
                 true_w,
                 true_b,
                 noise,
-                UNITS as usize,
-            );
-            reduce_adam_kernel::launch(
-                &client,
-                CubeCount::Static(1, 1, 1),
-                CubeDim::new_1d(UNITS),
-                state_in.clone().into_tensor_arg(),
-                out.clone().into_tensor_arg(),
-                partials.clone().into_tensor_arg(),
-                first,
-                groups,
-                t_lo,
-                t_hi,
-                batch,
                 lr,
                 beta1,
                 beta2,
@@ -163,7 +161,8 @@ impl FusedOps for CubeBackend {
                 UNITS as usize,
             );
         }
-        out
+        let [even, odd] = states;
+        if steps % 2 == 0 { even } else { odd }
     }
 
     fn dense_chunk(
@@ -198,6 +197,7 @@ impl FusedOps for CubeBackend {
         beta2: f32,
         epsilon: f32,
         units: u32,
+        groups: u32,
     ) -> FloatTensor<Self> {
         let state_in = into_contiguous(state);
         let n = state_in.meta.shape.num_elements();
@@ -206,21 +206,109 @@ impl FusedOps for CubeBackend {
         let (f_lo, f_hi) = split(first_step);
         let (u_lo, u_hi) = split(updates_before);
         let client = state_in.client.clone();
+        let (layout, data, order) = (
+            into_contiguous(layout),
+            into_contiguous(data),
+            into_contiguous(order),
+        );
+        let n_params = (n / 3) as u32;
+        if groups > 0 {
+            use super::dense_kernel::{
+                SOURCE_TABLE, dense_adam_kernel, dense_grad_kernel, dense_state_copy_kernel,
+            };
+            dense_state_copy_kernel::launch(
+                &client,
+                grid((n as u32 + 4).div_ceil(UNITS)),
+                CubeDim::new_1d(UNITS),
+                state_in.into_tensor_arg(),
+                out.clone().into_tensor_arg(),
+            );
+            let partials = empty(
+                &out,
+                Shape::from([groups as usize * (n_params as usize + 1)]),
+            );
+            // Slices of an even length: the synthetic sources draw samples in pairs.
+            let slice_len = batch.div_ceil(groups).next_multiple_of(2);
+            for k in 0..steps {
+                let start = (epoch_index + k) * batch;
+                let rows = if source == SOURCE_TABLE {
+                    table_rows.saturating_sub(start).min(batch)
+                } else {
+                    batch
+                };
+                let (s_lo, s_hi) = split(first_step.wrapping_add(u64::from(k)));
+                let (t_lo, t_hi) = split(updates_before.wrapping_add(u64::from(k) + 1));
+                dense_grad_kernel::launch(
+                    &client,
+                    CubeCount::Static(groups, 1, 1),
+                    CubeDim::new_1d(units),
+                    out.clone().into_tensor_arg(),
+                    layout.clone().into_tensor_arg(),
+                    data.clone().into_tensor_arg(),
+                    order.clone().into_tensor_arg(),
+                    scratch.clone().into_tensor_arg(),
+                    partials.clone().into_tensor_arg(),
+                    source,
+                    layers,
+                    d_in,
+                    width_sum,
+                    n_params,
+                    relu,
+                    loss_kind,
+                    huber,
+                    k0,
+                    k1,
+                    s_lo,
+                    s_hi,
+                    batch,
+                    slice_len,
+                    table_rows,
+                    start,
+                    x_low,
+                    x_span,
+                    true_w,
+                    true_b,
+                    noise,
+                    units as usize,
+                );
+                dense_adam_kernel::launch(
+                    &client,
+                    CubeCount::Static(n_params.div_ceil(units), 1, 1),
+                    CubeDim::new_1d(units),
+                    out.clone().into_tensor_arg(),
+                    layout.clone().into_tensor_arg(),
+                    partials.clone().into_tensor_arg(),
+                    layers,
+                    n_params,
+                    groups,
+                    rows,
+                    l2,
+                    t_lo,
+                    t_hi,
+                    lr,
+                    beta1,
+                    beta2,
+                    epsilon,
+                    units as usize,
+                );
+            }
+            return out;
+        }
         super::dense_kernel::dense_chunk_kernel::launch(
             &client,
             CubeCount::Static(1, 1, 1),
             CubeDim::new_1d(units),
             state_in.into_tensor_arg(),
             out.clone().into_tensor_arg(),
-            into_contiguous(layout).into_tensor_arg(),
-            into_contiguous(data).into_tensor_arg(),
-            into_contiguous(order).into_tensor_arg(),
+            layout.into_tensor_arg(),
+            data.into_tensor_arg(),
+            order.into_tensor_arg(),
             scratch.into_tensor_arg(),
             source,
             layers,
             d_in,
             width_sum,
-            (n / 3) as u32,
+            n_params,
             relu,
             loss_kind,
             huber,

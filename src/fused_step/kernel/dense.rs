@@ -1,7 +1,8 @@
 //! The dense network's fused step on wgpu, host side: the model's layout and a table's rows
 //! uploaded once, an epoch's row order once per epoch, and chunks of steps run by
-//! [`super::dense_kernel::dense_chunk_kernel`] — one dispatch of one workgroup each, the state
-//! (parameters and Adam's moments) uploaded and read back once per dispatch.
+//! [`super::dense_kernel::dense_chunk_kernel`] — one dispatch of one workgroup each — or, for
+//! large batches, two dispatches per step over many workgroups; the state (parameters and
+//! Adam's moments) uploaded and read back once per chunk.
 
 use burn::backend::Dispatch;
 use burn::tensor::{Device, Tensor, TensorData};
@@ -32,6 +33,29 @@ const CPU_ADAPTER_LOOP_BUDGET: u64 = 60_000;
 /// On a real GPU: about this many loop iterations per dispatch, so a dispatch stays well
 /// within a display driver's watchdog.
 const GPU_LOOP_BUDGET: u64 = 4_000_000;
+
+/// On a GPU, batches above this run two dispatches per step over many workgroups; at most this,
+/// one workgroup runs a whole chunk per dispatch. (An estimate: one workgroup does ~2 M
+/// multiply-adds a step for the 1-64-64-1 MLP at 256, and a dispatch costs ~18 µs on the
+/// H200; not yet measured on a real GPU.)
+const GPU_ONE_WORKGROUP_MAX_BATCH: usize = 256;
+
+/// Samples each workgroup takes at least in the two-dispatch path on a GPU.
+const GPU_SLICE: usize = 64;
+
+/// Most workgroups of the two-dispatch path (their partials are summed per parameter).
+const MAX_GROUPS: usize = 1_024;
+
+/// On a CPU adapter, a step of more loop iterations than this (in one workgroup) runs on one
+/// workgroup per core, two dispatches a step; a smaller one on one workgroup, many steps a
+/// dispatch. Measured on lavapipe, 2 cores, µs per step: the sine MLP 1-64-64-1 (~15,000
+/// iterations at batch 64) one workgroup 3,921, two 2,291; at 1,024: 50,854 and 24,346; the
+/// diabetes table's linear model (~150 iterations at batch 64) 88 in one workgroup, where two
+/// dispatches alone would cost more.
+const CPU_ADAPTER_GRID_MIN_ITERATIONS: u64 = 2_000;
+
+/// Steps one extension-op call records in the two-dispatch path.
+const GRID_MAX_CHUNK_STEPS: u64 = 1_024;
 
 /// Training rows a table may have here: row numbers travel as f32, exact to 2^24.
 pub const MAX_TABLE_ROWS: usize = 1 << 24;
@@ -77,6 +101,10 @@ pub struct DenseGpu {
     budget: u64,
     cpu_adapter: bool,
     loss: Loss,
+    /// Set by tests: the workgroups of every chunk.
+    forced_groups: Option<u32>,
+    /// This machine's cores (a CPU adapter's threads); looked up once, as it reads files.
+    cores: usize,
 }
 
 impl DenseGpu {
@@ -138,14 +166,72 @@ impl DenseGpu {
             },
             cpu_adapter,
             loss,
+            forced_groups: None,
+            cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spec: spec.clone(),
             batches,
             device,
         })
     }
 
+    /// Workgroups of the two-dispatch path at `batch`, or 0: one workgroup runs a whole chunk.
+    /// At least one per core on a CPU adapter, one per [`GPU_SLICE`] samples on a GPU, and as
+    /// many more as a slice needs to fit the loop budget (up to [`MAX_GROUPS`]).
+    fn groups(&self, batch: usize) -> u32 {
+        if let Some(groups) = self.forced_groups {
+            return groups;
+        }
+        let mut groups = if self.cpu_adapter {
+            let cores = self.cores;
+            let units = self.one_workgroup_units(batch);
+            let small = self.iterations_per_step(batch, units) <= CPU_ADAPTER_GRID_MIN_ITERATIONS;
+            if self.one_workgroup_fits(batch) && (small || cores == 1) {
+                return 0;
+            }
+            cores
+        } else if batch <= GPU_ONE_WORKGROUP_MAX_BATCH {
+            return 0;
+        } else {
+            batch.div_ceil(GPU_SLICE)
+        };
+        groups = groups.clamp(1, MAX_GROUPS);
+        while groups < MAX_GROUPS
+            && self.iterations_per_step(Self::slice_len(batch, groups as u32), UNITS) > self.budget
+        {
+            groups = (2 * groups).min(MAX_GROUPS);
+        }
+        groups as u32
+    }
+
+    /// Whether one workgroup can run at least one step at `batch` within the loop budget.
+    fn one_workgroup_fits(&self, batch: usize) -> bool {
+        let units = self.one_workgroup_units(batch);
+        self.iterations_per_step(batch, units)
+            + (3 * self.spec.parameter_count()).div_ceil(u64::from(units))
+            <= self.budget
+    }
+
+    /// Runs every batch on `groups` workgroups (0: one workgroup), whatever the batch (tests).
+    #[cfg(test)]
+    pub(crate) fn force_groups(&mut self, groups: u32) {
+        self.forced_groups = Some(groups);
+    }
+
+    /// Samples per workgroup in the two-dispatch path (even: samples are drawn in pairs).
+    fn slice_len(batch: usize, groups: u32) -> usize {
+        batch.div_ceil(groups as usize).next_multiple_of(2)
+    }
+
     /// The workgroup's units at `batch`.
     fn units(&self, batch: usize) -> u32 {
+        if self.groups(batch) > 0 {
+            return UNITS;
+        }
+        self.one_workgroup_units(batch)
+    }
+
+    /// The one-workgroup kernel's units at `batch`.
+    fn one_workgroup_units(&self, batch: usize) -> u32 {
         if !self.cpu_adapter {
             return UNITS;
         }
@@ -177,9 +263,26 @@ impl DenseGpu {
         n + per(params) * (b + layers)
     }
 
-    /// The most steps one dispatch runs at `batch`; an error when not even one step fits.
+    /// The most steps one chunk runs at `batch`; an error when not even one step fits.
     pub fn max_chunk_steps(&self, batch: usize) -> Result<u64, String> {
         let units = self.units(batch);
+        let groups = self.groups(batch);
+        if groups > 0 {
+            // Each dispatch runs one step of one slice.
+            let slice = Self::slice_len(batch, groups);
+            if self.iterations_per_step(slice, units) > self.budget {
+                let limit = if self.cpu_adapter {
+                    "on this software adapter (its loop limit"
+                } else {
+                    "in one dispatch (a driver's watchdog"
+                };
+                return Err(format!(
+                    "cannot run a step of {} at batch {batch} {limit}, even over {groups} workgroups); use a smaller --batch, --backend flex, or --engine autodiff",
+                    self.spec.describe()
+                ));
+            }
+            return Ok(GRID_MAX_CHUNK_STEPS);
+        }
         let per_step = self.iterations_per_step(batch, units);
         let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(units));
         if per_step + copy > self.budget {
@@ -281,6 +384,7 @@ impl DenseGpu {
             adam.beta2,
             adam.epsilon,
             self.units(batch),
+            self.groups(batch),
         );
         let values = Tensor::<1>::from_dispatch(out)
             .try_into_data()

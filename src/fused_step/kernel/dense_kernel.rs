@@ -1,14 +1,22 @@
-//! The dense network's fused step on the GPU: ONE workgroup runs a chunk of steps in one
-//! dispatch — the batch (drawn with the line's Philox twin, or gathered from a table on the
-//! device), forward layer by layer, the errors, backward layer by layer, every parameter's
-//! gradient and Adam — with the units sharing each phase's outputs (a sample's neuron, a
-//! parameter) and a storage barrier between phases. Activations and gradients at the layers'
-//! outputs live in a scratch buffer of the device; parameters and Adam's moments in the state
-//! buffer, each updated by the one unit that owns it.
+//! The dense network's fused step on the GPU, in phases — the batch (drawn with the line's
+//! Philox twin, or gathered from a table on the device), forward layer by layer, the errors,
+//! backward layer by layer, every parameter's gradient, Adam — with the units sharing each
+//! phase's outputs (a sample's neuron, a parameter) and a storage barrier between phases.
+//! Activations and gradients at the layers' outputs live in a scratch buffer of the device;
+//! parameters and Adam's moments in the state buffer, each updated by the one unit that owns
+//! it. Each phase works on a slice of the batch's samples, so the phases serve two layouts:
 //!
-//! Sums run in a fixed order (over a neuron's inputs, over the batch's samples), so a run is
-//! reproducible; they are not the CPU step's order, and the GPU's `exp` and `sin` are not the
-//! host's, so CPU and GPU agree to rounding, not bit for bit.
+//! - [`dense_chunk_kernel`]: ONE workgroup runs a whole chunk of steps in one dispatch (small
+//!   batches: no dispatch per step at all);
+//! - [`dense_grad_kernel`] then [`dense_adam_kernel`]: two dispatches per step for large
+//!   batches — every workgroup takes a slice of the batch and writes its slice's gradient sums
+//!   and loss sum, then the parameters are shared among workgroups, each summing its
+//!   parameters' partials over the slices in order and applying Adam.
+//!
+//! Sums run in a fixed order (over a neuron's inputs, over the batch's samples, over the
+//! slices), so a run is reproducible; they are not the CPU step's order, the two layouts'
+//! orders differ, and the GPU's `exp` and `sin` are not the host's, so CPU and GPU agree to
+//! rounding, not bit for bit.
 
 use burn_cubecl::cubecl;
 use cubecl::{cube, prelude::*};
@@ -62,6 +70,396 @@ pub fn derivative(a: f32, relu: u32) -> f32 {
         }
     }
     d
+}
+
+/// Scratch positions of a step: where the gradients (`deltas`) and the targets start.
+#[derive(CubeType, Clone, Copy)]
+#[expand(derive(Clone))]
+pub struct Scratch {
+    /// Offset of the gradients at each layer's outputs.
+    pub deltas: u32,
+    /// Offset of the batch's targets.
+    pub targets: u32,
+}
+
+/// The samples of a step that one workgroup works on: `[begin, end)` of `rows` in the batch.
+#[derive(CubeType, Clone, Copy)]
+#[expand(derive(Clone))]
+pub struct Slice {
+    /// First sample.
+    pub begin: u32,
+    /// One past the last sample.
+    pub end: u32,
+    /// Samples in the whole step (the loss's divisor).
+    pub rows: u32,
+}
+
+/// The data of a step: its source and where it starts.
+#[derive(CubeType, Clone, Copy)]
+#[expand(derive(Clone))]
+pub struct StepData {
+    /// [`SOURCE_LINE`], [`SOURCE_SINE`] or [`SOURCE_TABLE`].
+    pub source: u32,
+    /// Features.
+    pub d_in: u32,
+    /// A table's training rows.
+    pub table_rows: u32,
+    /// A table's step: its first position in the epoch's order.
+    pub start: u32,
+    /// The synthetic sources' global step, low and high words.
+    pub step_lo: u32,
+    pub step_hi: u32,
+}
+
+/// The line's stream (the synthetic sources).
+#[derive(CubeType, Clone, Copy)]
+#[expand(derive(Clone))]
+pub struct Stream {
+    pub k0: u32,
+    pub k1: u32,
+    pub x_low: f32,
+    pub x_span: f32,
+    pub true_w: f32,
+    pub true_b: f32,
+    pub noise: f32,
+}
+
+/// The slice's inputs to the activations' first rows, its targets after the gradients.
+/// A slice of a synthetic source starts at an even sample (samples come in Philox pairs).
+#[cube]
+pub fn load_batch(
+    scratch: &mut Tensor<f32>,
+    data: &Tensor<f32>,
+    order: &Tensor<f32>,
+    at: Scratch,
+    step: StepData,
+    stream: Stream,
+    slice: Slice,
+) {
+    let u = UNIT_POS;
+    let stride = CUBE_DIM;
+    let d_in = step.d_in;
+    if step.source == SOURCE_TABLE {
+        let mut idx = slice.begin * d_in + u;
+        while idx < slice.end * d_in {
+            let s = idx / d_in;
+            let c = idx % d_in;
+            let row = u32::cast_from(order[(step.start + s) as usize]);
+            scratch[idx as usize] = data[(row * d_in + c) as usize];
+            idx += stride;
+        }
+        let mut s = slice.begin + u;
+        while s < slice.end {
+            let row = u32::cast_from(order[(step.start + s) as usize]);
+            scratch[(at.targets + s) as usize] = data[(step.table_rows * d_in + row) as usize];
+            s += stride;
+        }
+    } else {
+        let mut j = slice.begin / 2u32 + u;
+        while 2u32 * j < slice.end {
+            let p = line_pair(
+                stream.k0,
+                stream.k1,
+                step.step_lo,
+                step.step_hi,
+                j,
+                stream.x_low,
+                stream.x_span,
+                stream.true_w,
+                stream.true_b,
+                stream.noise,
+            );
+            let mut y0 = p.y0;
+            let mut y1 = p.y1;
+            if step.source == SOURCE_SINE {
+                y0 = f32::sin(p.x0);
+                y1 = f32::sin(p.x1);
+            }
+            scratch[(2u32 * j) as usize] = p.x0;
+            scratch[(at.targets + 2u32 * j) as usize] = y0;
+            if 2u32 * j + 1u32 < slice.end {
+                scratch[(2u32 * j + 1u32) as usize] = p.x1;
+                scratch[(at.targets + 2u32 * j + 1u32) as usize] = y1;
+            }
+            j += stride;
+        }
+    }
+    sync_storage();
+}
+
+/// Forward: each unit takes (sample, neuron) outputs of the slice, layer by layer.
+#[cube]
+pub fn forward(
+    scratch: &mut Tensor<f32>,
+    state: &mut Tensor<f32>,
+    layout: &Tensor<f32>,
+    layers: u32,
+    relu: u32,
+    batch: u32,
+    slice: Slice,
+) {
+    let u = UNIT_POS;
+    let stride = CUBE_DIM;
+    for l in 0..layers {
+        let base = (l * 5u32) as usize;
+        let fan_in = u32::cast_from(layout[base]);
+        let fan_out = u32::cast_from(layout[base + 1]);
+        let w_off = u32::cast_from(layout[base + 2]);
+        let b_off = u32::cast_from(layout[base + 3]);
+        let a_in = u32::cast_from(layout[base + 4]) * batch;
+        let a_out = a_in + batch * fan_in;
+        let mut idx = slice.begin * fan_out + u;
+        while idx < slice.end * fan_out {
+            let s = idx / fan_out;
+            let j = idx % fan_out;
+            let mut z = state[(b_off + j) as usize];
+            for c in 0..fan_in {
+                z += scratch[(a_in + s * fan_in + c) as usize]
+                    * state[(w_off + c * fan_out + j) as usize];
+            }
+            if l + 1u32 < layers {
+                z = activate(z, relu);
+            }
+            scratch[(a_out + idx) as usize] = z;
+            idx += stride;
+        }
+        sync_storage();
+    }
+}
+
+/// The errors at the output (one column) of the slice's samples: their gradients into the
+/// scratch, and the slice's loss sum, the same in every unit of the workgroup.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn output_errors(
+    scratch: &mut Tensor<f32>,
+    layout: &Tensor<f32>,
+    red: &mut Shared<[f32]>,
+    layers: u32,
+    batch: u32,
+    loss_kind: u32,
+    huber: f32,
+    at: Scratch,
+    slice: Slice,
+) -> f32 {
+    let u = UNIT_POS;
+    let stride = CUBE_DIM;
+    let last = ((layers - 1u32) * 5u32) as usize;
+    let out_at = (u32::cast_from(layout[last + 4]) + u32::cast_from(layout[last])) * batch;
+    let mut n = f32::cast_from(slice.rows);
+    if slice.rows == 0u32 {
+        n = 1.0f32;
+    }
+    let mut sum = 0.0f32;
+    let mut s = slice.begin + u;
+    while s < slice.end {
+        let e = scratch[(out_at + s) as usize] - scratch[(at.targets + s) as usize];
+        let a = f32::abs(e);
+        // The loss and its derivative (twins of `LossKind::value` and `::gradient`).
+        let mut value = e * e;
+        let mut grad = 2.0f32 * e / n;
+        if loss_kind == LOSS_MAE {
+            value = a;
+            grad = 0.0f32;
+            if e > 0.0f32 {
+                grad = 1.0f32 / n;
+            }
+            if e < 0.0f32 {
+                grad = -1.0f32 / n;
+            }
+        }
+        if loss_kind == LOSS_HUBER {
+            value = 0.5f32 * e * e;
+            let mut c = e;
+            if a > huber {
+                value = huber * (a - 0.5f32 * huber);
+                c = huber;
+                if e < 0.0f32 {
+                    c = -huber;
+                }
+            }
+            grad = c / n;
+        }
+        sum += value;
+        scratch[(at.deltas + out_at + s) as usize] = grad;
+        s += stride;
+    }
+    let total = tree_sum(red, sum);
+    sync_storage();
+    total
+}
+
+/// The sum of every unit's `value` (a shared-memory tree of `CUBE_DIM`, a power of two), the
+/// same in every unit. Every unit must call it (it holds barriers).
+#[cube]
+pub fn tree_sum(red: &mut Shared<[f32]>, value: f32) -> f32 {
+    let u = UNIT_POS;
+    red[u as usize] = value;
+    sync_cube();
+    let mut half = CUBE_DIM / 2u32;
+    while half > 0u32 {
+        if u < half {
+            red[u as usize] += red[(u + half) as usize];
+        }
+        sync_cube();
+        half /= 2u32;
+    }
+    let total = red[0];
+    sync_cube();
+    total
+}
+
+/// Backward: the gradient at each hidden layer's outputs of the slice, from the layer above.
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn backward(
+    scratch: &mut Tensor<f32>,
+    state: &mut Tensor<f32>,
+    layout: &Tensor<f32>,
+    layers: u32,
+    relu: u32,
+    batch: u32,
+    at: Scratch,
+    slice: Slice,
+) {
+    let u = UNIT_POS;
+    let stride = CUBE_DIM;
+    let mut l = layers - 1u32;
+    while l > 0u32 {
+        let base = (l * 5u32) as usize;
+        let fan_in = u32::cast_from(layout[base]);
+        let fan_out = u32::cast_from(layout[base + 1]);
+        let w_off = u32::cast_from(layout[base + 2]);
+        let a_in = u32::cast_from(layout[base + 4]) * batch;
+        let a_out = a_in + batch * fan_in;
+        let mut idx = slice.begin * fan_in + u;
+        while idx < slice.end * fan_in {
+            let s = idx / fan_in;
+            let c = idx % fan_in;
+            let mut g = 0.0f32;
+            for j in 0..fan_out {
+                g += scratch[(at.deltas + a_out + s * fan_out + j) as usize]
+                    * state[(w_off + c * fan_out + j) as usize];
+            }
+            let a = scratch[(a_in + idx) as usize];
+            scratch[(at.deltas + a_in + idx) as usize] = g * derivative(a, relu);
+            idx += stride;
+        }
+        sync_storage();
+        l -= 1u32;
+    }
+}
+
+/// The layer parameter `p` belongs to.
+#[cube]
+pub fn layer_of(p: u32, layout: &Tensor<f32>, layers: u32) -> u32 {
+    let mut layer = 0u32;
+    for q in 1..layers {
+        if p >= u32::cast_from(layout[(q * 5u32 + 2u32) as usize]) {
+            layer = q;
+        }
+    }
+    layer
+}
+
+/// Whether parameter `p` is a weight (not a bias): the ridge penalty's business.
+#[cube]
+pub fn is_weight(p: u32, layout: &Tensor<f32>, layers: u32) -> bool {
+    let layer = layer_of(p, layout, layers);
+    p < u32::cast_from(layout[(layer * 5u32 + 3u32) as usize])
+}
+
+/// Parameter `p`'s gradient summed over the slice's samples, in sample order (without the
+/// ridge penalty).
+#[cube]
+pub fn slice_gradient(
+    p: u32,
+    scratch: &mut Tensor<f32>,
+    layout: &Tensor<f32>,
+    layers: u32,
+    batch: u32,
+    at: Scratch,
+    slice: Slice,
+) -> f32 {
+    let base = (layer_of(p, layout, layers) * 5u32) as usize;
+    let fan_in = u32::cast_from(layout[base]);
+    let fan_out = u32::cast_from(layout[base + 1]);
+    let w_off = u32::cast_from(layout[base + 2]);
+    let b_off = u32::cast_from(layout[base + 3]);
+    let a_in = u32::cast_from(layout[base + 4]) * batch;
+    let d_out = at.deltas + a_in + batch * fan_in;
+    let mut g = 0.0f32;
+    if p >= b_off {
+        let j = p - b_off;
+        for s in slice.begin..slice.end {
+            g += scratch[(d_out + s * fan_out + j) as usize];
+        }
+    } else {
+        let c = (p - w_off) / fan_out;
+        let j = (p - w_off) % fan_out;
+        for s in slice.begin..slice.end {
+            g += scratch[(a_in + s * fan_in + c) as usize]
+                * scratch[(d_out + s * fan_out + j) as usize];
+        }
+    }
+    g
+}
+
+/// Adam's update of parameter `p` (params, m, v at `p`, `np + p`, `2np + p` of `state`).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn adam_in_place(
+    state: &mut Tensor<f32>,
+    p: u32,
+    np: u32,
+    g: f32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    pow1: f32,
+    pow2: f32,
+) {
+    let pi = p as usize;
+    let npu = np as usize;
+    let o = adam_update(
+        state[pi],
+        g,
+        state[npu + pi],
+        state[2 * npu + pi],
+        lr,
+        beta1,
+        beta2,
+        epsilon,
+        pow1,
+        pow2,
+    );
+    state[pi] = o.p;
+    state[npu + pi] = o.m;
+    state[2 * npu + pi] = o.v;
+}
+
+/// The rows of a step: the batch, or a table's shorter last minibatch of its epoch.
+#[cube]
+pub fn step_rows(source: u32, batch: u32, table_rows: u32, start: u32) -> u32 {
+    let mut nb = batch;
+    if source == SOURCE_TABLE {
+        nb = table_rows - start;
+        if nb > batch {
+            nb = batch;
+        }
+    }
+    nb
+}
+
+/// (lo, hi) + k as a 64-bit count: the high word.
+#[cube]
+pub fn carry_hi(lo: u32, hi: u32, k: u32) -> u32 {
+    let mut out = hi;
+    if lo + k < lo {
+        out += 1u32;
+    }
+    out
 }
 
 /// A chunk of `steps` steps of a dense network in ONE workgroup.
@@ -127,238 +525,96 @@ pub fn dense_chunk_kernel(
     if u == 0u32 {
         ctl[0] = 0.0f32;
     }
-    let deltas = batch * width_sum;
-    let targets = 2u32 * batch * width_sum;
+    let at = Scratch {
+        deltas: batch * width_sum,
+        targets: 2u32 * batch * width_sum,
+    };
+    let stream = Stream {
+        k0,
+        k1,
+        x_low,
+        x_span,
+        true_w,
+        true_b,
+        noise,
+    };
     let mut last_loss = 0.0f32;
     let mut bad_loss = 0.0f32;
     let mut run = 0u32;
     sync_storage();
 
     for k in 0..steps {
-        let step_lo = first_lo + k;
-        let mut step_hi = first_hi;
-        if step_lo < first_lo {
-            step_hi += 1u32;
-        }
-        // Rows this step: the batch, or a table's shorter last minibatch; none once stopped.
-        let mut nb = batch;
-        let mut start = 0u32;
-        if source == SOURCE_TABLE {
-            // The step's minibatch of its epoch (the chunk lies within one epoch).
-            start = (epoch_index + k) * batch;
-            nb = table_rows - start;
-            if nb > batch {
-                nb = batch;
-            }
-        }
+        // The step's minibatch of its epoch (the chunk lies within one epoch).
+        let start = (epoch_index + k) * batch;
+        let mut nb = step_rows(source, batch, table_rows, start);
+        // None once stopped.
         if ctl[0] != 0.0f32 {
             nb = 0u32;
         }
-        // The batch: inputs to the activations' first rows, targets after the gradients.
-        if source == SOURCE_TABLE {
-            let mut idx = u;
-            while idx < nb * d_in {
-                let s = idx / d_in;
-                let c = idx % d_in;
-                let row = u32::cast_from(order[(start + s) as usize]);
-                scratch[idx as usize] = data[(row * d_in + c) as usize];
-                idx += stride;
-            }
-            let mut s = u;
-            while s < nb {
-                let row = u32::cast_from(order[(start + s) as usize]);
-                scratch[(targets + s) as usize] = data[(table_rows * d_in + row) as usize];
-                s += stride;
-            }
-        } else {
-            let mut j = u;
-            while 2u32 * j < nb {
-                let p = line_pair(
-                    k0, k1, step_lo, step_hi, j, x_low, x_span, true_w, true_b, noise,
-                );
-                let mut y0 = p.y0;
-                let mut y1 = p.y1;
-                if source == SOURCE_SINE {
-                    y0 = f32::sin(p.x0);
-                    y1 = f32::sin(p.x1);
-                }
-                scratch[(2u32 * j) as usize] = p.x0;
-                scratch[(targets + 2u32 * j) as usize] = y0;
-                if 2u32 * j + 1u32 < nb {
-                    scratch[(2u32 * j + 1u32) as usize] = p.x1;
-                    scratch[(targets + 2u32 * j + 1u32) as usize] = y1;
-                }
-                j += stride;
-            }
-        }
-        sync_storage();
-
-        // Forward: each unit takes (sample, neuron) outputs.
-        for l in 0..layers {
-            let base = (l * 5u32) as usize;
-            let fan_in = u32::cast_from(layout[base]);
-            let fan_out = u32::cast_from(layout[base + 1]);
-            let w_off = u32::cast_from(layout[base + 2]);
-            let b_off = u32::cast_from(layout[base + 3]);
-            let a_in = u32::cast_from(layout[base + 4]) * batch;
-            let a_out = a_in + batch * fan_in;
-            let mut idx = u;
-            while idx < nb * fan_out {
-                let s = idx / fan_out;
-                let j = idx % fan_out;
-                let mut z = state[(b_off + j) as usize];
-                for c in 0..fan_in {
-                    z += scratch[(a_in + s * fan_in + c) as usize]
-                        * state[(w_off + c * fan_out + j) as usize];
-                }
-                if l + 1u32 < layers {
-                    z = activate(z, relu);
-                }
-                scratch[(a_out + idx) as usize] = z;
-                idx += stride;
-            }
-            sync_storage();
-        }
-
-        // The errors at the output (one column), their gradient and the loss.
-        let last = ((layers - 1u32) * 5u32) as usize;
-        let out_at = (u32::cast_from(layout[last + 4]) + u32::cast_from(layout[last])) * batch;
+        let step = StepData {
+            source,
+            d_in,
+            table_rows,
+            start,
+            step_lo: first_lo + k,
+            step_hi: carry_hi(first_lo, first_hi, k),
+        };
+        let slice = Slice {
+            begin: 0u32,
+            end: nb,
+            rows: nb,
+        };
+        load_batch(
+            scratch,
+            data,
+            order,
+            at.clone(),
+            step.clone(),
+            stream.clone(),
+            slice.clone(),
+        );
+        forward(scratch, state, layout, layers, relu, batch, slice.clone());
         let mut n = f32::cast_from(nb);
         if nb == 0u32 {
             n = 1.0f32;
         }
-        let mut sq = 0.0f32;
-        let mut s = u;
-        while s < nb {
-            let e = scratch[(out_at + s) as usize] - scratch[(targets + s) as usize];
-            let a = f32::abs(e);
-            // The loss and its derivative (twins of `LossKind::value` and `::gradient`).
-            let mut value = e * e;
-            let mut grad = 2.0f32 * e / n;
-            if loss_kind == LOSS_MAE {
-                value = a;
-                grad = 0.0f32;
-                if e > 0.0f32 {
-                    grad = 1.0f32 / n;
-                }
-                if e < 0.0f32 {
-                    grad = -1.0f32 / n;
-                }
-            }
-            if loss_kind == LOSS_HUBER {
-                value = 0.5f32 * e * e;
-                let mut c = e;
-                if a > huber {
-                    value = huber * (a - 0.5f32 * huber);
-                    c = huber;
-                    if e < 0.0f32 {
-                        c = -huber;
-                    }
-                }
-                grad = c / n;
-            }
-            sq += value;
-            scratch[(deltas + out_at + s) as usize] = grad;
-            s += stride;
-        }
-        red[u as usize] = sq;
-        sync_cube();
-        let mut half = CUBE_DIM / 2u32;
-        while half > 0u32 {
-            if u < half {
-                red[u as usize] += red[(u + half) as usize];
-            }
-            sync_cube();
-            half /= 2u32;
-        }
-        let loss = red[0] / n;
+        let loss = output_errors(
+            scratch,
+            layout,
+            &mut red,
+            layers,
+            batch,
+            loss_kind,
+            huber,
+            at.clone(),
+            slice.clone(),
+        ) / n;
         let live = nb > 0u32;
         let finite = is_finite(loss);
-        sync_storage();
-
-        // Backward: the gradient at each hidden layer's outputs, from the layer above.
-        let mut l = layers - 1u32;
-        while l > 0u32 && live && finite {
-            let base = (l * 5u32) as usize;
-            let fan_in = u32::cast_from(layout[base]);
-            let fan_out = u32::cast_from(layout[base + 1]);
-            let w_off = u32::cast_from(layout[base + 2]);
-            let a_in = u32::cast_from(layout[base + 4]) * batch;
-            let a_out = a_in + batch * fan_in;
-            let mut idx = u;
-            while idx < nb * fan_in {
-                let s = idx / fan_in;
-                let c = idx % fan_in;
-                let mut g = 0.0f32;
-                for j in 0..fan_out {
-                    g += scratch[(deltas + a_out + s * fan_out + j) as usize]
-                        * state[(w_off + c * fan_out + j) as usize];
-                }
-                let a = scratch[(a_in + idx) as usize];
-                scratch[(deltas + a_in + idx) as usize] = g * derivative(a, relu);
-                idx += stride;
-            }
-            sync_storage();
-            l -= 1u32;
-        }
-
-        // Every parameter's gradient over the batch, then Adam, by the unit that owns it.
         if live && finite {
+            backward(
+                scratch,
+                state,
+                layout,
+                layers,
+                relu,
+                batch,
+                at.clone(),
+                slice.clone(),
+            );
+            // Every parameter's gradient over the batch, then Adam, by the unit that owns it.
             let t_lo = upd_lo + run + 1u32;
-            let mut t_hi = upd_hi;
-            if t_lo < upd_lo {
-                t_hi += 1u32;
-            }
+            let t_hi = carry_hi(upd_lo, upd_hi, run + 1u32);
             let pow1 = pow_by_squaring(beta1, t_lo, t_hi);
             let pow2 = pow_by_squaring(beta2, t_lo, t_hi);
             let mut p = u;
             while p < n_params {
-                // The layer the parameter belongs to.
-                let mut layer = 0u32;
-                for q in 1..layers {
-                    if p >= u32::cast_from(layout[(q * 5u32 + 2u32) as usize]) {
-                        layer = q;
-                    }
-                }
-                let base = (layer * 5u32) as usize;
-                let fan_in = u32::cast_from(layout[base]);
-                let fan_out = u32::cast_from(layout[base + 1]);
-                let w_off = u32::cast_from(layout[base + 2]);
-                let b_off = u32::cast_from(layout[base + 3]);
-                let a_in = u32::cast_from(layout[base + 4]) * batch;
-                let d_out = deltas + a_in + batch * fan_in;
-                let mut g = 0.0f32;
-                if p >= b_off {
-                    let j = p - b_off;
-                    for s in 0..nb {
-                        g += scratch[(d_out + s * fan_out + j) as usize];
-                    }
-                } else {
-                    let c = (p - w_off) / fan_out;
-                    let j = (p - w_off) % fan_out;
-                    for s in 0..nb {
-                        g += scratch[(a_in + s * fan_in + c) as usize]
-                            * scratch[(d_out + s * fan_out + j) as usize];
-                    }
-                    // The ridge penalty's gradient, on the weights only.
+                let mut g =
+                    slice_gradient(p, scratch, layout, layers, batch, at.clone(), slice.clone());
+                if is_weight(p, layout, layers) {
                     g += 2.0f32 * l2 * state[p as usize];
                 }
-                let pi = p as usize;
-                let o = adam_update(
-                    state[pi],
-                    g,
-                    state[np + pi],
-                    state[2 * np + pi],
-                    lr,
-                    beta1,
-                    beta2,
-                    epsilon,
-                    pow1,
-                    pow2,
-                );
-                state[pi] = o.p;
-                state[np + pi] = o.m;
-                state[2 * np + pi] = o.v;
+                adam_in_place(state, p, n_params, g, lr, beta1, beta2, epsilon, pow1, pow2);
                 p += stride;
             }
             last_loss = loss;
@@ -376,5 +632,209 @@ pub fn dense_chunk_kernel(
         state[3 * np + 1] = f32::cast_from(run);
         state[3 * np + 2] = bad_loss;
         state[3 * np + 3] = ctl[0];
+    }
+}
+
+/// Large batches, dispatch 1 of a step (many workgroups): workgroup g takes samples
+/// `[g·slice, (g+1)·slice)` of the step and writes its slice's gradient sums of every
+/// parameter to `partials[g·(n_params+1) ..]`, then its loss sum. `state` is the chunk's
+/// state buffer (params, m, v, then `[last_loss, steps_run, bad_loss, stopped]`); once
+/// stopped, the slices are empty. (`state` is only read; it is `mut` because the phases
+/// shared with [`dense_chunk_kernel`] take it so.)
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn dense_grad_kernel(
+    state: &mut Tensor<f32>,
+    layout: &Tensor<f32>,
+    data: &Tensor<f32>,
+    order: &Tensor<f32>,
+    scratch: &mut Tensor<f32>,
+    partials: &mut Tensor<f32>,
+    source: u32,
+    layers: u32,
+    d_in: u32,
+    width_sum: u32,
+    n_params: u32,
+    relu: u32,
+    loss_kind: u32,
+    huber: f32,
+    k0: u32,
+    k1: u32,
+    step_lo: u32,
+    step_hi: u32,
+    batch: u32,
+    slice_len: u32,
+    table_rows: u32,
+    start: u32,
+    x_low: f32,
+    x_span: f32,
+    true_w: f32,
+    true_b: f32,
+    noise: f32,
+    #[comptime] units: usize,
+) {
+    let u = UNIT_POS;
+    let g = CUBE_POS_X;
+    let mut red = Shared::<[f32]>::new_slice(units);
+    let at = Scratch {
+        deltas: batch * width_sum,
+        targets: 2u32 * batch * width_sum,
+    };
+    let stream = Stream {
+        k0,
+        k1,
+        x_low,
+        x_span,
+        true_w,
+        true_b,
+        noise,
+    };
+    let mut nb = step_rows(source, batch, table_rows, start);
+    if state[3 * (n_params as usize) + 3] != 0.0f32 {
+        nb = 0u32;
+    }
+    let mut begin = g * slice_len;
+    if begin > nb {
+        begin = nb;
+    }
+    let mut end = begin + slice_len;
+    if end > nb {
+        end = nb;
+    }
+    let slice = Slice {
+        begin,
+        end,
+        rows: nb,
+    };
+    let step = StepData {
+        source,
+        d_in,
+        table_rows,
+        start,
+        step_lo,
+        step_hi,
+    };
+    load_batch(
+        scratch,
+        data,
+        order,
+        at.clone(),
+        step.clone(),
+        stream.clone(),
+        slice.clone(),
+    );
+    forward(scratch, state, layout, layers, relu, batch, slice.clone());
+    let loss_sum = output_errors(
+        scratch,
+        layout,
+        &mut red,
+        layers,
+        batch,
+        loss_kind,
+        huber,
+        at.clone(),
+        slice.clone(),
+    );
+    backward(
+        scratch,
+        state,
+        layout,
+        layers,
+        relu,
+        batch,
+        at.clone(),
+        slice.clone(),
+    );
+    let base = g * (n_params + 1u32);
+    let mut p = u;
+    while p < n_params {
+        partials[(base + p) as usize] =
+            slice_gradient(p, scratch, layout, layers, batch, at.clone(), slice.clone());
+        p += CUBE_DIM;
+    }
+    if u == 0u32 {
+        partials[(base + n_params) as usize] = loss_sum;
+    }
+}
+
+/// Large batches, dispatch 2 of a step (parameters shared among workgroups): every workgroup
+/// sums the `groups` loss sums in the same fixed order (so all see the same loss); if the step
+/// is live and its loss finite, each unit sums its parameter's partials over the slices in
+/// order, adds the ridge penalty's gradient and applies Adam's update `(t_lo, t_hi)`.
+/// Workgroup 0's unit 0 alone keeps `[last_loss, steps_run, bad_loss, stopped]`.
+#[cube(launch)]
+#[allow(clippy::too_many_arguments)]
+pub fn dense_adam_kernel(
+    state: &mut Tensor<f32>,
+    layout: &Tensor<f32>,
+    partials: &Tensor<f32>,
+    layers: u32,
+    n_params: u32,
+    groups: u32,
+    rows: u32,
+    l2: f32,
+    t_lo: u32,
+    t_hi: u32,
+    lr: f32,
+    beta1: f32,
+    beta2: f32,
+    epsilon: f32,
+    #[comptime] units: usize,
+) {
+    let u = UNIT_POS;
+    let np = n_params as usize;
+    let mut red = Shared::<[f32]>::new_slice(units);
+    let stride = n_params + 1u32;
+    let mut part = 0.0f32;
+    let mut g = u;
+    while g < groups {
+        part += partials[(g * stride + n_params) as usize];
+        g += CUBE_DIM;
+    }
+    let mut n = f32::cast_from(rows);
+    if rows == 0u32 {
+        n = 1.0f32;
+    }
+    let loss = tree_sum(&mut red, part) / n;
+    let stopped = state[3 * np + 3] != 0.0f32;
+    let live = rows > 0u32 && !stopped;
+    let finite = is_finite(loss);
+    if live && finite {
+        let pow1 = pow_by_squaring(beta1, t_lo, t_hi);
+        let pow2 = pow_by_squaring(beta2, t_lo, t_hi);
+        let p = CUBE_POS_X * CUBE_DIM + u;
+        if p < n_params {
+            let mut grad = 0.0f32;
+            for q in 0..groups {
+                grad += partials[(q * stride + p) as usize];
+            }
+            if is_weight(p, layout, layers) {
+                grad += 2.0f32 * l2 * state[p as usize];
+            }
+            adam_in_place(
+                state, p, n_params, grad, lr, beta1, beta2, epsilon, pow1, pow2,
+            );
+        }
+    }
+    if CUBE_POS_X == 0u32 && u == 0u32 && live {
+        if finite {
+            state[3 * np] = loss;
+            state[3 * np + 1] += 1.0f32;
+        } else {
+            state[3 * np + 2] = loss;
+            state[3 * np + 3] = 1.0f32;
+        }
+    }
+}
+
+/// Copies `state_in` (params, m, v) to `state` and zeroes the 4 values after them.
+#[cube(launch)]
+pub fn dense_state_copy_kernel(state_in: &Tensor<f32>, state: &mut Tensor<f32>) {
+    let i = ABSOLUTE_POS;
+    let n = state_in.len();
+    if i < n {
+        state[i] = state_in[i];
+    } else if i < n + 4 {
+        state[i] = 0.0f32;
     }
 }

@@ -501,90 +501,43 @@ pub fn chunk_kernel(
     }
 }
 
-/// Two-dispatch path, dispatch 1: each workgroup's (Σe·x, Σe, Σe²) over the pairs
-/// `g, g + G·U, ...` of its units g, into partials[3·cube + 0..3]. Reads w, b from `state_in`
-/// when `first` is 1, else from `state`; does nothing useful once `state` says stopped.
+/// Large batches, ONE dispatch per step over many workgroups. Dispatch j (j = 0..=steps of the
+/// chunk) turns state S(j-1) and the partial sums of step j-1 into S(j) (Adam's update j),
+/// then computes the partial sums of step j at S(j):
+///
+/// 1. every workgroup reduces `prev_partials` (the `groups` triples of step j-1) in the same
+///    fixed order and applies the same update, so all of them hold the same S(j) bit for bit
+///    (a little redundant arithmetic instead of a second dispatch);
+/// 2. workgroup 0 writes S(j) to `next_state`;
+/// 3. each workgroup writes its (Σe·x, Σe, Σe²) of step j at S(j) to `partials[3·cube..]`.
+///
+/// States and partials alternate between two buffers (the host passes j-1's as `prev_*` and
+/// j's as `next_state`/`partials`), so no dispatch reads what it writes: no workgroup waits
+/// for another, which WebGPU could not promise. `first` = 1: S(j) is `state_in` (no update);
+/// `sample` = 0: the last dispatch only updates. Once stopped, the state is left alone.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
-pub fn partial_kernel(
+pub fn step_kernel(
     state_in: &Tensor<f32>,
-    state: &Tensor<f32>,
+    prev_state: &Tensor<f32>,
+    prev_partials: &Tensor<f32>,
+    next_state: &mut Tensor<f32>,
     partials: &mut Tensor<f32>,
     first: u32,
+    sample: u32,
+    groups: u32,
     k0: u32,
     k1: u32,
     step_lo: u32,
     step_hi: u32,
+    t_lo: u32,
+    t_hi: u32,
     batch: u32,
     x_low: f32,
     x_span: f32,
     true_w: f32,
     true_b: f32,
     noise: f32,
-    #[comptime] units: usize,
-) {
-    let u = UNIT_POS;
-    let uu = u as usize;
-    let cube_id = CUBE_POS_X;
-    let mut red_ex = Shared::<[f32]>::new_slice(units);
-    let mut red_e = Shared::<[f32]>::new_slice(units);
-    let mut red_ee = Shared::<[f32]>::new_slice(units);
-
-    let mut w = state_in[0];
-    let mut b = state_in[1];
-    let mut stopped = 0.0f32;
-    if first == 0u32 {
-        w = state[0];
-        b = state[1];
-        stopped = state[9];
-    }
-    let mut start = cube_id * CUBE_DIM + u;
-    if stopped != 0.0f32 {
-        start = u32::MAX;
-    }
-    let sums = strided_sums(
-        start,
-        CUBE_COUNT_X * CUBE_DIM,
-        batch,
-        k0,
-        k1,
-        step_lo,
-        step_hi,
-        w,
-        b,
-        x_low,
-        x_span,
-        true_w,
-        true_b,
-        noise,
-    );
-    red_ex[uu] = sums.ex;
-    red_e[uu] = sums.e;
-    red_ee[uu] = sums.ee;
-    sync_cube();
-    tree_reduce(&mut red_ex, &mut red_e, &mut red_ee);
-    if u == 0u32 {
-        let base = (cube_id * 3u32) as usize;
-        partials[base] = red_ex[0];
-        partials[base + 1] = red_e[0];
-        partials[base + 2] = red_ee[0];
-    }
-}
-
-/// Two-dispatch path, dispatch 2 (ONE workgroup): sums the `groups` partials in a fixed order,
-/// checks the loss and applies Adam's update `(t_lo, t_hi)` to `state` in place (copying from
-/// `state_in` first when `first` is 1); once stopped it leaves `state` alone.
-#[cube(launch)]
-#[allow(clippy::too_many_arguments)]
-pub fn reduce_adam_kernel(
-    state_in: &Tensor<f32>,
-    state: &mut Tensor<f32>,
-    partials: &Tensor<f32>,
-    first: u32,
-    groups: u32,
-    t_lo: u32,
-    t_hi: u32,
-    batch: u32,
     lr: f32,
     beta1: f32,
     beta2: f32,
@@ -593,51 +546,43 @@ pub fn reduce_adam_kernel(
 ) {
     let u = UNIT_POS;
     let uu = u as usize;
+    let cube_id = CUBE_POS_X;
     let mut red_ex = Shared::<[f32]>::new_slice(units);
     let mut red_e = Shared::<[f32]>::new_slice(units);
     let mut red_ee = Shared::<[f32]>::new_slice(units);
-    let mut ex = 0.0f32;
-    let mut es = 0.0f32;
-    let mut ee = 0.0f32;
-    let mut g = u;
-    while g < groups {
-        let base = (g * 3u32) as usize;
-        ex += partials[base];
-        es += partials[base + 1];
-        ee += partials[base + 2];
-        g += CUBE_DIM;
-    }
-    red_ex[uu] = ex;
-    red_e[uu] = es;
-    red_ee[uu] = ee;
-    sync_cube();
-    tree_reduce(&mut red_ex, &mut red_e, &mut red_ee);
+    // S(j): [w, b, m_w, m_b, v_w, v_b, last_loss, steps_run, bad_loss, stopped]
+    let mut s = Shared::<[f32]>::new_slice(10usize);
+    let n = f32::cast_from(batch);
 
-    if u == 0u32 {
-        let mut w = state_in[0];
-        let mut b = state_in[1];
-        let mut m_w = state_in[2];
-        let mut m_b = state_in[3];
-        let mut v_w = state_in[4];
-        let mut v_b = state_in[5];
-        let mut last_loss = 0.0f32;
-        let mut run = 0.0f32;
-        let mut bad_loss = 0.0f32;
-        let mut stopped = 0.0f32;
-        if first == 0u32 {
-            w = state[0];
-            b = state[1];
-            m_w = state[2];
-            m_b = state[3];
-            v_w = state[4];
-            v_b = state[5];
-            last_loss = state[6];
-            run = state[7];
-            bad_loss = state[8];
-            stopped = state[9];
+    if first == 1u32 {
+        if u < 6u32 {
+            s[uu] = state_in[uu];
+        } else if u < 10u32 {
+            s[uu] = 0.0f32;
         }
-        if stopped == 0.0f32 {
-            let n = f32::cast_from(batch);
+        sync_cube();
+    } else {
+        if u < 10u32 {
+            s[uu] = prev_state[uu];
+        }
+        // Step j-1's sums: strided over the partials, then the tree, as every workgroup does.
+        let mut ex = 0.0f32;
+        let mut es = 0.0f32;
+        let mut ee = 0.0f32;
+        let mut g = u;
+        while g < groups {
+            let base = (g * 3u32) as usize;
+            ex += prev_partials[base];
+            es += prev_partials[base + 1];
+            ee += prev_partials[base + 2];
+            g += CUBE_DIM;
+        }
+        red_ex[uu] = ex;
+        red_e[uu] = es;
+        red_ee[uu] = ee;
+        sync_cube();
+        tree_reduce(&mut red_ex, &mut red_e, &mut red_ee);
+        if u == 0u32 && s[9] == 0.0f32 {
             let loss = red_ee[0] / n;
             if is_finite(loss) {
                 let pow1 = pow_by_squaring(beta1, t_lo, t_hi);
@@ -645,30 +590,58 @@ pub fn reduce_adam_kernel(
                 let scale = 2.0f32 / n;
                 let gw = scale * red_ex[0];
                 let gb = scale * red_e[0];
-                let aw = adam_update(w, gw, m_w, v_w, lr, beta1, beta2, epsilon, pow1, pow2);
-                let ab = adam_update(b, gb, m_b, v_b, lr, beta1, beta2, epsilon, pow1, pow2);
-                w = aw.p;
-                b = ab.p;
-                m_w = aw.m;
-                v_w = aw.v;
-                m_b = ab.m;
-                v_b = ab.v;
-                last_loss = loss;
-                run += 1.0f32;
+                let aw = adam_update(s[0], gw, s[2], s[4], lr, beta1, beta2, epsilon, pow1, pow2);
+                let ab = adam_update(s[1], gb, s[3], s[5], lr, beta1, beta2, epsilon, pow1, pow2);
+                s[0] = aw.p;
+                s[1] = ab.p;
+                s[2] = aw.m;
+                s[3] = ab.m;
+                s[4] = aw.v;
+                s[5] = ab.v;
+                s[6] = loss;
+                s[7] += 1.0f32;
             } else {
-                bad_loss = loss;
-                stopped = 1.0f32;
+                s[8] = loss;
+                s[9] = 1.0f32;
             }
         }
-        state[0] = w;
-        state[1] = b;
-        state[2] = m_w;
-        state[3] = m_b;
-        state[4] = v_w;
-        state[5] = v_b;
-        state[6] = last_loss;
-        state[7] = run;
-        state[8] = bad_loss;
-        state[9] = stopped;
+        sync_cube();
+    }
+    if cube_id == 0u32 && u < 10u32 {
+        next_state[uu] = s[uu];
+    }
+    if sample == 1u32 {
+        // Once stopped, start past the last pair: the sums stay 0.
+        let mut start = cube_id * CUBE_DIM + u;
+        if s[9] != 0.0f32 {
+            start = u32::MAX;
+        }
+        let sums = strided_sums(
+            start,
+            CUBE_COUNT_X * CUBE_DIM,
+            batch,
+            k0,
+            k1,
+            step_lo,
+            step_hi,
+            s[0],
+            s[1],
+            x_low,
+            x_span,
+            true_w,
+            true_b,
+            noise,
+        );
+        red_ex[uu] = sums.ex;
+        red_e[uu] = sums.e;
+        red_ee[uu] = sums.ee;
+        sync_cube();
+        tree_reduce(&mut red_ex, &mut red_e, &mut red_ee);
+        if u == 0u32 {
+            let base = (cube_id * 3u32) as usize;
+            partials[base] = red_ex[0];
+            partials[base + 1] = red_e[0];
+            partials[base + 2] = red_ee[0];
+        }
     }
 }

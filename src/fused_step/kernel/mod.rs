@@ -7,10 +7,11 @@
 //!   adapter such as lavapipe up to [`CPU_ADAPTER_MAX_PAIRS`]): ONE dispatch of ONE workgroup
 //!   runs every step of the chunk — draw, forward, the three sums, a shared-memory tree
 //!   reduction, Adam in unit 0, a barrier, the next step.
-//! - larger batches: two dispatches per step — partial sums over many workgroups, then one
-//!   workgroup sums the partials in a fixed order and applies Adam to a small state buffer that
-//!   stays on the device — all the chunk's dispatches recorded by one extension-op call, and one
-//!   read-back of the state at the end.
+//! - larger batches: ONE dispatch per step over many workgroups ([`step_kernel`]): each
+//!   workgroup first sums the previous step's partials in a fixed order and applies Adam (all
+//!   reach the same state), then writes its partial sums of this step; states and partials
+//!   alternate between two buffers, so no workgroup waits for another. A chunk of n steps is
+//!   n + 1 dispatches recorded by one extension-op call, and one read-back of the state.
 //!
 //! Every `#[cube]` function here is the twin of a host function (`rng/philox.rs`,
 //! `optim.rs`) with the same operation order, so the integer part (Philox, the 24-bit
@@ -39,20 +40,21 @@ pub const UNITS: u32 = 256;
 /// Batches of at most this many Philox pairs (two samples each) run the one-workgroup kernel.
 pub const SMALL_MAX_PAIRS: u64 = 16 * UNITS as u64;
 
-/// On a CPU adapter, batches of at most this many pairs (2^21 samples) run the one-workgroup
-/// kernel (see [`GpuExecutor::new`]).
-pub const CPU_ADAPTER_MAX_PAIRS: u64 = 1 << 20;
+/// On a CPU adapter with several cores, batches of at most this many pairs (65,536 samples)
+/// run the one-workgroup kernel (see [`GpuExecutor::new`]).
+pub const CPU_ADAPTER_MAX_PAIRS: u64 = 1 << 15;
 
 /// Loop iterations one invocation may spend per dispatch: well below lavapipe's 65,535.
 const LOOP_BUDGET: u64 = 40_000;
 
-/// Steps one extension-op call of the two-dispatch path records (2 dispatches each).
+/// Steps one extension-op call of the one-dispatch-per-step path records.
 const LARGE_MAX_CHUNK_STEPS: u64 = 4_096;
 
-/// Pairs each unit takes at least in the partial-sum kernel before another workgroup is added.
+/// Pairs each unit takes at least in the one-dispatch-per-step kernel before another
+/// workgroup is added.
 const LARGE_PAIRS_PER_UNIT: u64 = 4;
 
-/// Most workgroups of the partial-sum kernel (the reduce kernel sums their partials).
+/// Most workgroups of the one-dispatch-per-step kernel (each reduces all their partials).
 const LARGE_MAX_GROUPS: u64 = 1_024;
 
 /// Length of the state buffer a chunk returns:
@@ -139,7 +141,8 @@ pub trait FusedOps: Backend {
 
     /// `steps` training steps from `state` = [w, b, m_w, m_b, v_w, v_b]; returns
     /// `[w, b, m_w, m_b, v_w, v_b, last_loss, steps_run, bad_loss, stopped]`.
-    /// `units` > 0 picks the one-workgroup kernel with that many units; 0 the two-dispatch path.
+    /// `units` > 0 picks the one-workgroup kernel with that many units; 0 the one-dispatch-per-
+    /// step path over `groups` workgroups.
     #[fusion(dtype = state, shape = state_out_shape(state))]
     #[allow(clippy::too_many_arguments)]
     fn fused_chunk(
@@ -151,6 +154,7 @@ pub trait FusedOps: Backend {
         steps: u32,
         batch: u32,
         units: u32,
+        groups: u32,
         x_low: f32,
         x_span: f32,
         true_w: f32,
@@ -162,8 +166,10 @@ pub trait FusedOps: Backend {
         epsilon: f32,
     ) -> FloatTensor<Self>;
 
-    /// `steps` training steps of a dense network in one workgroup of `units` units (see
-    /// [`dense_kernel::dense_chunk_kernel`]); returns the state then
+    /// `steps` training steps of a dense network: with `groups` = 0 in one dispatch of one
+    /// workgroup of `units` units ([`dense_kernel::dense_chunk_kernel`]), else two dispatches
+    /// per step over `groups` workgroups ([`dense_kernel::dense_grad_kernel`], then
+    /// [`dense_kernel::dense_adam_kernel`]); returns the state then
     /// `[last_loss, steps_run, bad_loss, stopped]`. `scratch_len` floats of scratch are
     /// allocated for it.
     #[fusion(dtype = state, shape = dense_out_shape(state))]
@@ -200,6 +206,7 @@ pub trait FusedOps: Backend {
         beta2: f32,
         epsilon: f32,
         units: u32,
+        groups: u32,
     ) -> FloatTensor<Self>;
 
     /// Philox words of 4 blocks with counters (c0 + u, c1, c2, c3) as 32 f32 16-bit halves
@@ -230,12 +237,13 @@ fn small_units(pairs: u64) -> u32 {
     pairs.clamp(1, u64::from(UNITS)).next_power_of_two() as u32
 }
 
-/// Workgroups of the partial-sum kernel for a batch.
-fn large_groups(batch: u64) -> u32 {
+/// Workgroups of the one-dispatch-per-step kernel for a batch: enough that each unit takes
+/// [`LARGE_PAIRS_PER_UNIT`] pairs, at most `max_groups`.
+fn large_groups(batch: u64, max_groups: u64) -> u32 {
     let pairs = batch.div_ceil(2);
     pairs
         .div_ceil(u64::from(UNITS) * LARGE_PAIRS_PER_UNIT)
-        .clamp(1, LARGE_MAX_GROUPS) as u32
+        .clamp(1, max_groups) as u32
 }
 
 /// Runs fused chunks on a wgpu device.
@@ -243,22 +251,43 @@ pub struct GpuExecutor {
     device: Device,
     /// Batches of at most this many pairs run the one-workgroup kernel.
     one_workgroup_max_pairs: u64,
+    /// Most workgroups of the one-dispatch-per-step kernel.
+    max_groups: u64,
 }
 
 impl GpuExecutor {
     /// An executor on `device` (the plain wgpu device; an autodiff one is stripped).
-    /// `cpu_adapter`: the device is a software rasterizer (lavapipe), which runs workgroups on
-    /// the CPU's few cores and pays ~0.4 ms per dispatch: there the one-workgroup kernel, many
-    /// steps per dispatch, beats two dispatches per step up to far larger batches (measured at
-    /// batch 65,536: 0.9 vs 1.7 ms per step).
+    /// `cpu_adapter`: the device is a software rasterizer (lavapipe), which runs each workgroup
+    /// on one of this machine's cores, pays for every barrier of every workgroup and ~0.1 ms
+    /// per dispatch: there one workgroup running many steps per dispatch is the fastest up to
+    /// [`CPU_ADAPTER_MAX_PAIRS`], and above it one workgroup per core (measured on lavapipe,
+    /// 2 cores, ms per step: batch 65,536: one workgroup 0.166, 2 workgroups 0.175, 1,024
+    /// workgroups 0.83; batch 2^20: 2.36, 1.42 and 13.1).
     pub fn new(device: &Device, cpu_adapter: bool) -> Self {
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get() as u64);
+        let (one_workgroup_max_pairs, max_groups) = match (cpu_adapter, cores) {
+            (false, _) => (SMALL_MAX_PAIRS, LARGE_MAX_GROUPS),
+            (true, 1) => (u64::MAX, 1),
+            (true, cores) => (CPU_ADAPTER_MAX_PAIRS, cores),
+        };
         Self {
             device: device.clone().without_autodiff(),
-            one_workgroup_max_pairs: if cpu_adapter {
-                CPU_ADAPTER_MAX_PAIRS
-            } else {
-                SMALL_MAX_PAIRS
-            },
+            one_workgroup_max_pairs,
+            max_groups,
+        }
+    }
+
+    /// An executor with explicit limits (tests and timings of each path).
+    #[cfg(test)]
+    pub(crate) fn with_limits(
+        device: &Device,
+        one_workgroup_max_pairs: u64,
+        max_groups: u64,
+    ) -> Self {
+        Self {
+            device: device.clone().without_autodiff(),
+            one_workgroup_max_pairs,
+            max_groups,
         }
     }
 
@@ -317,10 +346,10 @@ impl GpuExecutor {
         batch: u32,
     ) -> Result<ChunkResult, String> {
         let pairs = u64::from(batch).div_ceil(2);
-        let units = if pairs <= self.one_workgroup_max_pairs {
-            small_units(pairs)
+        let (units, groups) = if pairs <= self.one_workgroup_max_pairs {
+            (small_units(pairs), 0)
         } else {
-            0
+            (0, large_groups(u64::from(batch), self.max_groups))
         };
         let steps =
             u32::try_from(spec.steps).map_err(|_| "too many steps in one dispatch".to_string())?;
@@ -344,6 +373,7 @@ impl GpuExecutor {
             steps,
             batch,
             units,
+            groups,
             s.x_low,
             s.x_span,
             s.true_w,

@@ -195,7 +195,7 @@ fn gpu_chunk_matches_the_host_on_the_default_config() {
 }
 
 #[test]
-fn gpu_large_batch_two_dispatch_path_matches_the_host() {
+fn gpu_large_batch_one_dispatch_per_step_path_matches_the_host() {
     let _g = lock();
     let Some(device) = wgpu() else { return };
     let mut gpu = GpuExecutor::new(&device, false);
@@ -226,10 +226,11 @@ fn the_cpu_adapter_one_workgroup_path_takes_large_batches_and_matches_the_host()
     let Some(device) = wgpu() else { return };
     let mut gpu = GpuExecutor::new(&device, true);
     let config = TrainingConfig {
-        batch: 200_000,
+        batch: 60_000,
         ..Default::default()
     };
     assert!((config.batch as u64).div_ceil(2) <= CPU_ADAPTER_MAX_PAIRS);
+    assert!((config.batch as u64).div_ceil(2) > SMALL_MAX_PAIRS);
     let start = FusedState::new(0.25, 0.0);
     let want = host::run_chunk(start, &spec(&config, 1, 30));
     let got = run_gpu(&mut gpu, &config, start, 30);
@@ -239,6 +240,33 @@ fn the_cpu_adapter_one_workgroup_path_takes_large_batches_and_matches_the_host()
         "{got:?} vs {want:?}"
     );
     assert_eq!(got.steps_run, 30);
+}
+
+#[test]
+fn the_one_dispatch_per_step_path_matches_the_host_with_any_number_of_workgroups() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    let config = TrainingConfig {
+        batch: 300_001,
+        ..Default::default()
+    };
+    let start = FusedState::new(0.25, 0.0);
+    let want = host::run_chunk(start, &spec(&config, 1, 25));
+    let close = |a: f32, b: f32| (a - b).abs() <= 1e-3 * b.abs().max(1e-2);
+    for groups in [1, 2, 3, 147] {
+        let mut gpu = GpuExecutor::with_limits(&device, 0, groups);
+        let got = run_gpu(&mut gpu, &config, start, 25);
+        assert!(
+            close(got.state.w, want.state.w) && close(got.state.b, want.state.b),
+            "{groups} workgroups: {got:?} vs {want:?}"
+        );
+        assert!(close(got.last_loss, want.last_loss), "{got:?} vs {want:?}");
+        // Chunks of an odd and an even number of steps end in either state buffer.
+        let a = gpu.run_chunk(start, &spec(&config, 1, 9)).unwrap();
+        let b = gpu.run_chunk(a.state, &spec(&config, 10, 16)).unwrap();
+        assert_eq!(b.state, got.state, "{groups} workgroups");
+        assert_eq!(b.last_loss.to_bits(), got.last_loss.to_bits());
+    }
 }
 
 #[test]
@@ -282,15 +310,19 @@ fn gpu_chunk_stops_at_the_first_bad_step_like_the_host() {
         assert!(got.last_loss.is_nan());
     }
     // A divergence after some good steps: stop mid-chunk with the good steps applied.
-    let config = TrainingConfig {
-        lr: 1e30,
-        ..Default::default()
-    };
-    let want = host::run_chunk(start, &spec(&config, 1, 50));
-    let got = gpu.run_chunk(start, &spec(&config, 1, 50)).unwrap();
-    eprintln!("mid-chunk divergence: gpu {got:?}\nhost {want:?}");
-    assert_eq!(got.diverged.is_some(), want.diverged.is_some());
-    assert_eq!(got.steps_run, want.steps_run);
+    for batch in [64usize, 20_000] {
+        let config = TrainingConfig {
+            lr: 1e30,
+            batch,
+            ..Default::default()
+        };
+        let want = host::run_chunk(start, &spec(&config, 1, 50));
+        let got = gpu.run_chunk(start, &spec(&config, 1, 50)).unwrap();
+        eprintln!("mid-chunk divergence, batch {batch}: gpu {got:?}\nhost {want:?}");
+        assert_eq!(got.diverged.is_some(), want.diverged.is_some());
+        assert_eq!(got.steps_run, want.steps_run);
+        assert_eq!(got.diverged.map(|d| d.0), want.diverged.map(|d| d.0));
+    }
 }
 
 #[test]
@@ -360,5 +392,232 @@ fn gpu_timing_1000_steps_batch_64() {
             "batch {batch}, {steps} steps: gpu {gt:?} (w {}), host {ht:?} (w {})",
             g.state.w, h.state.w
         );
+    }
+}
+
+#[test]
+#[ignore = "timing: run with --ignored --nocapture"]
+fn gpu_timing_large_batch_paths() {
+    let _g = lock();
+    let Some(device) = wgpu() else { return };
+    for batch in [65_536usize, 1 << 20] {
+        let config = TrainingConfig {
+            batch,
+            ..Default::default()
+        };
+        let steps = if batch > 100_000 { 20 } else { 100 };
+        let start = FusedState::new(0.25, 0.0);
+        for (path, one_max, groups) in [
+            ("1,024 workgroups at most", 0, 1024),
+            ("8 workgroups at most", 0, 8),
+            ("2 workgroups at most", 0, 2),
+            ("one workgroup", u64::MAX, 1),
+        ] {
+            let mut gpu = GpuExecutor::with_limits(&device, one_max, groups);
+            let _ = gpu.run_chunk(start, &spec(&config, 1, steps)).unwrap();
+            let t = std::time::Instant::now();
+            let g = gpu.run_chunk(start, &spec(&config, 1, steps)).unwrap();
+            let per_step = t.elapsed().as_secs_f64() * 1e3 / steps as f64;
+            eprintln!(
+                "batch {batch}, {path}: {per_step:.3} ms/step over {steps} steps (w {})",
+                g.state.w
+            );
+        }
+    }
+}
+
+// ------------------------------------------------------------------------------------------
+// The dense network's kernels: one workgroup against the two-dispatch path
+// ------------------------------------------------------------------------------------------
+
+mod dense_paths {
+    use super::*;
+    use crate::data::sine::SineData;
+    use crate::fused_step::dense::Loss;
+    use crate::fused_step::kernel::dense::{DenseChunk, DenseGpu, GpuBatches};
+    use crate::model::ModelSpec;
+    use crate::optim::Adam;
+
+    fn mlp() -> ModelSpec {
+        ModelSpec {
+            hidden: vec![16, 8],
+            ..ModelSpec::linear(1)
+        }
+    }
+
+    fn start(spec: &ModelSpec) -> Vec<f32> {
+        let mut state: Vec<f32> = spec
+            .init(5)
+            .iter()
+            .flat_map(|t| t.data.iter().copied())
+            .collect();
+        let n = state.len();
+        state.resize(3 * n, 0.0);
+        state
+    }
+
+    /// `steps` steps from step 0 on `groups` workgroups (0: one), in chunks of `chunk`.
+    fn run(
+        device: &Device,
+        spec: &ModelSpec,
+        batches: impl Fn() -> GpuBatches,
+        table: Option<(&[f32], &[f32])>,
+        groups: u32,
+        batch: usize,
+        steps: u64,
+        chunk: u64,
+        adam: &Adam,
+    ) -> (Vec<f32>, DenseChunk) {
+        let mut gpu = DenseGpu::new(device, spec, batches(), table, Loss::default(), true).unwrap();
+        gpu.force_groups(groups);
+        let mut state = start(spec);
+        let mut done = 0;
+        let mut last = None;
+        while done < steps {
+            let r = gpu
+                .run(&mut state, done, done, chunk.min(steps - done), batch, adam)
+                .unwrap();
+            done += r.steps_run;
+            let stop = r.diverged.is_some();
+            last = Some(r);
+            if stop {
+                break;
+            }
+        }
+        (state, last.unwrap())
+    }
+
+    #[test]
+    fn the_two_dispatch_path_matches_one_workgroup_on_the_sine_task_and_composes() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        let config = TrainingConfig {
+            batch: 150,
+            ..Default::default()
+        };
+        let stream = SineData::new(&config).stream();
+        let spec = mlp();
+        let adam = config.adam();
+        let batches = || GpuBatches::Sine(stream);
+        let (one, r1) = run(&device, &spec, batches, None, 0, 150, 40, 40, &adam);
+        for groups in [1, 2, 3, 7] {
+            let (grid, rg) = run(&device, &spec, batches, None, groups, 150, 40, 40, &adam);
+            let rel = (rg.last_loss - r1.last_loss).abs() / r1.last_loss;
+            assert!(
+                rel <= 1e-4,
+                "{groups} workgroups: loss {} vs {}",
+                rg.last_loss,
+                r1.last_loss
+            );
+            let worst = one
+                .iter()
+                .zip(&grid)
+                .map(|(a, b)| (a - b).abs() / a.abs().max(1e-2))
+                .fold(0.0f32, f32::max);
+            assert!(
+                worst <= 1e-3,
+                "{groups} workgroups: state differs by {worst}"
+            );
+            // The path did run: its sums run in another order, so some bits differ.
+            if groups > 1 {
+                assert_ne!(
+                    one.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    grid.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                );
+            }
+            // Chunks of 15 + 15 + 10 steps give the same bits as one chunk of 40.
+            let (parts, _) = run(&device, &spec, batches, None, groups, 150, 40, 15, &adam);
+            assert_eq!(
+                parts.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                grid.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                "{groups} workgroups: chunks"
+            );
+        }
+    }
+
+    #[test]
+    fn the_two_dispatch_path_takes_a_tables_short_last_minibatch_and_stops_like_one_workgroup() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        // 70 rows of 3 features, batch 32: minibatches of 32, 32, 6 per epoch.
+        let rows = 70usize;
+        let x: Vec<f32> = (0..rows * 3)
+            .map(|i| ((i * 37 % 101) as f32 / 50.0) - 1.0)
+            .collect();
+        let y: Vec<f32> = (0..rows)
+            .map(|r| x[3 * r] - 0.5 * x[3 * r + 1] + 0.25 * x[3 * r + 2])
+            .collect();
+        let spec = ModelSpec {
+            hidden: vec![8],
+            ..ModelSpec::linear(3)
+        };
+        let order = move || GpuBatches::Table {
+            rows,
+            order: Box::new(move |epoch| {
+                crate::data::table::split::epoch_permutation(rows, 3, epoch)
+            }),
+        };
+        let adam = TrainingConfig::default().adam();
+        let table = Some((&x[..], &y[..]));
+        // Within one epoch (3 steps), then chunk by chunk across epochs.
+        let (one, r1) = run(&device, &spec, order, table, 0, 32, 3, 3, &adam);
+        let (grid, rg) = run(&device, &spec, order, table, 2, 32, 3, 3, &adam);
+        assert!((rg.last_loss - r1.last_loss).abs() <= 1e-5 * r1.last_loss.max(1e-3));
+        for (a, b) in one.iter().zip(&grid) {
+            assert!((a - b).abs() <= 1e-5 * a.abs().max(1e-2), "{a} vs {b}");
+        }
+        // A learning rate that diverges: both stop before the same step's update.
+        let wild = Adam { lr: 1e30, ..adam };
+        let (_, d1) = run(&device, &spec, order, table, 0, 32, 3, 3, &wild);
+        let (_, dg) = run(&device, &spec, order, table, 2, 32, 3, 3, &wild);
+        assert!(d1.diverged.is_some(), "{d1:?}");
+        assert_eq!(dg.diverged.map(|d| d.0), d1.diverged.map(|d| d.0));
+    }
+
+    #[test]
+    #[ignore = "timing: run with --ignored --nocapture"]
+    fn gpu_timing_dense_paths() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        let config = TrainingConfig::default();
+        let stream = SineData::new(&config).stream();
+        let spec = ModelSpec {
+            hidden: vec![64, 64],
+            ..ModelSpec::linear(1)
+        };
+        let adam = config.adam();
+        for batch in [64usize, 256, 512, 1024, 2048, 4096] {
+            for groups in [0u32, 2, 4, 8] {
+                let mut gpu = DenseGpu::new(
+                    &device,
+                    &spec,
+                    GpuBatches::Sine(stream),
+                    None,
+                    Loss::default(),
+                    true,
+                )
+                .unwrap();
+                gpu.force_groups(groups);
+                if gpu.max_chunk_steps(batch).is_err() {
+                    eprintln!("batch {batch}, {groups} workgroups: does not fit");
+                    continue;
+                }
+                let mut state = start(&spec);
+                let steps = (40_000 / batch as u64).clamp(4, 200);
+                let _ = gpu.run(&mut state, 0, 0, 2, batch, &adam).unwrap();
+                let t = std::time::Instant::now();
+                let mut done = 0;
+                while done < steps {
+                    done += gpu
+                        .run(&mut state, done, done, steps - done, batch, &adam)
+                        .unwrap()
+                        .steps_run;
+                }
+                let per = t.elapsed().as_secs_f64() * 1e6 / steps as f64;
+                eprintln!(
+                    "batch {batch}, {groups} workgroups (0: one, many steps a dispatch): {per:.0} us/step"
+                );
+            }
+        }
     }
 }

@@ -164,9 +164,26 @@ impl StreamedBatches {
         self.batch
     }
 
+    /// Steps an epoch: ⌈training rows / batch⌉.
+    pub fn steps_per_epoch(&self) -> u64 {
+        (self.reader.rows.train_rows() as u64).div_ceil(self.batch as u64)
+    }
+
+    /// The number of features.
+    pub fn d(&self) -> usize {
+        self.reader.rows.cache.d()
+    }
+
     /// The scaled features (`[batch, d]`, row-major) and targets of step `step` (1-based) into
     /// `x` and `y`.
     pub fn fill(&mut self, step: u64, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
+        x.clear();
+        y.clear();
+        self.append(step, x, y)
+    }
+
+    /// [`StreamedBatches::fill`], after what `x` and `y` hold already.
+    pub fn append(&mut self, step: u64, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
         let train = self.reader.rows.train_rows() as u64;
         let per_epoch = train.div_ceil(self.batch as u64);
         let epoch = (step - 1) / per_epoch;
@@ -174,8 +191,6 @@ impl StreamedBatches {
         let end = (start + self.batch as u64).min(train);
         self.plan_epoch(epoch);
         let d = self.reader.rows.cache.d();
-        x.clear();
-        y.clear();
         let mut position = start;
         while position < end {
             let starts = &self.plan.as_ref().expect("planned above").starts;

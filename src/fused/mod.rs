@@ -12,6 +12,8 @@
 //! before its update, with nothing saved.
 
 pub mod network;
+#[cfg(feature = "wgpu-backend")]
+pub mod streamed_gpu;
 
 use std::time::Duration;
 

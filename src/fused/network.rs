@@ -7,8 +7,8 @@
 //! The batches are the autodiff engine's: the line's and the sine's Philox streams drawn on the
 //! host, a table's training rows (standardized as for it) in the order
 //! `epoch_permutation(seed, epoch)` gives, or an out-of-core table's batches read from its cache
-//! ([`crate::data::streamed_batches`]; on the CPU backends only: the GPU kernel takes the whole
-//! table, and refuses an out-of-core one). The model starts from the same initial values. The
+//! ([`crate::data::streamed_batches`]; on wgpu uploaded a chunk of steps at a time,
+//! `super::streamed_gpu`). The model starts from the same initial values. The
 //! two engines then agree to float rounding, not bit for bit (their sums run in different
 //! orders, and the fused tanh is a polynomial within 2 ulp of the exact one). A fused run is
 //! bit-identical on every machine with the same binary, whatever its thread count or vector
@@ -129,6 +129,13 @@ enum Stepper {
         state: Vec<f32>,
         kernel: Box<crate::fused_step::kernel::dense::DenseGpu>,
     },
+    /// On wgpu, an out-of-core table: the state between chunks, each chunk's batches uploaded
+    /// as a table of their own.
+    #[cfg(feature = "wgpu-backend")]
+    GpuStreamed {
+        state: Vec<f32>,
+        streamed: Box<super::streamed_gpu::StreamedGpu>,
+    },
 }
 
 /// The fused engine's state for a dense network: the model and Adam's moments (in the scaled
@@ -164,12 +171,6 @@ impl FusedNetworkTrainer {
         let adam_state = resume.and_then(|c| c.adam.as_ref());
         let moments: Option<(Vec<_>, Vec<_>)> =
             adam_state.map(|adam| adam.moments.iter().cloned().unzip());
-        if backend.kind == BackendKind::Wgpu && table.as_ref().is_some_and(|t| t.is_out_of_core()) {
-            return Err(Error::EngineUnsupported {
-                engine: EngineKind::Fused.name(),
-                message: "keeps the whole table on the GPU on wgpu, and this table is out of core; use --backend flex (or ndarray), or --engine autodiff".into(),
-            });
-        }
         let (batches, batch) = match &table {
             Some(table) => match table.streamed_batches(config.batch, config.seed) {
                 Some(streamed) => {
@@ -274,8 +275,19 @@ impl FusedNetworkTrainer {
             }
             None => state.resize(3 * n, 0.0),
         }
+        let batches = match batches {
+            Batches::Streamed(streamed) => {
+                let streamed =
+                    super::streamed_gpu::StreamedGpu::new(backend, spec, *streamed, loss)?;
+                return Ok(Stepper::GpuStreamed {
+                    state,
+                    streamed: Box::new(streamed),
+                });
+            }
+            other => other,
+        };
         let (source, table) = match &batches {
-            Batches::Streamed(_) => unreachable!("refused above: out of core on wgpu"),
+            Batches::Streamed(_) => unreachable!("taken above"),
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
             Batches::Table { x, y, seed, .. } => {
@@ -329,7 +341,7 @@ impl FusedNetworkTrainer {
                 ]
             }
             #[cfg(feature = "wgpu-backend")]
-            Stepper::Gpu { state, .. } => {
+            Stepper::Gpu { state, .. } | Stepper::GpuStreamed { state, .. } => {
                 let n = state.len() / 3;
                 let split = |values: &[f32]| {
                     let mut at = 0;
@@ -394,6 +406,27 @@ impl FusedNetworkTrainer {
                             backend: self.backend.kind.name(),
                             message,
                         })?;
+                    done += chunk.steps_run;
+                    self.updates += chunk.steps_run;
+                    if let Some((_, bad)) = chunk.diverged {
+                        return Ok((done, bad));
+                    }
+                    loss = chunk.last_loss;
+                }
+                Ok((done, loss))
+            }
+            #[cfg(feature = "wgpu-backend")]
+            Stepper::GpuStreamed { state, streamed } => {
+                let mut done = 0;
+                let mut loss = f32::NAN;
+                while done < steps {
+                    let chunk = streamed.run(
+                        state,
+                        self.step + done,
+                        self.updates,
+                        steps - done,
+                        &self.optimizer.adam,
+                    )?;
                     done += chunk.steps_run;
                     self.updates += chunk.steps_run;
                     if let Some((_, bad)) = chunk.diverged {

@@ -479,6 +479,53 @@ mod tests {
     }
 
     #[test]
+    fn cache_readers_never_see_a_half_written_cache_while_two_builders_race() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("d.csv");
+        let mut text = String::from("x,y\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("{i},{}\n", 2 * i));
+        }
+        write(&data, &text);
+        let y = TableOptions::new("y");
+        let survey = Survey::of(&data, &y).unwrap();
+        let path = cache_path(&data, &y, &survey, None);
+        let key = hash_hex(options_key(&y, &survey));
+        let done = std::sync::atomic::AtomicBool::new(false);
+        std::thread::scope(|s| {
+            for _ in 0..2 {
+                s.spawn(|| {
+                    for _ in 0..5 {
+                        build(&data, &y, &survey, &path, &key).unwrap();
+                    }
+                });
+            }
+            let reader = s.spawn(|| {
+                let mut complete = 0;
+                while !done.load(std::sync::atomic::Ordering::SeqCst) {
+                    // Not there yet, or whole: never a cache cut short.
+                    if let Ok(cache) = RowCache::open(&path) {
+                        let values = rows(&cache);
+                        assert_eq!(values.len(), 40_000);
+                        assert_eq!((values[39_998], values[39_999]), (19_999.0, 39_998.0));
+                        complete += 1;
+                    }
+                }
+                complete
+            });
+            let start = Instant::now();
+            while !path.exists() && start.elapsed() < Duration::from_secs(60) {
+                std::thread::yield_now();
+            }
+            std::thread::sleep(Duration::from_millis(50));
+            done.store(true, std::sync::atomic::Ordering::SeqCst);
+            assert!(reader.join().unwrap() > 0);
+        });
+        // Both builders' temporary files are gone: only the data file and the cache are left.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 2);
+    }
+
+    #[test]
     fn cache_a_damaged_file_is_rebuilt_and_a_bad_table_leaves_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let data = dir.path().join("d.csv");

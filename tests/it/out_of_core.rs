@@ -290,6 +290,25 @@ fn out_of_core_errors_are_one_line() {
         err.contains("data cache nowhere: no such directory (--cache-dir)"),
         "{err}"
     );
+    // The streaming standardization refuses what the in-memory one refuses, in its words.
+    std::fs::write(
+        d.join("c.csv"),
+        "a,k,y\n1,5,2\n2,5,3\n3,5,5\n4,5,4\n5,5,6\n",
+    )
+    .unwrap();
+    for extra in [&[][..], &["--out-of-core"][..]] {
+        let err = fail(
+            &[
+                &["--data", "c.csv", "--target", "y", "--val-frac", "0"][..],
+                extra,
+            ]
+            .concat(),
+        );
+        assert!(
+            err.contains("data file c.csv: feature `k` is constant over the training rows; drop it with --features or use --no-standardize"),
+            "{extra:?}: {err}"
+        );
+    }
     let err = fail(&["--out-of-core"]);
     assert!(
         err.contains("--out-of-core applies to CSV data only"),

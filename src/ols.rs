@@ -98,6 +98,15 @@ pub fn summary_of_factor(factor: &Factor, feature_names: &[String]) -> Result<Ol
     })
 }
 
+/// The least-squares fit of the rows whose R factor is `factor` (features named
+/// `feature_names` in messages), without [`summary_of_factor`]'s statistics: those take a
+/// Student-t quantile whose computation grows slow at tens of millions of degrees of freedom.
+pub fn fit_of_factor(factor: &Factor, feature_names: &[String]) -> Result<OlsFit, String> {
+    assert_eq!(feature_names.len(), factor.d());
+    let name = |j: usize| format!("feature `{}`", feature_names[j]);
+    Ok(solve_factor(factor, &name)?.0.fit)
+}
+
 /// The rows of `rows`, row-major, d features then the target each.
 fn selected(x: &[f64], y: &[f64], d: usize, rows: &[u32]) -> Vec<f64> {
     assert_eq!(x.len(), y.len() * d, "x must be rows × d");

@@ -119,7 +119,7 @@ fn least_squares(table: &PreparedTable) -> Result<std::result::Result<OlsFit, St
         tree.push(ols::Factor::of_rows(&rows, d, true));
     }
     let factor = tree.finish().unwrap_or_else(|| ols::Factor::new(d, true));
-    Ok(ols::summary_of_factor(&factor, table.feature_names()).map(|summary| summary.fit))
+    Ok(ols::fit_of_factor(&factor, table.feature_names()))
 }
 
 /// A closed-form fit's quality on a table's training and validation rows.

@@ -110,7 +110,8 @@ fn least_squares(table: &PreparedTable) -> Result<std::result::Result<OlsFit, St
     table.for_each_row(Split::Train, |x, y| {
         rows.extend_from_slice(x);
         rows.push(y);
-        if rows.len() >= 65_536 * (d + 1) {
+        // Chunks of about 32 MB (the R factor of each merges into the tree).
+        if rows.len() >= (4 << 20).max(d + 1) {
             tree.push(ols::Factor::of_rows(&rows, d, true));
             rows.clear();
         }

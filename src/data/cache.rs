@@ -9,7 +9,8 @@
 //!
 //! Where: `<data file name>.<key>.burnfit-cache` beside the data file, or in `--cache-dir`.
 //! `<key>` is a hash of the parse options that change the columns (target, resolved features,
-//! delimiter, `--drop-invalid-rows`) and of the format version; the header records the data
+//! delimiter, `--drop-invalid-rows`), of the format version and of the data file's absolute
+//! path (two files of one name sharing a `--cache-dir` keep apart); the header records the data
 //! file's content hash and size. A cache is used only when both agree with the file as it is
 //! now; otherwise it is rebuilt (so a changed file replaces its stale cache, and other options
 //! get caches of their own).
@@ -95,7 +96,7 @@ impl RowCache {
         dir: Option<&Path>,
     ) -> Result<(RowCache, CacheOrigin)> {
         let path = cache_path(data, options, survey, dir);
-        let key = hash_hex(options_key(options, survey));
+        let key = hash_hex(options_key(data, options, survey));
         let wanted = |h: &CacheHeader| {
             h.content_hash == hash_hex(survey.content_hash)
                 && h.source_bytes == survey.bytes
@@ -233,14 +234,17 @@ impl RowCache {
     }
 }
 
-/// The hash of the parse options that change a cache's columns (see the module doc).
-fn options_key(options: &TableOptions, survey: &Survey) -> u64 {
+/// The hash of the parse options that change a cache's columns and of the data file's path (see
+/// the module doc).
+fn options_key(data: &Path, options: &TableOptions, survey: &Survey) -> u64 {
     let mut hasher = Xxh64::new(0);
     let mut field = |bytes: &[u8]| {
         hasher.update(&(bytes.len() as u64).to_le_bytes());
         hasher.update(bytes);
     };
     field(&CACHE_VERSION.to_le_bytes());
+    let path = std::fs::canonicalize(data).unwrap_or_else(|_| data.to_owned());
+    field(path.as_os_str().as_encoded_bytes());
     field(options.target.as_bytes());
     for name in &survey.feature_names {
         field(name.as_bytes());
@@ -268,7 +272,7 @@ pub fn cache_path(
     };
     dir.join(format!(
         "{name}.{}{CACHE_SUFFIX}",
-        hash_hex(options_key(options, survey))
+        hash_hex(options_key(data, options, survey))
     ))
 }
 
@@ -476,6 +480,21 @@ mod tests {
             ),
             second.path()
         );
+        // A file of the same name elsewhere, sharing a cache directory: a cache of its own.
+        let elsewhere = dir.path().join("sub");
+        std::fs::create_dir(&elsewhere).unwrap();
+        let twin = elsewhere.join("d.csv");
+        write(&twin, "x,y\n7,8\n9,10\n");
+        let survey = Survey::of(&twin, &y).unwrap();
+        let (twin_cache, _) =
+            RowCache::open_or_build(&twin, &y, &survey, Some(dir.path())).unwrap();
+        assert_ne!(twin_cache.path(), second.path());
+        assert_eq!(twin_cache.path().parent(), Some(dir.path()));
+        assert_eq!(rows(&twin_cache), [7.0, 8.0, 9.0, 10.0]);
+        assert_eq!(
+            rows(&RowCache::open(second.path()).unwrap()),
+            [1.0, 2.0, 3.0, 5.0]
+        );
     }
 
     #[test]
@@ -490,7 +509,7 @@ mod tests {
         let y = TableOptions::new("y");
         let survey = Survey::of(&data, &y).unwrap();
         let path = cache_path(&data, &y, &survey, None);
-        let key = hash_hex(options_key(&y, &survey));
+        let key = hash_hex(options_key(&data, &y, &survey));
         let done = std::sync::atomic::AtomicBool::new(false);
         std::thread::scope(|s| {
             for _ in 0..2 {

@@ -15,9 +15,15 @@ use super::cache::{CacheOrigin, RowCache};
 use super::table::{Holdout, Moments, Survey, TableOptions, holdout_mask};
 use crate::error::{Error, Result};
 
-/// Rows a block: the unit of the out-of-core shuffle ([`super::streamed_batches`]) and of
-/// every read of the cache.
+/// Rows a block, the unit of the out-of-core shuffle ([`super::streamed_batches`]): 4,096, or
+/// fewer for rows wider than 256 bytes, so that a block is at most [`BLOCK_BYTES`].
 pub const BLOCK_ROWS: usize = 4096;
+
+/// The most bytes of a block (see [`BLOCK_ROWS`]).
+pub const BLOCK_BYTES: usize = 1 << 20;
+
+/// The bytes a pass over the cache reads at once.
+const READ_BYTES: usize = 4 << 20;
 
 /// Which rows of a split table.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -83,9 +89,14 @@ impl CachedRows {
         self.holdout.val
     }
 
-    /// The number of blocks of [`BLOCK_ROWS`] rows (the last may be shorter).
+    /// Rows a block: [`BLOCK_ROWS`], fewer for wide rows (at most [`BLOCK_BYTES`] a block).
+    pub fn block_rows(&self) -> usize {
+        (BLOCK_BYTES / (4 * self.cache.width())).clamp(1, BLOCK_ROWS)
+    }
+
+    /// The number of blocks (the last may be shorter).
     pub fn blocks(&self) -> usize {
-        self.rows().div_ceil(BLOCK_ROWS)
+        self.rows().div_ceil(self.block_rows())
     }
 
     /// Whether row `row` belongs to `split`.
@@ -96,13 +107,13 @@ impl CachedRows {
     /// Calls `visit` with the rows of `split` in file order, several at a time: row-major,
     /// `d + 1` values a row (the features, then the target), as cached.
     pub fn for_each_rows(&self, split: Split, mut visit: impl FnMut(&[f32])) -> Result<()> {
-        const READ_BLOCKS: usize = 16;
         let width = self.cache.width();
+        let at_once = (READ_BYTES / (4 * width)).max(1) as u64;
         let (mut bytes, mut values, mut picked) = (Vec::new(), Vec::new(), Vec::new());
         let rows = self.rows() as u64;
         let mut first = 0u64;
         while first < rows {
-            let n = (rows - first).min((BLOCK_ROWS * READ_BLOCKS) as u64) as usize;
+            let n = (rows - first).min(at_once) as usize;
             self.cache.read_rows(first, n, &mut bytes, &mut values)?;
             picked.clear();
             for (i, row) in values.chunks_exact(width).enumerate() {
@@ -132,6 +143,24 @@ mod tests {
     use super::*;
 
     #[test]
+    fn cached_rows_blocks_shrink_for_wide_rows() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("w.csv");
+        let names: Vec<String> = (0..999).map(|j| format!("x{j}")).collect();
+        let row = vec!["1"; 1000].join(",");
+        std::fs::write(&path, format!("{},y\n{row}\n{row}\n", names.join(","))).unwrap();
+        let options = TableOptions::new("y");
+        let survey = Survey::of(&path, &options).unwrap();
+        let rows = CachedRows::open(&path, &options, &survey, None, 0.0, 1).unwrap();
+        // 1,000 values a row, 4,000 bytes: 262 rows make at most 1 MiB.
+        assert_eq!((rows.block_rows(), rows.blocks()), (262, 1));
+        let mut seen = 0;
+        rows.for_each_rows(Split::Train, |r| seen += r.len())
+            .unwrap();
+        assert_eq!(seen, 2000);
+    }
+
+    #[test]
     fn cached_rows_split_as_ols_and_train_do_and_moments_cover_the_training_rows() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("t.csv");
@@ -147,7 +176,7 @@ mod tests {
             (rows.rows(), rows.train_rows(), rows.val_rows()),
             (10_000, 7500, 2500)
         );
-        assert_eq!(rows.blocks(), 3);
+        assert_eq!((rows.block_rows(), rows.blocks()), (4096, 3));
         let (train, val) = super::super::table::holdout_split(10_000, 0.25, 9).unwrap();
         let mut seen = (Vec::new(), Vec::new());
         rows.for_each_rows(Split::Train, |r| {

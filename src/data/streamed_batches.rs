@@ -2,31 +2,35 @@
 //! shuffled in bounded memory; both engines draw their batches here on an out-of-core run.
 //!
 //! # The order of an epoch
-//! The cache's rows are cut into blocks of [`BLOCK_ROWS`] consecutive rows (the last may be
-//! shorter). Epoch `e` (from 0) visits the blocks in the order [`block_order`]`(blocks, seed,
-//! e)`; consecutive runs of `W` blocks of that order form the epoch's windows, with `W` =
-//! max(1, ⌊[`WINDOW_BYTES`] / (BLOCK_ROWS × row bytes)⌋) (row bytes = 4 × (features + 1); ~800,000
-//! rows a window at 20 features). The training rows of window `k` — in the order of its blocks,
+//! The cache's rows are cut into blocks of `B` consecutive rows (the last may be shorter), `B` =
+//! [`BLOCK_ROWS`] (4,096), fewer for rows over 256 bytes: ⌊[`BLOCK_BYTES`] / row bytes⌋ (row bytes
+//! = 4 × (features + 1)). Epoch `e` (from 0) visits the blocks in the order
+//! [`block_order`]`(blocks, seed, e)`; consecutive runs of `W` blocks of that order form the
+//! epoch's windows, with `W` = max(1, ⌊[`WINDOW_BYTES`] / (B × row bytes)⌋) (~800,000 rows a
+//! window at 20 features). The training rows of window `k` — in the order of its blocks,
 //! and in file order within a block — are visited in the order [`window_permutation`]`(n_k, seed,
 //! e, k)`. Step `s` (from 1) takes positions `[(s − 1) mod spe × batch, …)` of the epoch's
 //! sequence (spe = ⌈training rows / batch⌉, the last batch of an epoch may be smaller), epoch
 //! `(s − 1) div spe`: like the in-memory order, a pure function of `(seed, step)` and the file,
 //! so a resumed run reads exactly the batches the uninterrupted run read.
 //!
-//! A row's neighbours in a batch come from the same window (a quarter of a million rows or
-//! more), not from the whole file: rows sorted by time, say, mix within ~64 MiB of rows per
+//! A row's neighbours in a batch come from the same window (64 MiB of rows), not from the whole
+//! file: rows sorted by time, say, mix within ~64 MiB of rows per
 //! batch and across the file from batch to batch.
 //!
 //! # Memory and reads
 //! A window is read block by block (one positioned read each) into memory, scaled to f32 as the
 //! model sees it; while the steps use it, a second thread reads the next one. So memory holds two
-//! windows (≤ 2 × 64 MiB and their orders) however big the file is, and the reading overlaps the
-//! training.
+//! windows (≤ 2 × 64 MiB and their orders; a single block of 1 MiB or a single row more for very
+//! wide rows) however big the file is, and the reading overlaps the training.
+//!
+//! [`BLOCK_ROWS`]: super::out_of_core::BLOCK_ROWS
+//! [`BLOCK_BYTES`]: super::out_of_core::BLOCK_BYTES
 
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
-use super::out_of_core::{BLOCK_ROWS, CachedRows};
+use super::out_of_core::CachedRows;
 use super::table::{block_order, window_permutation};
 use crate::error::Result;
 
@@ -67,7 +71,8 @@ impl WindowReader {
         let cache = &self.rows.cache;
         let (d, width) = (cache.d(), cache.width());
         let total = cache.rows();
-        let capacity = blocks.len() * BLOCK_ROWS;
+        let block_rows = self.rows.block_rows();
+        let capacity = blocks.len() * block_rows;
         let (mut x, mut y) = (
             Vec::with_capacity(capacity * d),
             Vec::with_capacity(capacity),
@@ -75,8 +80,8 @@ impl WindowReader {
         let (mut bytes, mut values) = (Vec::new(), Vec::new());
         let s = &self.scaling;
         for &block in blocks {
-            let first = block as u64 * BLOCK_ROWS as u64;
-            let n = (total - first).min(BLOCK_ROWS as u64) as usize;
+            let first = block as u64 * block_rows as u64;
+            let n = (total - first).min(block_rows as u64) as usize;
             cache.read_rows(first, n, &mut bytes, &mut values)?;
             for (i, row) in values.chunks_exact(width).enumerate() {
                 if self.rows.holdout.is_val(first + i as u64) {
@@ -134,12 +139,13 @@ impl StreamedBatches {
     /// the order `seed` gives.
     pub fn new(rows: Arc<CachedRows>, scaling: RowScaling, batch: usize, seed: u64) -> Self {
         let width = rows.cache.width();
-        let window_blocks = (WINDOW_BYTES / (BLOCK_ROWS * width * 4)).max(1);
+        let block_rows = rows.block_rows();
+        let window_blocks = (WINDOW_BYTES / (block_rows * width * 4)).max(1);
         let total = rows.rows() as u64;
         let block_train = (0..rows.blocks() as u64)
             .map(|b| {
-                let first = b * BLOCK_ROWS as u64;
-                let last = (first + BLOCK_ROWS as u64).min(total);
+                let first = b * block_rows as u64;
+                let last = (first + block_rows as u64).min(total);
                 (first..last).filter(|&r| !rows.holdout.is_val(r)).count() as u32
             })
             .collect();

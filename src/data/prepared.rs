@@ -54,8 +54,8 @@ pub enum TableRows {
 /// A table with its split and scaling.
 #[derive(Debug)]
 pub struct PreparedTable {
-    /// The rows.
-    pub rows: TableRows,
+    /// Where the rows are: in memory or in a cache on disk.
+    pub storage: TableRows,
     /// Feature scaling used while training; `None` with `--no-standardize`.
     pub scaling: Option<Scaling>,
     /// The target's mean and standard deviation over the training rows, when standardizing:
@@ -102,7 +102,7 @@ impl PreparedTable {
             (mean, spread_or_one(var.sqrt()))
         });
         Ok(PreparedTable {
-            rows: TableRows::InMemory(InMemoryRows { table, train, val }),
+            storage: TableRows::InMemory(InMemoryRows { table, train, val }),
             scaling,
             target_scaling,
         })
@@ -147,7 +147,7 @@ impl PreparedTable {
             (None, None)
         };
         Ok(PreparedTable {
-            rows: TableRows::OutOfCore(Arc::new(rows)),
+            storage: TableRows::OutOfCore(Arc::new(rows)),
             scaling,
             target_scaling,
         })
@@ -155,7 +155,7 @@ impl PreparedTable {
 
     /// The rows in memory, when they are.
     pub fn in_memory(&self) -> Option<&InMemoryRows> {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(rows) => Some(rows),
             TableRows::OutOfCore(_) => None,
         }
@@ -163,7 +163,7 @@ impl PreparedTable {
 
     /// The cached rows of an out-of-core table.
     pub fn out_of_core(&self) -> Option<&Arc<CachedRows>> {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(_) => None,
             TableRows::OutOfCore(rows) => Some(rows),
         }
@@ -176,7 +176,7 @@ impl PreparedTable {
 
     /// The data file, as given.
     pub fn file_name(&self) -> &str {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => &m.table.file_name,
             TableRows::OutOfCore(c) => &c.file_name,
         }
@@ -184,7 +184,7 @@ impl PreparedTable {
 
     /// The feature columns, in the model's order.
     pub fn feature_names(&self) -> &[String] {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => &m.table.feature_names,
             TableRows::OutOfCore(c) => &c.cache.header().feature_names,
         }
@@ -192,7 +192,7 @@ impl PreparedTable {
 
     /// The target column.
     pub fn target_name(&self) -> &str {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => &m.table.target_name,
             TableRows::OutOfCore(c) => &c.cache.header().target,
         }
@@ -200,7 +200,7 @@ impl PreparedTable {
 
     /// Rows skipped for an invalid cell (`--drop-invalid-rows`).
     pub fn dropped_rows(&self) -> usize {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => m.table.dropped_rows,
             TableRows::OutOfCore(c) => c.cache.header().dropped_rows,
         }
@@ -208,7 +208,7 @@ impl PreparedTable {
 
     /// All valid rows.
     pub fn rows(&self) -> usize {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => m.table.rows(),
             TableRows::OutOfCore(c) => c.rows(),
         }
@@ -216,7 +216,7 @@ impl PreparedTable {
 
     /// The training rows.
     pub fn train_rows(&self) -> usize {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => m.train.len(),
             TableRows::OutOfCore(c) => c.train_rows(),
         }
@@ -224,7 +224,7 @@ impl PreparedTable {
 
     /// The validation rows.
     pub fn val_rows(&self) -> usize {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => m.val.len(),
             TableRows::OutOfCore(c) => c.val_rows(),
         }
@@ -232,7 +232,7 @@ impl PreparedTable {
 
     /// Calls `visit(features, target)` for every row of `split`, in file order, in f64.
     pub fn for_each_row(&self, split: Split, mut visit: impl FnMut(&[f64], f64)) -> Result<()> {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => {
                 for &r in m.rows(split) {
                     visit(m.table.row(r as usize), m.table.y[r as usize]);
@@ -281,7 +281,7 @@ impl PreparedTable {
 
     /// Number of features.
     pub fn d(&self) -> usize {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => m.table.d(),
             TableRows::OutOfCore(c) => c.cache.d(),
         }
@@ -450,7 +450,7 @@ impl PreparedTable {
 
     /// What a checkpoint records of this table.
     pub fn record(&self) -> DataRecord {
-        let hash = match &self.rows {
+        let hash = match &self.storage {
             TableRows::InMemory(m) => hash_hex(m.table.content_hash),
             TableRows::OutOfCore(c) => c.cache.header().content_hash.clone(),
         };
@@ -505,7 +505,7 @@ impl PreparedTable {
 
     /// The fit of `predict` on the rows of `split`.
     pub fn quality_of(&self, split: Split, predict: impl Fn(&[f64]) -> f64) -> Result<FitQuality> {
-        match &self.rows {
+        match &self.storage {
             TableRows::InMemory(m) => {
                 let (t, rows) = (&m.table, m.rows(split));
                 Ok(FitQuality::of(

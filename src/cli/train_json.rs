@@ -103,6 +103,18 @@ pub struct DataJson {
     pub features: Vec<String>,
     /// The target column.
     pub target: String,
+    /// The cache an out-of-core run trained from (left out in memory).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub out_of_core: Option<OutOfCoreJson>,
+}
+
+/// The cache of an out-of-core run.
+#[derive(Debug, Serialize)]
+pub struct OutOfCoreJson {
+    /// The cache file.
+    pub cache: String,
+    /// Seconds this run took to build it; `null` when it was current already.
+    pub built_s: Option<f64>,
 }
 
 /// A CSV fit's quality.
@@ -233,6 +245,13 @@ impl TrainJson {
                 dropped_rows: table.dropped_rows(),
                 features: table.feature_names().to_vec(),
                 target: table.target_name().to_owned(),
+                out_of_core: table.out_of_core().map(|rows| OutOfCoreJson {
+                    cache: rows.cache.path().display().to_string(),
+                    built_s: match rows.origin {
+                        crate::data::cache::CacheOrigin::Built { took } => Some(took.as_secs_f64()),
+                        crate::data::cache::CacheOrigin::Reused => None,
+                    },
+                }),
             }),
             fit_quality: comparison.map(|c| FitJson {
                 model: c.model,

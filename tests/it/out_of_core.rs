@@ -184,6 +184,25 @@ fn the_cache_is_rebuilt_when_the_csv_changes_and_kept_per_target() {
     };
     let first = train("y");
     assert_eq!(caches(&cache_dir).len(), 1);
+    let reused = burnfit()
+        .current_dir(d)
+        .args(["train", "--data", "d.csv", "--target", "y", "--steps", "1"])
+        .args([
+            "--out-of-core",
+            "--cache-dir",
+            "cache",
+            "--json",
+            "--out",
+            "m.json",
+        ])
+        .arg("--force")
+        .output()
+        .unwrap();
+    let json: serde_json::Value = serde_json::from_slice(&reused.stdout).unwrap();
+    assert_eq!(
+        json["data"]["out_of_core"],
+        serde_json::json!({"cache": caches(&cache_dir)[0].strip_prefix(d).unwrap(), "built_s": null})
+    );
     let built = std::fs::metadata(&caches(&cache_dir)[0])
         .unwrap()
         .modified()

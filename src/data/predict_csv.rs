@@ -59,6 +59,16 @@ pub fn predict_rows(
         }
         .into());
     }
+    if super::table::parquet_file::is_parquet(path) {
+        return super::table::parquet_file::predict_rows(
+            path,
+            features,
+            delimiter as u8,
+            format,
+            predict,
+            out,
+        );
+    }
     let chunks = RecordChunks::open(path, delimiter as u8).map_err(error)?;
     let names = &chunks.columns;
     let header = chunks.header.clone();

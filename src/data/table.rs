@@ -7,6 +7,7 @@
 //! The rows are split into training and validation rows by [`holdout_split`], visited in a
 //! fresh order each epoch by [`epoch_permutation`], and standardized by [`Scaling`].
 
+pub mod parquet_file;
 pub mod scaling;
 pub mod split;
 pub mod stream;
@@ -81,6 +82,9 @@ impl Table {
     /// rows into arrays allocated once. The text is never held whole: memory is the table's
     /// numbers (8 bytes per cell in use) plus buffers of a few MB.
     pub fn read(path: &Path, options: &TableOptions) -> Result<Table> {
+        if parquet_file::is_parquet(path) {
+            return parquet_file::read_table(path, options);
+        }
         let fail = |message: String| Error::Data {
             path: path.to_path_buf(),
             message,

@@ -95,6 +95,9 @@ pub fn stream<T: Send>(
     work: impl Fn(Chunk) -> T + Sync,
     mut consume: impl FnMut(usize, T),
 ) -> Result<StreamInfo> {
+    if super::parquet_file::is_parquet(path) {
+        return super::parquet_file::stream(path, options, work, consume);
+    }
     let fail = |message: String| Error::Data {
         path: path.to_path_buf(),
         message,

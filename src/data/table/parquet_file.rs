@@ -35,9 +35,9 @@ const MAGIC: &[u8; 4] = b"PAR1";
 /// the file starts with Parquet's magic number (a Parquet file by another name would otherwise
 /// fail as a CSV file whose header is not text).
 pub fn is_parquet(path: &Path) -> bool {
-    let named = path.extension().is_some_and(|e| {
-        e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("parq")
-    });
+    let named = path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("parq"));
     named || starts_with_magic(path)
 }
 
@@ -66,7 +66,10 @@ pub fn not_built(path: &Path) -> Error {
 
 /// [`super::Table::read`] for a Parquet file, in a build that cannot read one.
 #[cfg(not(feature = "parquet"))]
-pub(super) fn read_table(path: &Path, _: &super::TableOptions) -> crate::error::Result<super::Table> {
+pub(super) fn read_table(
+    path: &Path,
+    _: &super::TableOptions,
+) -> crate::error::Result<super::Table> {
     Err(not_built(path))
 }
 

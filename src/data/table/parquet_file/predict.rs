@@ -12,7 +12,7 @@ use std::path::Path;
 use ::parquet::file::reader::{FileReader, SerializedFileReader};
 use ::parquet::record::Field;
 
-use super::reader::{checked, column_names, damaged, numeric_column};
+use super::reader::{checked, column_names, damaged, guarded, numeric_column};
 use crate::data::predict_csv::{PredictFailure, PredictionsFormat, json_number};
 use crate::data::table::open_regular;
 use crate::error::{Error, Result};
@@ -21,6 +21,25 @@ use crate::error::{Error, Result};
 /// that order) and writes every column with a `prediction` column as CSV with `delimiter`
 /// (JSON Lines with `{"row":N,...}`, rows numbered from 1) to `out`; returns the rows.
 pub(crate) fn predict_rows(
+    path: &Path,
+    features: &[String],
+    delimiter: u8,
+    format: PredictionsFormat,
+    predict: impl Fn(&[f64]) -> f64,
+    out: &mut dyn std::io::Write,
+) -> std::result::Result<usize, PredictFailure> {
+    let fail = |message: String| {
+        PredictFailure::Input(Error::Data {
+            path: path.to_owned(),
+            message,
+        })
+    };
+    guarded(fail, || {
+        predict_unguarded(path, features, delimiter, format, predict, out)
+    })
+}
+
+fn predict_unguarded(
     path: &Path,
     features: &[String],
     delimiter: u8,
@@ -83,9 +102,7 @@ pub(crate) fn predict_rows(
         .iter()
         .map(|f| serde_json::to_string(f).expect("a string serialises"))
         .collect();
-    let rows_iter = reader
-        .get_row_iter(None)
-        .map_err(|e| error(damaged(e)))?;
+    let rows_iter = reader.get_row_iter(None).map_err(|e| error(damaged(e)))?;
     let mut row = vec![0.0f64; features.len()];
     let mut cells: Vec<String> = vec![String::new(); names.len() + 1];
     let mut lines = String::new();

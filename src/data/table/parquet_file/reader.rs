@@ -44,7 +44,11 @@ pub(super) fn numeric_column(
     let leaf = (0..schema.num_columns()).find(|&leaf| schema.get_column_root_idx(leaf) == column);
     let leaf = match leaf {
         Some(leaf) if field.is_primitive() && schema.column(leaf).max_rep_level() == 0 => leaf,
-        _ => return Err(format!("column `{name}` is nested (a list, map or struct), not numbers")),
+        _ => {
+            return Err(format!(
+                "column `{name}` is nested (a list, map or struct), not numbers"
+            ));
+        }
     };
     let descr = schema.column(leaf);
     let logical = descr.logical_type_ref();
@@ -61,11 +65,16 @@ pub(super) fn numeric_column(
                 | ConvertedType::UINT_32
                 | ConvertedType::UINT_64
         );
-    let unsigned = matches!(logical, Some(LogicalType::Integer { is_signed: false, .. }))
-        || matches!(
-            descr.converted_type(),
-            ConvertedType::UINT_32 | ConvertedType::UINT_64
-        );
+    let unsigned = matches!(
+        logical,
+        Some(LogicalType::Integer {
+            is_signed: false,
+            ..
+        })
+    ) || matches!(
+        descr.converted_type(),
+        ConvertedType::UINT_32 | ConvertedType::UINT_64
+    );
     let kind = match descr.physical_type() {
         PhysicalType::BOOLEAN => Some(Kind::Bool),
         PhysicalType::INT32 if integer => Some(if unsigned { Kind::U32 } else { Kind::I32 }),
@@ -82,12 +91,46 @@ pub(super) fn numeric_column(
                 .next()
                 .unwrap_or_default()
                 .to_uppercase(),
+            None if descr.converted_type() != ConvertedType::NONE => {
+                descr.converted_type().to_string()
+            }
             None => descr.physical_type().to_string(),
         };
         format!(
             "column `{name}` holds {what} values, not numbers (burnfit reads Parquet columns of \
              int32, int64, float, double and boolean)"
         )
+    })
+}
+
+/// Runs `f`, turning a panic in it into `fail`'s error. The parquet crate panics on some
+/// damaged files instead of returning an error (a dictionary index out of range in its RLE
+/// decoder, found by overwriting bytes of a file); its message and backtrace are kept off
+/// stderr, so a damaged file is one line like any other bad input. Other threads' panics print
+/// as before.
+pub(super) fn guarded<R, E>(
+    fail: impl FnOnce(String) -> E,
+    f: impl FnOnce() -> std::result::Result<R, E>,
+) -> std::result::Result<R, E> {
+    use std::cell::Cell;
+    thread_local!(static QUIET: Cell<bool> = const { Cell::new(false) });
+    static HOOK: std::sync::Once = std::sync::Once::new();
+    HOOK.call_once(|| {
+        let previous = std::panic::take_hook();
+        std::panic::set_hook(Box::new(move |info| {
+            if !QUIET.with(Cell::get) {
+                previous(info);
+            }
+        }));
+    });
+    let quiet = QUIET.with(|q| q.replace(true));
+    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(f));
+    QUIET.with(|q| q.set(quiet));
+    result.unwrap_or_else(|_| {
+        Err(fail(
+            "cannot be read as Parquet (its data is damaged: the parquet reader failed on it)"
+                .into(),
+        ))
     })
 }
 
@@ -165,6 +208,10 @@ struct Batch {
 
 impl Rows {
     fn open(path: &Path, options: &TableOptions) -> std::result::Result<Rows, String> {
+        guarded(|e| e, || Self::open_unguarded(path, options))
+    }
+
+    fn open_unguarded(path: &Path, options: &TableOptions) -> std::result::Result<Rows, String> {
         let file = open_regular(path)?;
         let reader = SerializedFileReader::new(file).map_err(damaged)?;
         let schema = reader.metadata().file_metadata().schema_descr_ptr();
@@ -200,6 +247,17 @@ impl Rows {
     /// `each` on every batch, in file order; stops at the first error (a bad cell without
     /// `drop_invalid_rows`, a damaged file).
     fn for_each_batch(
+        &self,
+        drop_invalid_rows: bool,
+        each: impl FnMut(Batch),
+    ) -> std::result::Result<(), String> {
+        guarded(
+            |e| e,
+            || self.for_each_batch_unguarded(drop_invalid_rows, each),
+        )
+    }
+
+    fn for_each_batch_unguarded(
         &self,
         drop_invalid_rows: bool,
         mut each: impl FnMut(Batch),
@@ -265,11 +323,14 @@ impl Rows {
                 };
                 for (i, bad) in invalid.iter_mut().enumerate() {
                     let Some((column, problem)) = bad.take() else {
-                        batch.rows.extend_from_slice(&cells[i * width..(i + 1) * width]);
+                        batch
+                            .rows
+                            .extend_from_slice(&cells[i * width..(i + 1) * width]);
                         continue;
                     };
                     let row = row_base + done as u64 + i as u64 + 1;
-                    let message = format!("row {row}, column `{}`: {problem}", self.columns[column]);
+                    let message =
+                        format!("row {row}, column `{}`: {problem}", self.columns[column]);
                     if !drop_invalid_rows {
                         return Err(format!(
                             "{message} (use --drop-invalid-rows to skip such rows)"
@@ -317,9 +378,7 @@ fn read_values(
         (ColumnReader::Int32ColumnReader(r), Kind::U32) => {
             typed(r, n, defs, values, |&v| (v as u32).into())
         }
-        (ColumnReader::Int64ColumnReader(r), Kind::I64) => {
-            typed(r, n, defs, values, |&v| v as f64)
-        }
+        (ColumnReader::Int64ColumnReader(r), Kind::I64) => typed(r, n, defs, values, |&v| v as f64),
         (ColumnReader::Int64ColumnReader(r), Kind::U64) => {
             typed(r, n, defs, values, |&v| v as u64 as f64)
         }

@@ -743,6 +743,11 @@ mod with_the_feature {
                 assert_eq!(stderr.trim_end().lines().count(), 1, "{stderr}");
             }
         }
+        let stderr = run(&fixture("brotli.parquet"), &[]);
+        assert!(
+            stderr.contains("brotli.parquet: is compressed with brotli, which burnfit does not read"),
+            "{stderr}"
+        );
         let empty = dir.path().join("empty.parquet");
         std::fs::write(&empty, b"").unwrap();
         assert!(run(&empty, &[]).contains("cannot be read as Parquet"));

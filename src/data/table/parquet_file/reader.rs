@@ -137,6 +137,13 @@ pub(super) fn guarded<R, E>(
 /// A Parquet error as a one-line message.
 pub(super) fn damaged(error: ParquetError) -> String {
     let text = error.to_string().replace('\n', " ");
+    if let Some(codec) = text.split("Disabled feature at compile time: ").nth(1) {
+        return format!(
+            "is compressed with {}, which burnfit does not read (it reads uncompressed, snappy, \
+             gzip, zstd and lz4 Parquet files)",
+            codec.trim()
+        );
+    }
     format!("cannot be read as Parquet ({})", text.trim())
 }
 

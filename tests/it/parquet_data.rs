@@ -6,8 +6,6 @@
 
 use std::path::{Path, PathBuf};
 
-use predicates::str::contains;
-
 use crate::common::burnfit;
 
 fn fixture(name: &str) -> PathBuf {
@@ -55,27 +53,27 @@ fn parquet_without_the_feature_is_one_line_naming_it() {
     let dir = tempfile::tempdir().unwrap();
     let model = diabetes_model(dir.path());
     let data = fixture("diabetes.parquet");
-    let (data, model) = (data.as_os_str(), model.as_os_str());
-    let runs: [Vec<&std::ffi::OsStr>; 5] = [
-        ["train", "--target", "progression", "--steps", "1", "--data"]
-            .map(Into::into)
-            .into(),
-        ["ols", "--target", "progression", "--data"]
-            .map(Into::into)
-            .into(),
-        ["evaluate", "--target", "progression", "--checkpoint"]
-            .map(Into::into)
-            .into(),
-        ["predict", "--checkpoint"].map(Into::into).into(),
-        ["bench", "--target", "progression", "--steps", "1", "--data"]
-            .map(Into::into)
-            .into(),
+    let model_args = [model.as_os_str(), "--data".as_ref()];
+    let runs: [(&[&str], &[&std::ffi::OsStr]); 5] = [
+        (
+            &["train", "--target", "progression", "--steps", "1", "--data"],
+            &[],
+        ),
+        (&["ols", "--target", "progression", "--data"], &[]),
+        (
+            &["evaluate", "--target", "progression", "--checkpoint"],
+            &model_args,
+        ),
+        (&["predict", "--checkpoint"], &model_args),
+        (
+            &["bench", "--target", "progression", "--steps", "2", "--data"],
+            &[],
+        ),
     ];
-    for mut args in runs {
-        if args[0] == "evaluate" || args[0] == "predict" {
-            args.extend([model, "--data".as_ref()]);
-        }
-        args.push(data);
+    for (command, model) in runs {
+        let mut args: Vec<&std::ffi::OsStr> = command.iter().map(|a| a.as_ref()).collect();
+        args.extend(model);
+        args.push(data.as_os_str());
         let stderr = one_line_error(&args, 2);
         assert!(
             stderr.contains("is a Parquet file, and this build of burnfit cannot read Parquet")
@@ -97,6 +95,7 @@ mod with_the_feature {
     use parquet::file::properties::WriterProperties;
     use parquet::file::writer::SerializedFileWriter;
     use parquet::schema::parser::parse_message_type;
+    use predicates::str::contains;
     use serde_json::Value;
 
     use super::*;
@@ -745,7 +744,8 @@ mod with_the_feature {
         }
         let stderr = run(&fixture("brotli.parquet"), &[]);
         assert!(
-            stderr.contains("brotli.parquet: is compressed with brotli, which burnfit does not read"),
+            stderr
+                .contains("brotli.parquet: is compressed with brotli, which burnfit does not read"),
             "{stderr}"
         );
         let empty = dir.path().join("empty.parquet");

@@ -216,7 +216,7 @@ mod with_the_feature {
         let u = |i: usize, k: usize| {
             (burnfit::rng::splitmix64((i * 8 + k) as u64) >> 11) as f64 / (1u64 << 53) as f64
         };
-        let mut columns = vec![Vec::with_capacity(rows); 4];
+        let mut columns: Vec<Vec<Option<f64>>> = (0..4).map(|_| Vec::with_capacity(rows)).collect();
         for i in 0..rows {
             let (a, b, c) = (10.0 + u(i, 0), 0.01 * u(i, 1), 50.0 * u(i, 2) - 7.0);
             let y = 3.0 + 2.0 * a - 300.0 * b + 0.125 * c + 0.1 * u(i, 3);

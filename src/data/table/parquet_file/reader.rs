@@ -571,3 +571,46 @@ pub(crate) fn stream<T: Send>(
         dropped_rows,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parquet_values_are_checked_as_csv_cells_are() {
+        assert_eq!(checked(-2.5), Ok(-2.5));
+        assert_eq!(checked(f64::from(f32::MAX)), Ok(f64::from(f32::MAX)));
+        assert_eq!(checked(f64::NAN).unwrap_err(), "NaN is not a finite number");
+        assert_eq!(
+            checked(f64::NEG_INFINITY).unwrap_err(),
+            "-inf is not a finite number"
+        );
+        assert_eq!(
+            checked(1e39).unwrap_err(),
+            "1e39 is out of f32 range (about ±3.4e38)"
+        );
+    }
+
+    #[test]
+    fn parquet_errors_are_one_line_and_name_a_missing_codec() {
+        let codec = ParquetError::General("Disabled feature at compile time: brotli".into());
+        assert_eq!(
+            damaged(codec),
+            "is compressed with brotli, which burnfit does not read (it reads uncompressed, \
+             snappy, gzip, zstd and lz4 Parquet files)"
+        );
+        let other = ParquetError::General("bad\nfooter".into());
+        assert_eq!(
+            damaged(other),
+            "cannot be read as Parquet (Parquet error: bad footer)"
+        );
+        let panicked = guarded(
+            |e| e,
+            || -> std::result::Result<(), String> { panic!("inside") },
+        );
+        assert_eq!(
+            panicked.unwrap_err(),
+            "cannot be read as Parquet (its data is damaged: the parquet reader failed on it)"
+        );
+    }
+}

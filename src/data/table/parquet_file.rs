@@ -32,25 +32,31 @@ pub(super) use reader::{read_table, stream};
 const MAGIC: &[u8; 4] = b"PAR1";
 
 /// Whether `path` is read as Parquet: its name ends in `.parquet` or `.parq` (any case), or
-/// the file starts with Parquet's magic number (a Parquet file by another name would otherwise
-/// fail as a CSV file whose header is not text).
+/// the file starts and ends with Parquet's magic number (a Parquet file by another name would
+/// otherwise fail as a CSV file whose header is not text).
 pub fn is_parquet(path: &Path) -> bool {
     let named = path
         .extension()
         .is_some_and(|e| e.eq_ignore_ascii_case("parquet") || e.eq_ignore_ascii_case("parq"));
-    named || starts_with_magic(path)
+    named || has_magic(path)
 }
 
-fn starts_with_magic(path: &Path) -> bool {
-    use std::io::Read;
+fn has_magic(path: &Path) -> bool {
+    use std::os::unix::fs::FileExt;
     // Only regular files: opening a FIFO could block, and the CSV reader names the problem.
-    if !std::fs::metadata(path).is_ok_and(|m| m.is_file()) {
+    let Ok(meta) = std::fs::metadata(path) else {
+        return false;
+    };
+    if !meta.is_file() || meta.len() < 8 {
         return false;
     }
-    let mut head = [0u8; 4];
+    let (mut head, mut tail) = ([0u8; 4], [0u8; 4]);
     std::fs::File::open(path)
-        .and_then(|mut f| f.read_exact(&mut head))
-        .is_ok_and(|()| &head == MAGIC)
+        .and_then(|f| {
+            f.read_exact_at(&mut head, 0)?;
+            f.read_exact_at(&mut tail, meta.len() - 4)
+        })
+        .is_ok_and(|()| &head == MAGIC && &tail == MAGIC)
 }
 
 /// The error for a Parquet file in a build without the `parquet` feature.
@@ -108,8 +114,11 @@ mod tests {
         assert!(is_parquet(Path::new("x.PARQ")));
         assert!(!is_parquet(Path::new("missing.csv")));
         let renamed = dir.path().join("data.csv");
-        std::fs::write(&renamed, b"PAR1 and more").unwrap();
+        std::fs::write(&renamed, b"PAR1 and more PAR1").unwrap();
         assert!(is_parquet(&renamed));
+        // A CSV file whose first column is named PAR1... stays CSV.
+        std::fs::write(&renamed, b"PAR1x,y\n1,2\n").unwrap();
+        assert!(!is_parquet(&renamed));
         std::fs::write(&renamed, b"x,y\n1,2\n").unwrap();
         assert!(!is_parquet(&renamed));
         assert!(!is_parquet(dir.path()));

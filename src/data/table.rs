@@ -7,6 +7,7 @@
 //! The rows are split into training and validation rows by [`holdout_split`], visited in a
 //! fresh order each epoch by [`epoch_permutation`], and standardized by [`Scaling`].
 
+pub mod parquet_file;
 pub mod scaling;
 pub mod split;
 pub mod stream;
@@ -79,8 +80,12 @@ impl Table {
     /// one pass hashes the file and counts its lines (an upper bound on its rows), the table's
     /// memory is checked against what the system has available, and a second pass parses the
     /// rows into arrays allocated once. The text is never held whole: memory is the table's
-    /// numbers (8 bytes per cell in use) plus buffers of a few MB.
+    /// numbers (8 bytes per cell in use) plus buffers of a few MB. A Parquet file
+    /// ([`parquet_file::is_parquet`]) is read by [`parquet_file`] instead.
     pub fn read(path: &Path, options: &TableOptions) -> Result<Table> {
+        if parquet_file::is_parquet(path) {
+            return parquet_file::read_table(path, options);
+        }
         let fail = |message: String| Error::Data {
             path: path.to_path_buf(),
             message,

@@ -22,6 +22,7 @@ mod mlp;
 mod observe;
 mod ols_summary;
 mod optimizers;
+mod parquet_data;
 mod reliability;
 mod resume;
 mod ridge;

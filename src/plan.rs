@@ -128,7 +128,8 @@ pub struct Overrides {
     #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
           help = with_default("High end of the line's x range", DEFAULTS.x_high))]
     pub x_high: Option<f32>,
-    /// Fit this CSV file (header row required) instead of a synthetic task.
+    /// Fit this CSV file (header row required) instead of a synthetic task; or a Parquet file
+    /// (`.parquet`), in a build with the `parquet` feature.
     #[arg(long, value_name = "FILE.csv", help_heading = "Data")]
     pub data: Option<String>,
     /// The CSV column to predict (required with --data).

@@ -71,7 +71,8 @@ pub struct WorkloadArgs {
     /// The synthetic task: line or sine.
     #[arg(long, value_enum)]
     pub task: Option<Task>,
-    /// Train on this CSV file instead of a synthetic task.
+    /// Train on this CSV file instead of a synthetic task (or a Parquet file, `.parquet`, in a
+    /// build with the `parquet` feature).
     #[arg(long, value_name = "FILE.csv")]
     pub data: Option<String>,
     /// The CSV column to predict (required with --data).

@@ -18,7 +18,8 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "CKPT")]
     pub checkpoint: PathBuf,
     /// A CSV file with the model's feature columns (found by name, as `predict --data` finds
-    /// them) and the target column.
+    /// them) and the target column; or a Parquet file (`.parquet`), in a build with the
+    /// `parquet` feature.
     #[arg(long, value_name = "FILE.csv")]
     pub data: PathBuf,
     /// The column holding the true values [default: the target the checkpoint was trained on]

@@ -18,7 +18,7 @@ use super::{default_is, r2_text};
 #[derive(Debug, Args)]
 pub struct OlsArgs {
     /// The CSV file (header row required), read in streaming passes: memory stays bounded
-    /// whatever its size.
+    /// whatever its size. A Parquet file (`.parquet`) too, in a build with the `parquet` feature.
     #[arg(long, value_name = "FILE.csv", required_unless_present = "merge")]
     pub data: Option<String>,
     /// The column to predict.

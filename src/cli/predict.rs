@@ -33,7 +33,8 @@ pub struct PredictArgs {
     )]
     pub x: Option<String>,
     /// A CSV file with the feature columns the model was trained on (found by name); writes
-    /// the input with a `prediction` column added.
+    /// the input with a `prediction` column added. A Parquet file (`.parquet`, in a build with
+    /// the `parquet` feature) gives the same CSV output: its columns as text, then `prediction`.
     #[arg(long, value_name = "FILE.csv")]
     pub data: Option<PathBuf>,
     /// Write the --data predictions to this file (atomically) instead of stdout.

@@ -37,7 +37,8 @@ impl From<Error> for PredictFailure {
 /// Reads `path` in chunks, predicts each row from the columns `features` (in that order) and
 /// writes the input with a `prediction` column to `out`, row by row; returns the rows. Memory
 /// is a few chunks whatever the file's size. On an error, the rows before the bad one have
-/// been written (the caller decides whether they stay: `--out` drops them).
+/// been written (the caller decides whether they stay: `--out` drops them). A Parquet file goes
+/// to [`super::table::parquet_file`], which writes the same CSV (or JSON Lines) from its rows.
 pub fn predict_rows(
     path: &Path,
     features: &[String],
@@ -58,6 +59,16 @@ pub fn predict_rows(
             expected: "must be one ASCII character",
         }
         .into());
+    }
+    if super::table::parquet_file::is_parquet(path) {
+        return super::table::parquet_file::predict_rows(
+            path,
+            features,
+            delimiter as u8,
+            format,
+            predict,
+            out,
+        );
     }
     let chunks = RecordChunks::open(path, delimiter as u8).map_err(error)?;
     let names = &chunks.columns;

@@ -3,8 +3,9 @@
 //! (scaled space) and the ones a checkpoint keeps (the data's own units).
 //!
 //! The rows live in memory ([`InMemoryRows`], today's path: every file whose table fits the
-//! memory check of [`Table::read`]) or out of core ([`CachedRows`]: a binary cache on disk,
-//! read a block at a time) when the table would not fit or `--out-of-core` asks for it. Both
+//! memory check of [`Table::read`], and every Parquet file) or out of core ([`CachedRows`]: a
+//! binary cache of a CSV file on disk, read a block at a time) when the table would not fit or
+//! `--out-of-core` asks for it. Both
 //! split the same rows off for validation; out of core, the standardization's means and spreads
 //! come from one streaming pass over the cached (f32) training rows ([`Moments`]).
 
@@ -13,7 +14,9 @@ use std::sync::Arc;
 
 use super::out_of_core::{CachedRows, Split};
 use super::streamed_batches::{RowScaling, StreamedBatches};
-use super::table::{Moments, Scaling, Survey, Table, TableOptions, hash_hex, holdout_split};
+use super::table::{
+    Moments, Scaling, Survey, Table, TableOptions, hash_hex, holdout_split, parquet_file,
+};
 use crate::checkpoint::{DataRecord, NamedTensor, ScalingRecord};
 use crate::config::TableConfig;
 use crate::error::{Error, Result};
@@ -79,11 +82,21 @@ impl PreparedTable {
             path: path.to_owned(),
             message,
         };
-        let survey = Survey::of(path, &options)?;
-        if config.out_of_core || !survey.fits_in_memory() {
-            return Self::load_out_of_core(config, seed, &options, &survey);
-        }
-        let table = Table::read_surveyed(path, &options, &survey)?;
+        let table = if parquet_file::is_parquet(path) {
+            // Parquet is read into memory (its reader checks the memory); out of core is CSV's.
+            if config.out_of_core {
+                return Err(data_error(
+                    "is a Parquet file, and --out-of-core trains on CSV files; convert it to CSV, or train without --out-of-core".into(),
+                ));
+            }
+            Table::read(path, &options)?
+        } else {
+            let survey = Survey::of(path, &options)?;
+            if config.out_of_core || !survey.fits_in_memory() {
+                return Self::load_out_of_core(config, seed, &options, &survey);
+            }
+            Table::read_surveyed(path, &options, &survey)?
+        };
         let (train, val) =
             holdout_split(table.rows(), config.val_frac, seed).map_err(data_error)?;
         let scaling = config

@@ -11,6 +11,7 @@
 //! its lines counted): enough to decide whether the table fits in memory, and whether an
 //! out-of-core cache of it ([`crate::data::cache`]) is current.
 
+pub mod parquet_file;
 pub mod scaling;
 pub mod split;
 pub mod stream;
@@ -85,12 +86,17 @@ impl Table {
     /// one pass hashes the file and counts its lines (an upper bound on its rows), the table's
     /// memory is checked against what the system has available, and a second pass parses the
     /// rows into arrays allocated once. The text is never held whole: memory is the table's
-    /// numbers (8 bytes per cell in use) plus buffers of a few MB.
+    /// numbers (8 bytes per cell in use) plus buffers of a few MB. A Parquet file
+    /// ([`parquet_file::is_parquet`]) is read by [`parquet_file`] instead.
     pub fn read(path: &Path, options: &TableOptions) -> Result<Table> {
+        if parquet_file::is_parquet(path) {
+            return parquet_file::read_table(path, options);
+        }
         Self::read_surveyed(path, options, &Survey::of(path, options)?)
     }
 
-    /// [`Table::read`]'s second pass, after its first ([`Survey::of`]) has been made.
+    /// [`Table::read`]'s second pass for a CSV file, after its first ([`Survey::of`]) has been
+    /// made.
     pub fn read_surveyed(path: &Path, options: &TableOptions, survey: &Survey) -> Result<Table> {
         let fail = |message: String| Error::Data {
             path: path.to_path_buf(),

@@ -23,6 +23,7 @@ mod observe;
 mod ols_summary;
 mod optimizers;
 mod out_of_core;
+mod parquet_data;
 mod reliability;
 mod resume;
 mod ridge;

@@ -328,6 +328,12 @@ fn out_of_core_errors_are_one_line() {
             "{extra:?}: {err}"
         );
     }
+    std::fs::write(d.join("p.parquet"), b"PAR1 not really PAR1").unwrap();
+    let err = fail(&["--data", "p.parquet", "--target", "y", "--out-of-core"]);
+    assert!(
+        err.contains("data file p.parquet: is a Parquet file"),
+        "{err}"
+    );
     let err = fail(&["--out-of-core"]);
     assert!(
         err.contains("--out-of-core applies to CSV data only"),

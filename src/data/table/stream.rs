@@ -88,13 +88,17 @@ type Parsed<T> = std::result::Result<(u64, usize, Option<String>, T), String>;
 
 /// Reads the table in `path` once: `work` runs on each chunk's rows on a worker thread, and
 /// `consume` gets the results in file order on this thread. The errors are [`super::Table::read`]'s
-/// (the header's first, then the first bad row in file order).
+/// (the header's first, then the first bad row in file order). A Parquet file is read by
+/// [`super::parquet_file`] instead, a batch of rows to a chunk.
 pub fn stream<T: Send>(
     path: &Path,
     options: &TableOptions,
     work: impl Fn(Chunk) -> T + Sync,
     mut consume: impl FnMut(usize, T),
 ) -> Result<StreamInfo> {
+    if super::parquet_file::is_parquet(path) {
+        return super::parquet_file::stream(path, options, work, consume);
+    }
     let fail = |message: String| Error::Data {
         path: path.to_path_buf(),
         message,

@@ -10,7 +10,6 @@
 
 use nalgebra::DMatrix;
 use serde::Serialize;
-use statrs::distribution::{ContinuousCDF, StudentsT};
 use statrs::function::beta::beta_reg;
 
 use super::{OlsFit, Solved, Sums};
@@ -102,9 +101,7 @@ impl OlsSummary {
         }
 
         let df = df_resid as f64;
-        let t_quantile = StudentsT::new(0.0, 1.0, df)
-            .map(|t| t.inverse_cdf(0.975))
-            .unwrap_or(f64::NAN);
+        let t_quantile = t_quantile_975(df);
         let estimates = fit
             .weights
             .iter()
@@ -173,6 +170,51 @@ pub fn t_two_sided_p(t: f64, df: f64) -> f64 {
     beta_reg(df / 2.0, 0.5, df / (df + t * t))
 }
 
+/// The t with P(|T| > t) = 0.05, T ~ Student's t with `df` degrees of freedom: the half-width
+/// of a 95 % interval in standard errors. From 1,000 degrees of freedom the Cornish-Fisher
+/// expansion around the normal quantile (Abramowitz & Stegun 26.7.5, four terms: its error is
+/// below 1e-15 there); below, bisection on [`t_two_sided_p`]. (statrs 0.19's
+/// `StudentsT::inverse_cdf` drifts from a few million degrees of freedom — 1.9563 at 3·10⁶,
+/// 1.8266 at 10⁷, where the answer is 1.95996 — and did not return at 1.5·10⁷: the row counts
+/// of the large tables `ols` streams.)
+pub fn t_quantile_975(df: f64) -> f64 {
+    if df.is_nan() || df <= 0.0 {
+        return f64::NAN;
+    }
+    if df >= 1_000.0 {
+        // Φ⁻¹(0.975).
+        let z = 1.959_963_984_540_054_f64;
+        let g1 = (z.powi(3) + z) / 4.0;
+        let g2 = (5.0 * z.powi(5) + 16.0 * z.powi(3) + 3.0 * z) / 96.0;
+        let g3 = (3.0 * z.powi(7) + 19.0 * z.powi(5) + 17.0 * z.powi(3) - 15.0 * z) / 384.0;
+        let g4 = (79.0 * z.powi(9) + 776.0 * z.powi(7) + 1482.0 * z.powi(5)
+            - 1920.0 * z.powi(3)
+            - 945.0 * z)
+            / 92_160.0;
+        return z + g1 / df + g2 / df.powi(2) + g3 / df.powi(3) + g4 / df.powi(4);
+    }
+    // P falls as t grows: bracket the answer, then halve the bracket to f64's resolution.
+    let (mut low, mut high) = (0.0f64, 16.0f64);
+    while t_two_sided_p(high, df) > 0.05 {
+        low = high;
+        high *= 2.0;
+        if !high.is_finite() {
+            return f64::INFINITY;
+        }
+    }
+    loop {
+        let mid = 0.5 * (low + high);
+        if mid <= low || mid >= high {
+            return mid;
+        }
+        if t_two_sided_p(mid, df) > 0.05 {
+            low = mid;
+        } else {
+            high = mid;
+        }
+    }
+}
+
 /// P(F > f), F ~ F(d1, d2): I_{d2/(d2+d1·f)}(d2/2, d1/2), accurate for tiny p-values too.
 pub fn f_upper_p(f: f64, d1: f64, d2: f64) -> f64 {
     if [d1, d2, f].iter().any(|v| v.is_nan()) || d1 <= 0.0 || d2 <= 0.0 {
@@ -230,8 +272,32 @@ mod tests {
             (10.0, 2.228138851986274),
             (30.0, 2.0422724563012378),
         ] {
-            let got = StudentsT::new(0.0, 1.0, df).unwrap().inverse_cdf(0.975);
+            let got = t_quantile_975(df);
             assert!((got - q).abs() < 1e-9 * q, "df {df}: {got} vs {q}");
+        }
+        // Large tables: scipy 1.17's `stats.t.ppf(0.975, df)` (statrs' inverse CDF gave 1.8266
+        // at 10^7 and did not return at 1.5·10^7); 999 and 1,000 meet across the switch.
+        for (df, q) in [
+            (999.0, 1.962341461133449),
+            (1000.0, 1.9623390808264083),
+            (1e5, 1.9599877075346095),
+            (3e6, 1.9599647752974443),
+            (1e7, 1.959964221767205),
+            (1.5e7, 1.959964142691482),
+            (4e7, 1.9599640438468362),
+            (1e9, 1.959963986912325),
+        ] {
+            let got = t_quantile_975(df);
+            assert!((got - q).abs() < 1e-12, "df {df}: {got} vs {q}");
+        }
+        assert!(t_quantile_975(0.0).is_nan());
+        // Fractional and tiny df: still the p-value's inverse.
+        for df in [0.05, 0.5, 3.5] {
+            let q = t_quantile_975(df);
+            assert!(
+                (t_two_sided_p(q, df) / 0.05 - 1.0).abs() < 1e-12,
+                "df {df}: {q}"
+            );
         }
     }
 

@@ -304,6 +304,7 @@ impl FusedOps for CubeBackend {
             data.into_tensor_arg(),
             order.into_tensor_arg(),
             scratch.into_tensor_arg(),
+            empty(&out, Shape::from([n_params as usize])).into_tensor_arg(),
             source,
             layers,
             d_in,

@@ -187,7 +187,87 @@ pub fn load_batch(
     sync_storage();
 }
 
-/// Forward: each unit takes (sample, neuron) outputs of the slice, layer by layer.
+/// Rows and columns of the register tile each unit computes: [`TILE`] × [`TILE`] outputs.
+pub const TILE: u32 = 4;
+
+/// Accumulates a [`TILE`] × [`TILE`] tile of products into `acc` (row-major): for each `m` in
+/// `0..m_len`, in order, `acc[i·TILE + k] += a[rows[i] + m·a_step] · b[cols[k] + m·b_step]`.
+/// Each value loaded serves [`TILE`] multiply-adds (a unit per output loads two per one).
+/// `rows` and `cols` are valid indices (a tile's rows and columns past the edge repeat the last
+/// one, and their outputs are not stored).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn tile_products(
+    a: &mut Tensor<f32>,
+    b: &mut Tensor<f32>,
+    rows: &Array<u32>,
+    cols: &Array<u32>,
+    a_step: u32,
+    b_step: u32,
+    m_len: u32,
+    acc: &mut Array<f32>,
+) {
+    let mut av = Array::<f32>::new(4usize);
+    let mut bv = Array::<f32>::new(4usize);
+    for m in 0..m_len {
+        #[unroll]
+        for i in 0..4u32 {
+            av[i as usize] = a[(rows[i as usize] + m * a_step) as usize];
+            bv[i as usize] = b[(cols[i as usize] + m * b_step) as usize];
+        }
+        accumulate_outer(&av, &bv, acc);
+    }
+}
+
+/// [`tile_products`] with both factors in one tensor (the weights' gradients: activations
+/// times gradients, both in the scratch).
+#[cube]
+#[allow(clippy::too_many_arguments)]
+pub fn tile_products_within(
+    t: &mut Tensor<f32>,
+    rows: &Array<u32>,
+    cols: &Array<u32>,
+    a_step: u32,
+    b_step: u32,
+    m_len: u32,
+    acc: &mut Array<f32>,
+) {
+    let mut av = Array::<f32>::new(4usize);
+    let mut bv = Array::<f32>::new(4usize);
+    for m in 0..m_len {
+        #[unroll]
+        for i in 0..4u32 {
+            av[i as usize] = t[(rows[i as usize] + m * a_step) as usize];
+            bv[i as usize] = t[(cols[i as usize] + m * b_step) as usize];
+        }
+        accumulate_outer(&av, &bv, acc);
+    }
+}
+
+/// `acc[i·TILE + k] += av[i] · bv[k]`.
+#[cube]
+pub fn accumulate_outer(av: &Array<f32>, bv: &Array<f32>, acc: &mut Array<f32>) {
+    #[unroll]
+    for i in 0..4u32 {
+        #[unroll]
+        for k in 0..4u32 {
+            acc[(i * 4u32 + k) as usize] += av[i as usize] * bv[k as usize];
+        }
+    }
+}
+
+/// The smaller of `v` and `limit − 1`: a tile's index past an edge reads the last valid one.
+#[cube]
+pub fn clamp_to(v: u32, limit: u32) -> u32 {
+    let mut out = v;
+    if v >= limit {
+        out = limit - 1u32;
+    }
+    out
+}
+
+/// Forward: each unit takes [`TILE`] × [`TILE`] tiles of (sample, neuron) outputs of the
+/// slice, layer by layer; each output is its bias plus its inputs' products in input order.
 #[cube]
 pub fn forward(
     scratch: &mut Tensor<f32>,
@@ -200,6 +280,10 @@ pub fn forward(
 ) {
     let u = UNIT_POS;
     let stride = CUBE_DIM;
+    let mut rows = Array::<u32>::new(4usize);
+    let mut cols = Array::<u32>::new(4usize);
+    let mut acc = Array::<f32>::new(16usize);
+    let samples = slice.end - slice.begin;
     for l in 0..layers {
         let base = (l * 5u32) as usize;
         let fan_in = u32::cast_from(layout[base]);
@@ -208,20 +292,42 @@ pub fn forward(
         let b_off = u32::cast_from(layout[base + 3]);
         let a_in = u32::cast_from(layout[base + 4]) * batch;
         let a_out = a_in + batch * fan_in;
-        let mut idx = slice.begin * fan_out + u;
-        while idx < slice.end * fan_out {
-            let s = idx / fan_out;
-            let j = idx % fan_out;
-            let mut z = state[(b_off + j) as usize];
-            for c in 0..fan_in {
-                z += scratch[(a_in + s * fan_in + c) as usize]
-                    * state[(w_off + c * fan_out + j) as usize];
+        let tiles_k = (fan_out + 3u32) / 4u32;
+        let tiles = ((samples + 3u32) / 4u32) * tiles_k;
+        let mut t = u;
+        while t < tiles {
+            let s0 = slice.begin + (t / tiles_k) * 4u32;
+            let j0 = (t % tiles_k) * 4u32;
+            #[unroll]
+            for i in 0..4u32 {
+                rows[i as usize] = a_in + clamp_to(s0 + i, slice.end) * fan_in;
+                cols[i as usize] = w_off + clamp_to(j0 + i, fan_out);
             }
-            if l + 1u32 < layers {
-                z = activate(z, relu);
+            #[unroll]
+            for i in 0..4u32 {
+                #[unroll]
+                for k in 0..4u32 {
+                    acc[(i * 4u32 + k) as usize] =
+                        state[(b_off + clamp_to(j0 + k, fan_out)) as usize];
+                }
             }
-            scratch[(a_out + idx) as usize] = z;
-            idx += stride;
+            tile_products(
+                scratch, state, &rows, &cols, 1u32, fan_out, fan_in, &mut acc,
+            );
+            #[unroll]
+            for i in 0..4u32 {
+                #[unroll]
+                for k in 0..4u32 {
+                    if s0 + i < slice.end && j0 + k < fan_out {
+                        let mut z = acc[(i * 4u32 + k) as usize];
+                        if l + 1u32 < layers {
+                            z = activate(z, relu);
+                        }
+                        scratch[(a_out + (s0 + i) * fan_out + j0 + k) as usize] = z;
+                    }
+                }
+            }
+            t += stride;
         }
         sync_storage();
     }
@@ -309,7 +415,9 @@ pub fn tree_sum(red: &mut Shared<[f32]>, value: f32) -> f32 {
     total
 }
 
-/// Backward: the gradient at each hidden layer's outputs of the slice, from the layer above.
+/// Backward: the gradient at each hidden layer's outputs of the slice, from the layer above,
+/// in [`TILE`] × [`TILE`] tiles of (sample, input): the products over the layer's outputs in
+/// order, times the activation's derivative.
 #[cube]
 #[allow(clippy::too_many_arguments)]
 pub fn backward(
@@ -324,6 +432,10 @@ pub fn backward(
 ) {
     let u = UNIT_POS;
     let stride = CUBE_DIM;
+    let mut rows = Array::<u32>::new(4usize);
+    let mut cols = Array::<u32>::new(4usize);
+    let mut acc = Array::<f32>::new(16usize);
+    let samples = slice.end - slice.begin;
     let mut l = layers - 1u32;
     while l > 0u32 {
         let base = (l * 5u32) as usize;
@@ -332,18 +444,35 @@ pub fn backward(
         let w_off = u32::cast_from(layout[base + 2]);
         let a_in = u32::cast_from(layout[base + 4]) * batch;
         let a_out = a_in + batch * fan_in;
-        let mut idx = slice.begin * fan_in + u;
-        while idx < slice.end * fan_in {
-            let s = idx / fan_in;
-            let c = idx % fan_in;
-            let mut g = 0.0f32;
-            for j in 0..fan_out {
-                g += scratch[(at.deltas + a_out + s * fan_out + j) as usize]
-                    * state[(w_off + c * fan_out + j) as usize];
+        let tiles_k = (fan_in + 3u32) / 4u32;
+        let tiles = ((samples + 3u32) / 4u32) * tiles_k;
+        let mut t = u;
+        while t < tiles {
+            let s0 = slice.begin + (t / tiles_k) * 4u32;
+            let c0 = (t % tiles_k) * 4u32;
+            #[unroll]
+            for i in 0..4u32 {
+                rows[i as usize] = at.deltas + a_out + clamp_to(s0 + i, slice.end) * fan_out;
+                cols[i as usize] = w_off + clamp_to(c0 + i, fan_in) * fan_out;
             }
-            let a = scratch[(a_in + idx) as usize];
-            scratch[(at.deltas + a_in + idx) as usize] = g * derivative(a, relu);
-            idx += stride;
+            #[unroll]
+            for i in 0..16u32 {
+                acc[i as usize] = 0.0f32;
+            }
+            tile_products(scratch, state, &rows, &cols, 1u32, 1u32, fan_out, &mut acc);
+            #[unroll]
+            for i in 0..4u32 {
+                #[unroll]
+                for k in 0..4u32 {
+                    if s0 + i < slice.end && c0 + k < fan_in {
+                        let idx = a_in + (s0 + i) * fan_in + c0 + k;
+                        let a = scratch[idx as usize];
+                        scratch[(at.deltas + idx) as usize] =
+                            acc[(i * 4u32 + k) as usize] * derivative(a, relu);
+                    }
+                }
+            }
+            t += stride;
         }
         sync_storage();
         l -= 1u32;
@@ -369,40 +498,73 @@ pub fn is_weight(p: u32, layout: &Tensor<f32>, layers: u32) -> bool {
     p < u32::cast_from(layout[(layer * 5u32 + 3u32) as usize])
 }
 
-/// Parameter `p`'s gradient summed over the slice's samples, in sample order (without the
-/// ridge penalty).
+/// Every parameter's gradient summed over the slice's samples, in sample order (without the
+/// ridge penalty), into `dest[dest_base + p]`: each weight matrix in [`TILE`] × [`TILE`] tiles
+/// of (input, output), the biases one per unit.
 #[cube]
-pub fn slice_gradient(
-    p: u32,
+#[allow(clippy::too_many_arguments)]
+pub fn gradients(
+    dest: &mut Tensor<f32>,
+    dest_base: u32,
     scratch: &mut Tensor<f32>,
     layout: &Tensor<f32>,
     layers: u32,
     batch: u32,
     at: Scratch,
     slice: Slice,
-) -> f32 {
-    let base = (layer_of(p, layout, layers) * 5u32) as usize;
-    let fan_in = u32::cast_from(layout[base]);
-    let fan_out = u32::cast_from(layout[base + 1]);
-    let w_off = u32::cast_from(layout[base + 2]);
-    let b_off = u32::cast_from(layout[base + 3]);
-    let a_in = u32::cast_from(layout[base + 4]) * batch;
-    let d_out = at.deltas + a_in + batch * fan_in;
-    let mut g = 0.0f32;
-    if p >= b_off {
-        let j = p - b_off;
-        for s in slice.begin..slice.end {
-            g += scratch[(d_out + s * fan_out + j) as usize];
+) {
+    let u = UNIT_POS;
+    let stride = CUBE_DIM;
+    let mut rows = Array::<u32>::new(4usize);
+    let mut cols = Array::<u32>::new(4usize);
+    let mut acc = Array::<f32>::new(16usize);
+    let samples = slice.end - slice.begin;
+    for l in 0..layers {
+        let base = (l * 5u32) as usize;
+        let fan_in = u32::cast_from(layout[base]);
+        let fan_out = u32::cast_from(layout[base + 1]);
+        let w_off = u32::cast_from(layout[base + 2]);
+        let b_off = u32::cast_from(layout[base + 3]);
+        let a_in = u32::cast_from(layout[base + 4]) * batch;
+        let d_out = at.deltas + a_in + batch * fan_in;
+        let tiles_k = (fan_out + 3u32) / 4u32;
+        let tiles = ((fan_in + 3u32) / 4u32) * tiles_k;
+        let mut t = u;
+        while t < tiles {
+            let c0 = (t / tiles_k) * 4u32;
+            let j0 = (t % tiles_k) * 4u32;
+            #[unroll]
+            for i in 0..4u32 {
+                rows[i as usize] = a_in + slice.begin * fan_in + clamp_to(c0 + i, fan_in);
+                cols[i as usize] = d_out + slice.begin * fan_out + clamp_to(j0 + i, fan_out);
+            }
+            #[unroll]
+            for i in 0..16u32 {
+                acc[i as usize] = 0.0f32;
+            }
+            tile_products_within(scratch, &rows, &cols, fan_in, fan_out, samples, &mut acc);
+            #[unroll]
+            for i in 0..4u32 {
+                #[unroll]
+                for k in 0..4u32 {
+                    if c0 + i < fan_in && j0 + k < fan_out {
+                        let p = w_off + (c0 + i) * fan_out + j0 + k;
+                        dest[(dest_base + p) as usize] = acc[(i * 4u32 + k) as usize];
+                    }
+                }
+            }
+            t += stride;
         }
-    } else {
-        let c = (p - w_off) / fan_out;
-        let j = (p - w_off) % fan_out;
-        for s in slice.begin..slice.end {
-            g += scratch[(a_in + s * fan_in + c) as usize]
-                * scratch[(d_out + s * fan_out + j) as usize];
+        let mut j = u;
+        while j < fan_out {
+            let mut g = 0.0f32;
+            for s in slice.begin..slice.end {
+                g += scratch[(d_out + s * fan_out + j) as usize];
+            }
+            dest[(dest_base + b_off + j) as usize] = g;
+            j += stride;
         }
     }
-    g
 }
 
 /// Adam's update of parameter `p` (params, m, v at `p`, `np + p`, `2np + p` of `state`).
@@ -470,7 +632,8 @@ pub fn carry_hi(lo: u32, hi: u32, k: u32) -> u32 {
 /// input, then each layer's outputs), as many gradients, and `batch` targets. For a table,
 /// `data` is its training rows (`table_rows × d_in`) then their targets, `order` the epoch's
 /// row order, and the chunk lies within one epoch, its first step the epoch's minibatch number
-/// `epoch_index`; for the synthetic sources both are unused.
+/// `epoch_index`; for the synthetic sources both are unused. `grads` holds a step's gradients
+/// (`n_params`).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn dense_chunk_kernel(
@@ -480,6 +643,7 @@ pub fn dense_chunk_kernel(
     data: &Tensor<f32>,
     order: &Tensor<f32>,
     scratch: &mut Tensor<f32>,
+    grads: &mut Tensor<f32>,
     source: u32,
     layers: u32,
     d_in: u32,
@@ -607,10 +771,20 @@ pub fn dense_chunk_kernel(
             let t_hi = carry_hi(upd_lo, upd_hi, run + 1u32);
             let pow1 = pow_by_squaring(beta1, t_lo, t_hi);
             let pow2 = pow_by_squaring(beta2, t_lo, t_hi);
+            gradients(
+                grads,
+                0u32,
+                scratch,
+                layout,
+                layers,
+                batch,
+                at.clone(),
+                slice.clone(),
+            );
+            sync_storage();
             let mut p = u;
             while p < n_params {
-                let mut g =
-                    slice_gradient(p, scratch, layout, layers, batch, at.clone(), slice.clone());
+                let mut g = grads[p as usize];
                 if is_weight(p, layout, layers) {
                     g += 2.0f32 * l2 * state[p as usize];
                 }
@@ -746,12 +920,16 @@ pub fn dense_grad_kernel(
         slice.clone(),
     );
     let base = g * (n_params + 1u32);
-    let mut p = u;
-    while p < n_params {
-        partials[(base + p) as usize] =
-            slice_gradient(p, scratch, layout, layers, batch, at.clone(), slice.clone());
-        p += CUBE_DIM;
-    }
+    gradients(
+        partials,
+        base,
+        scratch,
+        layout,
+        layers,
+        batch,
+        at.clone(),
+        slice.clone(),
+    );
     if u == 0u32 {
         partials[(base + n_params) as usize] = loss_sum;
     }

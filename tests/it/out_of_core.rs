@@ -103,7 +103,7 @@ fn out_of_core_cli_run_is_chosen_when_memory_is_short_and_resumes_exactly() {
             .args([
                 "train", "--data", "d.csv", "--target", "y", "--engine", "fused",
             ])
-            .args(["--backend", "flex", "--batch", "256", "--out", out])
+            .args(["--backend", "ndarray", "--batch", "256", "--out", out])
             .args(args)
             .env("BURNFIT_MEMORY_AVAILABLE", "320000")
             .output()

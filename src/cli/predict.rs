@@ -9,7 +9,7 @@ use clap::Args;
 use crate::backend::{Backend, BackendChoice};
 use crate::checkpoint::{self, Checkpoint, write_atomically_with};
 use crate::console::Console;
-use crate::data::predict_csv::{PredictFailure, PredictionsFormat, json_number};
+use crate::data::predictions::{PredictFailure, PredictionsFormat, json_number};
 use crate::error::{Error, Result};
 use crate::host::HostTensor;
 use crate::model::{Activation, Network};

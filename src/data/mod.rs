@@ -8,6 +8,7 @@
 pub mod cache;
 pub mod out_of_core;
 pub mod predict_csv;
+pub mod predictions;
 pub mod prepared;
 pub mod sine;
 pub mod source;

@@ -11,6 +11,7 @@
 //! its lines counted): enough to decide whether the table fits in memory, and whether an
 //! out-of-core cache of it ([`crate::data::cache`]) is current.
 
+pub mod chunk;
 pub mod parquet_file;
 pub mod scaling;
 pub mod split;

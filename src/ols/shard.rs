@@ -12,8 +12,8 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::{Factor, OlsSummary, TreeMerge, summary_of_factor};
+use crate::data::table::chunk::StreamInfo;
 use crate::data::table::hash_hex;
-use crate::data::table::stream::StreamInfo;
 use crate::error::{Error, Result};
 
 /// The `format` of a summary file.

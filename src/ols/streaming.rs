@@ -14,7 +14,8 @@
 use std::path::Path;
 
 use super::{Factor, OlsFit, OlsSummary, TreeMerge, summary_of_factor};
-use crate::data::table::stream::{StreamInfo, stream};
+use crate::data::table::chunk::StreamInfo;
+use crate::data::table::stream::stream;
 use crate::data::table::{TableOptions, holdout_mask};
 use crate::error::{Error, Result};
 use crate::fit_quality::{FitQuality, FitQualitySums};

@@ -84,9 +84,9 @@ pub(super) fn read_table(
 pub(super) fn stream<T: Send>(
     path: &Path,
     _: &super::TableOptions,
-    _: impl Fn(super::stream::Chunk) -> T + Sync,
+    _: impl Fn(super::chunk::Chunk) -> T + Sync,
     _: impl FnMut(usize, T),
-) -> crate::error::Result<super::stream::StreamInfo> {
+) -> crate::error::Result<super::chunk::StreamInfo> {
     Err(not_built(path))
 }
 
@@ -96,10 +96,10 @@ pub(crate) fn predict_rows(
     path: &Path,
     _: &[String],
     _: u8,
-    _: crate::data::predict_csv::PredictionsFormat,
+    _: crate::data::predictions::PredictionsFormat,
     _: impl Fn(&[f64]) -> f64,
     _: &mut dyn std::io::Write,
-) -> std::result::Result<usize, crate::data::predict_csv::PredictFailure> {
+) -> std::result::Result<usize, crate::data::predictions::PredictFailure> {
     Err(not_built(path).into())
 }
 

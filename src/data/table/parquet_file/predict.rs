@@ -13,7 +13,7 @@ use ::parquet::file::reader::{FileReader, SerializedFileReader};
 use ::parquet::record::Field;
 
 use super::reader::{checked, column_names, damaged, guarded, numeric_column};
-use crate::data::predict_csv::{PredictFailure, PredictionsFormat, json_number};
+use crate::data::predictions::{PredictFailure, PredictionsFormat, json_number};
 use crate::data::table::open_regular;
 use crate::error::{Error, Result};
 

@@ -14,7 +14,7 @@ use ::parquet::errors::ParquetError;
 use ::parquet::file::reader::{FileReader, SerializedFileReader};
 use ::parquet::schema::types::SchemaDescriptor;
 
-use super::super::stream::{Chunk, StreamInfo};
+use super::super::chunk::{Chunk, StreamInfo};
 use super::super::{Layout, Table, TableOptions, Xxh64, bytes_text, open_regular};
 use crate::error::{Error, Result};
 

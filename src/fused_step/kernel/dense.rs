@@ -242,7 +242,9 @@ impl DenseGpu {
             .unwrap_or(UNITS)
     }
 
-    /// Loop iterations of one unit in one step at `batch` with `units` units.
+    /// Loop iterations of one unit in one step at `batch` with `units` units, counted as if
+    /// each unit took one output at a time: the kernel's 4 × 4 tiles run fewer, so this bounds
+    /// them from above (a dispatch may run fewer steps than it could, never more).
     fn iterations_per_step(&self, batch: usize, units: u32) -> u64 {
         let trailing = units.trailing_zeros();
         let units = u64::from(units);

@@ -33,7 +33,7 @@ use burn::tensor::{Device, Shape, Tensor, TensorData};
 use super::chunk::{ChunkResult, ChunkSpec, FusedState};
 use crate::rng::philox::LineStream;
 
-/// Units of the one-workgroup kernel (at most) and of every workgroup of the two-dispatch path:
+/// Units of the one-workgroup kernel (at most) and of every workgroup of the one-dispatch-per-step path:
 /// a power of two (tree reduction), and within WebGPU's default limit of 256.
 pub const UNITS: u32 = 256;
 
@@ -425,7 +425,7 @@ impl GpuExecutor {
     }
 
     /// The most steps one dispatch of the one-workgroup kernel may run for `batch` without
-    /// nearing lavapipe's loop limit; for the two-dispatch path, a bound on what one op call
+    /// nearing lavapipe's loop limit; for the one-dispatch-per-step path, a bound on what one op call
     /// records.
     pub fn max_chunk_steps(&self, batch: usize) -> u64 {
         let pairs = (batch as u64).div_ceil(2);

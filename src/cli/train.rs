@@ -218,6 +218,9 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
     } else {
         Console::default()
     };
+    if !args.quiet {
+        announce_long_read(&mut console, &plan.config);
+    }
     let (mut trainer, metrics) = open_run(args, plan, &mut console)?;
     let target = trainer.config().steps;
     // Without the handlers a signal still stops the run, only without the final save.
@@ -550,6 +553,29 @@ fn data_line(table: &crate::data::PreparedTable) -> String {
             ""
         }
     )
+}
+
+/// Data files from this size get a line before the pass over them, which prints nothing until
+/// it ends (~1 minute for 10 GB here).
+const LONG_READ_BYTES: u64 = 1 << 30;
+
+/// Says what is read, before a long silent read: a data file of at least [`LONG_READ_BYTES`],
+/// or any file trained out of core (its cache is checked, or built on a first run). A file
+/// that cannot be read says nothing here: the read itself names the problem.
+fn announce_long_read(console: &mut Console, config: &crate::config::TrainingConfig) {
+    let Some(data) = &config.data else { return };
+    let Ok(meta) = std::fs::metadata(&data.path) else {
+        return;
+    };
+    let size = crate::data::table::bytes_text(meta.len());
+    if data.out_of_core {
+        console.line(format!(
+            "out of core: reading {} ({size}) to check its row cache, or to build it on a first run",
+            data.path
+        ));
+    } else if meta.len() >= LONG_READ_BYTES {
+        console.line(format!("reading {} ({size}) before training", data.path));
+    }
 }
 
 /// `out of core: cache FILE (reused | built in T, N MB/s of CSV)` for an out-of-core table.

@@ -360,7 +360,7 @@ fn line_ends(bytes: &[u8], previous_cr: bool) -> u64 {
 }
 
 /// A size for a message: `1.5 GiB`, `12.0 MiB`, `3.2 KiB`, `100 bytes`.
-fn bytes_text(bytes: u64) -> String {
+pub(crate) fn bytes_text(bytes: u64) -> String {
     const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
     UNITS
         .iter()

@@ -198,6 +198,12 @@ fn the_cache_is_rebuilt_when_the_csv_changes_and_kept_per_target() {
         .arg("--force")
         .output()
         .unwrap();
+    // Before the silent pass over the file, a line on stderr (stdout carries the JSON alone).
+    let notes = String::from_utf8_lossy(&reused.stderr);
+    assert!(
+        notes.contains("out of core: reading d.csv (") && notes.contains("to check its row cache"),
+        "{notes}"
+    );
     let json: serde_json::Value = serde_json::from_slice(&reused.stdout).unwrap();
     assert_eq!(
         json["data"]["out_of_core"],

@@ -5,9 +5,12 @@
 use std::path::Path;
 
 use super::table::stream::{RecordChunks, csv_reader};
-use crate::error::{Error, Result};
+use crate::error::Error;
 
-use super::predictions::{PredictFailure, PredictionsFormat, json_number};
+use super::predictions::{
+    JsonLines, PredictFailure, PredictionsFormat, checked_prediction, feature_columns,
+    output_column,
+};
 
 /// Reads `path` in chunks, predicts each row from the columns `features` (in that order) and
 /// writes the input with a `prediction` column to `out`, row by row; returns the rows. Memory
@@ -48,28 +51,7 @@ pub fn predict_rows(
     let chunks = RecordChunks::open(path, delimiter as u8).map_err(error)?;
     let names = &chunks.columns;
     let header = chunks.header.clone();
-    if !json
-        && names.iter().any(|n| n == "prediction")
-        && !features.iter().any(|f| f == "prediction")
-    {
-        return Err(error(
-            "already has a `prediction` column (an earlier output?); rename or drop it first"
-                .into(),
-        )
-        .into());
-    }
-    let columns: Vec<usize> = features
-        .iter()
-        .map(|f| {
-            names.iter().position(|n| n == f).ok_or_else(|| {
-                error(format!(
-                    "no column `{f}` (the model's features: {}; the file has: {})",
-                    features.join(", "),
-                    names.join(", ")
-                ))
-            })
-        })
-        .collect::<Result<_>>()?;
+    let columns = feature_columns(names, features, format).map_err(error)?;
     // A csv writer for CSV output; JSON lines go to `out` straight.
     let (mut writer, mut json_out) = if json {
         (None, Some(out))
@@ -81,22 +63,12 @@ pub fn predict_rows(
     };
     let write_error = |e: csv::Error| PredictFailure::Output(e.into());
     let mut out_header = header.clone();
-    // A model with a feature named `prediction` writes its output under another name.
-    let column: &[u8] = if features.iter().any(|f| f == "prediction") {
-        b"burnfit_prediction"
-    } else {
-        b"prediction"
-    };
+    let column = output_column(features).as_bytes();
     out_header.push_field(column);
     if let Some(writer) = &mut writer {
         writer.write_byte_record(&out_header).map_err(write_error)?;
     }
-    // The JSON keys of the inputs, escaped once.
-    let keys: Vec<String> = features
-        .iter()
-        .map(|f| serde_json::to_string(f).expect("a string serialises"))
-        .collect();
-    let mut lines = String::new();
+    let mut json_lines = JsonLines::new(features);
     let mut row = vec![0.0f64; features.len()];
     let mut record = csv::ByteRecord::new();
     let mut rows = 0;
@@ -121,31 +93,14 @@ pub fn predict_rows(
                         error(format!("line {line}, column `{name}`: {problem}"))
                     })?;
                 }
-                let prediction = predict(&row);
-                if !(prediction as f32).is_finite() {
-                    return Err(error(format!(
-                        "line {line}: the prediction is not finite ({prediction})"
-                    ))
-                    .into());
-                }
+                let prediction =
+                    checked_prediction(predict(&row), &format!("line {line}")).map_err(error)?;
                 if let Some(out) = &mut json_out {
-                    use std::fmt::Write;
-                    lines.clear();
-                    let _ = write!(lines, "{{\"line\":{line},\"inputs\":{{");
-                    for (i, (key, value)) in keys.iter().zip(&row).enumerate() {
-                        let comma = if i > 0 { "," } else { "" };
-                        let _ = write!(lines, "{comma}{key}:{}", json_number(*value));
-                    }
-                    let _ = writeln!(
-                        lines,
-                        "}},\"prediction\":{}}}",
-                        json_number(prediction as f32)
-                    );
-                    std::io::Write::write_all(out, lines.as_bytes())
-                        .map_err(PredictFailure::Output)?;
+                    let text = json_lines.line("line", line, &row, prediction);
+                    std::io::Write::write_all(out, text).map_err(PredictFailure::Output)?;
                 } else if let Some(writer) = &mut writer {
                     let mut out = record.clone();
-                    out.push_field(format!("{}", prediction as f32).as_bytes());
+                    out.push_field(format!("{prediction}").as_bytes());
                     writer.write_byte_record(&out).map_err(write_error)?;
                 }
                 rows += 1;

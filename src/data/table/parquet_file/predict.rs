@@ -13,9 +13,12 @@ use ::parquet::file::reader::{FileReader, SerializedFileReader};
 use ::parquet::record::Field;
 
 use super::reader::{checked, column_names, damaged, guarded, numeric_column};
-use crate::data::predictions::{PredictFailure, PredictionsFormat, json_number};
+use crate::data::predictions::{
+    JsonLines, PredictFailure, PredictionsFormat, checked_prediction, feature_columns,
+    output_column,
+};
 use crate::data::table::open_regular;
-use crate::error::{Error, Result};
+use crate::error::Error;
 
 /// Reads the Parquet file `path` row by row, predicts each row from the columns `features` (in
 /// that order) and writes every column with a `prediction` column as CSV with `delimiter`
@@ -56,30 +59,10 @@ fn predict_unguarded(
     let reader = SerializedFileReader::new(file).map_err(|e| error(damaged(e)))?;
     let schema = reader.metadata().file_metadata().schema_descr_ptr();
     let names = column_names(&schema).map_err(error)?;
-    if !json
-        && names.iter().any(|n| n == "prediction")
-        && !features.iter().any(|f| f == "prediction")
-    {
-        return Err(error(
-            "already has a `prediction` column (an earlier output?); rename or drop it first"
-                .into(),
-        )
-        .into());
+    let columns = feature_columns(&names, features, format).map_err(error)?;
+    for &column in &columns {
+        numeric_column(&schema, column).map_err(error)?;
     }
-    let columns: Vec<usize> = features
-        .iter()
-        .map(|f| {
-            let column = names.iter().position(|n| n == f).ok_or_else(|| {
-                error(format!(
-                    "no column `{f}` (the model's features: {}; the file has: {})",
-                    features.join(", "),
-                    names.join(", ")
-                ))
-            })?;
-            numeric_column(&schema, column).map_err(error)?;
-            Ok(column)
-        })
-        .collect::<Result<_>>()?;
     let (mut writer, mut json_out) = if json {
         (None, Some(out))
     } else {
@@ -89,23 +72,15 @@ fn predict_unguarded(
         (Some(writer), None)
     };
     let write_error = |e: csv::Error| PredictFailure::Output(e.into());
-    let column = if features.iter().any(|f| f == "prediction") {
-        "burnfit_prediction"
-    } else {
-        "prediction"
-    };
+    let column = output_column(features);
     if let Some(writer) = &mut writer {
         let header = names.iter().map(String::as_str).chain([column]);
         writer.write_record(header).map_err(write_error)?;
     }
-    let keys: Vec<String> = features
-        .iter()
-        .map(|f| serde_json::to_string(f).expect("a string serialises"))
-        .collect();
+    let mut json_lines = JsonLines::new(features);
     let rows_iter = reader.get_row_iter(None).map_err(|e| error(damaged(e)))?;
     let mut row = vec![0.0f64; features.len()];
     let mut cells: Vec<String> = vec![String::new(); names.len() + 1];
-    let mut lines = String::new();
     let mut rows = 0;
     for record in rows_iter {
         let record = record.map_err(|e| error(damaged(e)))?;
@@ -118,34 +93,18 @@ fn predict_unguarded(
                 .and_then(|f| number_of(f))
                 .map_err(|problem| error(format!("row {number}, column `{name}`: {problem}")))?;
         }
-        let prediction = predict(&row);
-        if !(prediction as f32).is_finite() {
-            return Err(error(format!(
-                "row {number}: the prediction is not finite ({prediction})"
-            ))
-            .into());
-        }
+        let prediction =
+            checked_prediction(predict(&row), &format!("row {number}")).map_err(error)?;
         if let Some(out) = &mut json_out {
-            lines.clear();
-            let _ = write!(lines, "{{\"row\":{number},\"inputs\":{{");
-            for (i, (key, value)) in keys.iter().zip(&row).enumerate() {
-                let comma = if i > 0 { "," } else { "" };
-                let _ = write!(lines, "{comma}{key}:{}", json_number(*value));
-            }
-            let _ = writeln!(
-                lines,
-                "}},\"prediction\":{}}}",
-                json_number(prediction as f32)
-            );
-            out.write_all(lines.as_bytes())
-                .map_err(PredictFailure::Output)?;
+            let text = json_lines.line("row", number as u64, &row, prediction);
+            out.write_all(text).map_err(PredictFailure::Output)?;
         } else if let Some(writer) = &mut writer {
             for (cell, field) in cells.iter_mut().zip(&fields) {
                 cell.clear();
                 cell_text(field, cell);
             }
             let last = cells.len() - 1;
-            cells[last] = format!("{}", prediction as f32);
+            cells[last] = format!("{prediction}");
             writer.write_record(&cells).map_err(write_error)?;
         }
         rows += 1;

@@ -229,8 +229,16 @@ impl FusedOps for CubeBackend {
             );
             // Slices of an even length: the synthetic sources draw samples in pairs.
             let slice_len = batch.div_ceil(groups).next_multiple_of(2);
+            let per_epoch = if source == SOURCE_TABLE {
+                table_rows.div_ceil(batch).max(1)
+            } else {
+                1
+            };
             for k in 0..steps {
-                let start = (epoch_index + k) * batch;
+                // The step's minibatch: the `i`-th of the `e`-th epoch in `order`.
+                let (e, i) = ((epoch_index + k) / per_epoch, (epoch_index + k) % per_epoch);
+                let start = i * batch;
+                let order_at = e * table_rows + start;
                 let rows = if source == SOURCE_TABLE {
                     table_rows.saturating_sub(start).min(batch)
                 } else {
@@ -264,6 +272,7 @@ impl FusedOps for CubeBackend {
                     slice_len,
                     table_rows,
                     start,
+                    order_at,
                     x_low,
                     x_span,
                     true_w,

@@ -9,7 +9,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::FusedOps;
 use super::dense_kernel::{
-    LAYOUT_FIELDS, LOSS_HUBER, LOSS_MAE, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE,
+    LAYOUT_FIELDS, LOSS_HUBER, LOSS_MAE, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE, TILE,
 };
 use crate::fused_step::dense::Loss;
 use crate::loss::LossKind;
@@ -78,6 +78,22 @@ pub enum GpuBatches {
     },
 }
 
+/// The row orders of consecutive epochs on the device, one after the other: a chunk of steps
+/// may cross epochs as far as they reach (a small table's epoch is a few steps; one dispatch and
+/// read-back per epoch would cost more than its steps).
+struct EpochOrders {
+    /// The first epoch.
+    first: u64,
+    /// Epochs held.
+    count: u64,
+    /// Their orders (`count × rows` row numbers).
+    tensor: Tensor<1>,
+}
+
+/// Row numbers the order buffer holds at most (several epochs of a small table, one of a
+/// large one).
+const MAX_ORDER_ENTRIES: usize = 1 << 20;
+
 /// What a chunk did.
 #[derive(Clone, Debug)]
 pub struct DenseChunk {
@@ -96,7 +112,7 @@ pub struct DenseGpu {
     batches: GpuBatches,
     layout: Tensor<1>,
     data: Tensor<1>,
-    order: Option<(u64, Tensor<1>)>,
+    order: Option<EpochOrders>,
     width_sum: u32,
     budget: u64,
     cpu_adapter: bool,
@@ -242,27 +258,38 @@ impl DenseGpu {
             .unwrap_or(UNITS)
     }
 
-    /// Loop iterations of one unit in one step at `batch` with `units` units, counted as if
-    /// each unit took one output at a time: the kernel's 4 × 4 tiles run fewer, so this bounds
-    /// them from above (a dispatch may run fewer steps than it could, never more).
+    /// Loop iterations of the busiest unit in one step at `batch` with `units` units (every
+    /// loop's entry counted as one more): the sum over the phases of each phase's busiest
+    /// unit, so an upper bound — a dispatch may run fewer steps than it could, never more.
+    /// The tiles put a layer's work on few units when the layer is narrow: the linear model's
+    /// weight gradients are one tile per 4 inputs, each a loop over the whole batch.
     fn iterations_per_step(&self, batch: usize, units: u32) -> u64 {
-        let trailing = units.trailing_zeros();
         let units = u64::from(units);
         let b = batch as u64;
         let per = |items: u64| items.div_ceil(units);
+        let tiles = |n: u64| n.div_ceil(u64::from(TILE));
         let widths: Vec<u64> = self.spec.widths().iter().map(|w| *w as u64).collect();
         let layers = widths.len() as u64 - 1;
         let params = self.spec.parameter_count();
-        // The batch's draw or gather, the errors (one loop each), the loss's tree, the layer
-        // loops themselves, and a few iterations of slack.
-        let mut n = per(b * widths[0]) + 2 * per(b) + u64::from(trailing) + 2 * layers + 8;
+        // The batch's draw or gather (inputs, targets), the errors, the loss's tree, Adam's
+        // loop over the parameters (each finding its layer), the step loop and some slack.
+        let mut n = per(b * widths[0]) + per(b) + 2;
+        n += per(b) + 1 + u64::from(units.trailing_zeros()) + 1;
+        n += per(params) * (layers + 1) + 1;
+        n += 1 + 8;
         for (l, pair) in widths.windows(2).enumerate() {
-            n += per(b * pair[1]) * (pair[0] + 1);
+            let (fan_in, fan_out) = (pair[0], pair[1]);
+            // Forward: (sample, output) tiles, each a loop over the inputs.
+            n += per(tiles(b) * tiles(fan_out)) * (fan_in + 1) + 1;
+            // Backward (below the last layer): (sample, input) tiles over the outputs.
             if l > 0 {
-                n += per(b * pair[0]) * (pair[1] + 1);
+                n += per(tiles(b) * tiles(fan_in)) * (fan_out + 1) + 1;
             }
+            // Weight gradients: (input, output) tiles over the samples; the biases' sums.
+            n += per(tiles(fan_in) * tiles(fan_out)) * (b + 1) + 1;
+            n += per(fan_out) * (b + 1) + 1;
         }
-        n + per(params) * (b + layers)
+        n
     }
 
     /// The most steps one chunk runs at `batch`; an error when not even one step fits.
@@ -303,9 +330,9 @@ impl DenseGpu {
 
     /// Runs steps `first_step + 1 ..= first_step + steps` (global, 1-based) from `state`
     /// (params, m, v in the model's parameter order, unpadded), updated in place; Adam's
-    /// updates continue from `updates_before`. For a table the steps must lie within one epoch
-    /// of `per_epoch` steps; a chunk may be cut short (see [`Self::max_chunk_steps`]), and stops
-    /// before a step whose loss is not finite.
+    /// updates continue from `updates_before`. A chunk may be cut short (by
+    /// [`Self::max_chunk_steps`], or for a table where its order buffer ends), and stops before
+    /// a step whose loss is not finite.
     pub fn run(
         &mut self,
         state: &mut Vec<f32>,
@@ -324,27 +351,41 @@ impl DenseGpu {
                 let rows = *rows;
                 let per_epoch = rows.div_ceil(batch) as u64;
                 let epoch = first_step / per_epoch;
-                if self.order.as_ref().is_none_or(|(e, _)| *e != epoch) {
-                    let order: Vec<f32> = order(epoch).into_iter().map(|r| r as f32).collect();
-                    let t = Tensor::from_data(TensorData::new(order, [rows]), &self.device);
-                    self.order = Some((epoch, t));
+                // The epochs this chunk reaches, as many as the order buffer may hold.
+                let last = (first_step + steps.max(1) - 1) / per_epoch;
+                let count = (last - epoch + 1).min((MAX_ORDER_ENTRIES / rows).max(1) as u64);
+                let covered =
+                    |o: &EpochOrders| o.first <= epoch && epoch + count <= o.first + o.count;
+                if !self.order.as_ref().is_some_and(covered) {
+                    let values: Vec<f32> = (epoch..epoch + count)
+                        .flat_map(order)
+                        .map(|r| r as f32)
+                        .collect();
+                    let len = values.len();
+                    self.order = Some(EpochOrders {
+                        first: epoch,
+                        count,
+                        tensor: Tensor::from_data(TensorData::new(values, [len]), &self.device),
+                    });
                 }
-                let index = first_step % per_epoch;
+                let orders = self.order.as_ref().expect("set above");
+                let index = first_step - orders.first * per_epoch;
                 let stream = LineStream::new(0, 0.0, 1.0, 0.0, 0.0, 0.0);
                 (SOURCE_TABLE, stream, rows as u32, index as u32)
             }
         };
-        let steps = match &self.batches {
-            // Within the epoch.
-            &GpuBatches::Table { rows, .. } => {
-                steps.min(rows.div_ceil(batch) as u64 - u64::from(epoch_index))
+        let steps = match (&self.batches, &self.order) {
+            // As far as the order buffer reaches.
+            (&GpuBatches::Table { rows, .. }, Some(orders)) => {
+                let reach = orders.count * rows.div_ceil(batch) as u64;
+                steps.min(reach - u64::from(epoch_index))
             }
             _ => steps,
         };
         let n = state.len();
         let input = Tensor::<1>::from_data(TensorData::new(state.clone(), [n]), &self.device);
         let order = match &self.order {
-            Some((_, order)) => order.clone(),
+            Some(orders) => orders.tensor.clone(),
             None => self.data.clone(),
         };
         let relu = u32::from(self.spec.activation == Activation::Relu);

@@ -106,6 +106,9 @@ pub struct StepData {
     pub table_rows: u32,
     /// A table's step: its first position in the epoch's order.
     pub start: u32,
+    /// A table's step: its first position in the order buffer (which may hold several
+    /// epochs' orders, one after the other).
+    pub order_at: u32,
     /// The synthetic sources' global step, low and high words.
     pub step_lo: u32,
     pub step_hi: u32,
@@ -144,13 +147,13 @@ pub fn load_batch(
         while idx < slice.end * d_in {
             let s = idx / d_in;
             let c = idx % d_in;
-            let row = u32::cast_from(order[(step.start + s) as usize]);
+            let row = u32::cast_from(order[(step.order_at + s) as usize]);
             scratch[idx as usize] = data[(row * d_in + c) as usize];
             idx += stride;
         }
         let mut s = slice.begin + u;
         while s < slice.end {
-            let row = u32::cast_from(order[(step.start + s) as usize]);
+            let row = u32::cast_from(order[(step.order_at + s) as usize]);
             scratch[(at.targets + s) as usize] = data[(step.table_rows * d_in + row) as usize];
             s += stride;
         }
@@ -630,10 +633,11 @@ pub fn carry_hi(lo: u32, hi: u32, k: u32) -> u32 {
 /// `state` (out) = the same, then `[last_loss, steps_run, bad_loss, stopped]`. `layout` holds
 /// [`LAYOUT_FIELDS`] values per layer. `scratch` holds `batch × width_sum` activations (the
 /// input, then each layer's outputs), as many gradients, and `batch` targets. For a table,
-/// `data` is its training rows (`table_rows × d_in`) then their targets, `order` the epoch's
-/// row order, and the chunk lies within one epoch, its first step the epoch's minibatch number
-/// `epoch_index`; for the synthetic sources both are unused. `grads` holds a step's gradients
-/// (`n_params`).
+/// `data` is its training rows (`table_rows × d_in`) then their targets, `order` the row
+/// orders of one or more consecutive epochs (`table_rows` each), and the chunk's first step is
+/// minibatch number `epoch_index` counted from the start of `order` (the chunk may cross
+/// epochs, as far as `order` reaches); for the synthetic sources both are unused. `grads`
+/// holds a step's gradients (`n_params`).
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn dense_chunk_kernel(
@@ -707,9 +711,17 @@ pub fn dense_chunk_kernel(
     let mut run = 0u32;
     sync_storage();
 
+    // A table's minibatches per epoch (the last one may be short).
+    let mut per_epoch = 1u32;
+    if source == SOURCE_TABLE {
+        per_epoch = (table_rows + batch - 1u32) / batch;
+    }
     for k in 0..steps {
-        // The step's minibatch of its epoch (the chunk lies within one epoch).
-        let start = (epoch_index + k) * batch;
+        // The step's minibatch: the `i`-th of the `e`-th epoch in the order buffer.
+        let q = epoch_index + k;
+        let e = q / per_epoch;
+        let i = q % per_epoch;
+        let start = i * batch;
         let mut nb = step_rows(source, batch, table_rows, start);
         // None once stopped.
         if ctl[0] != 0.0f32 {
@@ -720,6 +732,7 @@ pub fn dense_chunk_kernel(
             d_in,
             table_rows,
             start,
+            order_at: e * table_rows + start,
             step_lo: first_lo + k,
             step_hi: carry_hi(first_lo, first_hi, k),
         };
@@ -840,6 +853,7 @@ pub fn dense_grad_kernel(
     slice_len: u32,
     table_rows: u32,
     start: u32,
+    order_at: u32,
     x_low: f32,
     x_span: f32,
     true_w: f32,
@@ -885,6 +899,7 @@ pub fn dense_grad_kernel(
         d_in,
         table_rows,
         start,
+        order_at,
         step_lo,
         step_hi,
     };

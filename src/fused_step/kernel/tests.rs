@@ -575,6 +575,94 @@ mod dense_paths {
     }
 
     #[test]
+    fn a_tables_chunk_crosses_epochs_and_equals_step_by_step_chunks() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        // 45 rows of 10 features, batch 16: minibatches of 16, 16, 13 per epoch; 20 steps
+        // cross six epoch boundaries.
+        let (rows, d) = (45usize, 10usize);
+        let x: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 53 % 97) as f32 / 48.0) - 1.0)
+            .collect();
+        let y: Vec<f32> = (0..rows)
+            .map(|r| (0..d).map(|c| x[r * d + c] * (c as f32 - 4.5)).sum())
+            .collect();
+        let order = move || GpuBatches::Table {
+            rows,
+            order: Box::new(move |epoch| {
+                crate::data::table::split::epoch_permutation(rows, 11, epoch)
+            }),
+        };
+        let adam = TrainingConfig::default().adam();
+        let table = Some((&x[..], &y[..]));
+        for spec in [
+            ModelSpec::linear(d),
+            ModelSpec {
+                hidden: vec![8],
+                ..ModelSpec::linear(d)
+            },
+        ] {
+            for groups in [0, 2] {
+                let (whole, rw) = run(&device, &spec, order, table, groups, 16, 20, 20, &adam);
+                let (steps, rs) = run(&device, &spec, order, table, groups, 16, 20, 1, &adam);
+                assert_eq!(
+                    whole.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    steps.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+                    "{groups} workgroups, {}",
+                    spec.describe()
+                );
+                assert_eq!(rw.last_loss.to_bits(), rs.last_loss.to_bits());
+                // It trained: the loss of the last step is below the first's.
+                let (_, first) = run(&device, &spec, order, table, groups, 16, 1, 1, &adam);
+                assert!(rw.last_loss < first.last_loss, "{rw:?} vs {first:?}");
+            }
+        }
+    }
+
+    /// The diabetes table's shape (354 rows × 10, batch 64, six steps an epoch): a chunk runs
+    /// as many steps as the loop budget allows across epochs, and lavapipe's loop limit never
+    /// cuts one short (the kernel reports a short chunk as an error).
+    #[test]
+    fn a_small_tables_chunks_span_many_epochs_within_the_loop_limit() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        let (rows, d) = (354usize, 10usize);
+        let x: Vec<f32> = (0..rows * d)
+            .map(|i| ((i * 31 % 89) as f32 / 44.0) - 1.0)
+            .collect();
+        let y: Vec<f32> = (0..rows).map(|r| x[r * d] - x[r * d + 9]).collect();
+        let spec = ModelSpec::linear(d);
+        let batches = GpuBatches::Table {
+            rows,
+            order: Box::new(move |epoch| {
+                crate::data::table::split::epoch_permutation(rows, 2, epoch)
+            }),
+        };
+        let mut gpu = DenseGpu::new(
+            &device,
+            &spec,
+            batches,
+            Some((&x, &y)),
+            Loss::default(),
+            true,
+        )
+        .unwrap();
+        let adam = TrainingConfig::default().adam();
+        let most = gpu.max_chunk_steps(64).unwrap();
+        assert!(most >= 60, "only {most} steps a chunk");
+        let mut state = start(&spec);
+        let mut done = 0;
+        while done < 3 * most {
+            // Three whole chunks of `most` steps.
+            let r = gpu
+                .run(&mut state, done, done, 3 * most - done, 64, &adam)
+                .unwrap();
+            assert_eq!(r.steps_run, most, "a chunk from step {done}");
+            done += r.steps_run;
+        }
+    }
+
+    #[test]
     #[ignore = "timing: run with --ignored --nocapture"]
     fn gpu_timing_dense_paths() {
         let _g = lock();

@@ -61,7 +61,6 @@ fn wgpu_fused_100_steps(bencher: divan::Bencher, batch: usize) {
 /// loop.
 #[divan::bench(args = ["avx512", "avx2", "portable"], sample_count = 20)]
 fn fused_cpu_loop_batch_65536(bencher: divan::Bencher, isa: &str) {
-    use burnfit::data::LineStream;
     use burnfit::fused_step::host::{InstructionSet, batch_sums_on};
     let isa = match isa {
         "avx512" => InstructionSet::Avx512,

@@ -720,7 +720,7 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             ];
             if let Some((name, _)) = csv_only.iter().find(|(_, given)| *given) {
                 return Err(Error::Misused {
-                    flag: *name,
+                    flag: name,
                     message: "applies to CSV data only: pass --data FILE.csv --target COLUMN"
                         .into(),
                 });

@@ -83,7 +83,7 @@ impl FitComparison {
         // Noise-free data: the closed form fits to rounding (its residual a ~1e-13 or smaller
         // part of the targets' variance, R² = 1 in f64's digits) and a gap relative to that
         // rounding means nothing. (A constant target has R² NaN: no gap either.)
-        let exact = !(1.0 - ols.train.r2 > 1e-13);
+        let exact = ols.train.r2.is_nan() || 1.0 - ols.train.r2 <= 1e-13;
         (!exact && ols.train.mse > 0.0).then(|| self.model.train.mse / ols.train.mse - 1.0)
     }
 }

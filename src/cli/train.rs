@@ -712,7 +712,7 @@ fn plot_fit(trainer: &dyn Engine, checkpoint: &Checkpoint, out: &Path, force: bo
             let mut i = 0usize;
             for split in [crate::data::Split::Train, crate::data::Split::Val] {
                 table.for_each_row(split, |x, y| {
-                    if i % every == 0 {
+                    if i.is_multiple_of(every) {
                         points.push((x[0], y));
                     }
                     i += 1;

@@ -47,6 +47,7 @@ impl InMemoryRows {
 
 /// Where a table's rows are.
 #[derive(Debug)]
+#[allow(clippy::large_enum_variant)] // one per table
 pub enum TableRows {
     /// Read into memory.
     InMemory(InMemoryRows),

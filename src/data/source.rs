@@ -7,7 +7,7 @@ use burn::tensor::{Device, Int, Tensor, TensorData};
 
 use super::sine::SineData;
 use super::streamed_batches::StreamedBatches;
-use super::table::epoch_permutation;
+use super::table::EpochOrders;
 use super::{LineData, PreparedTable};
 use crate::backend::Backend;
 use crate::config::{Task, TrainingConfig};
@@ -74,7 +74,7 @@ impl DataSource {
 ///
 /// Step `k` is minibatch `(k − 1) mod spe` of epoch `(k − 1) / spe`, with `spe` = ⌈rows /
 /// batch⌉ steps per epoch (the last minibatch of an epoch may be smaller). An epoch's order
-/// is [`epoch_permutation`]`(rows, seed, epoch)`: uploaded once per epoch as indices; the rows
+/// is [`epoch_permutation`](super::table::epoch_permutation)`(rows, seed, epoch)` ([`EpochOrders`]): uploaded once per epoch as indices; the rows
 /// are gathered on the device (`select`), so the dataset itself is copied to the device once.
 #[derive(Debug)]
 pub struct TableBatches {
@@ -82,7 +82,7 @@ pub struct TableBatches {
     y: Tensor<2>,
     rows: usize,
     batch: usize,
-    seed: u64,
+    orders: EpochOrders,
     epoch: Option<(u64, Tensor<1, Int>)>,
 }
 
@@ -96,7 +96,7 @@ impl TableBatches {
             y: Tensor::from_data(TensorData::new(y, [rows, 1]), device),
             rows,
             batch: config.batch.min(rows),
-            seed: config.seed,
+            orders: EpochOrders::new(rows, config.seed),
             epoch: None,
         }
     }
@@ -109,9 +109,11 @@ impl TableBatches {
         let epoch = (step - 1) / per_epoch;
         let index = ((step - 1) % per_epoch) as usize;
         if self.epoch.as_ref().is_none_or(|(e, _)| *e != epoch) {
-            let order: Vec<i64> = epoch_permutation(self.rows, self.seed, epoch)
-                .into_iter()
-                .map(i64::from)
+            let order: Vec<i64> = self
+                .orders
+                .get(epoch)
+                .iter()
+                .map(|&r| i64::from(r))
                 .collect();
             let order = Tensor::from_data(TensorData::new(order, [self.rows]), &self.x.device());
             self.epoch = Some((epoch, order));

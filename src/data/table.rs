@@ -12,6 +12,8 @@
 //! out-of-core cache of it ([`crate::data::cache`]) is current.
 
 pub mod chunk;
+pub mod epoch_orders;
+pub mod gather;
 pub mod parquet_file;
 pub mod scaling;
 pub mod split;
@@ -21,6 +23,8 @@ use std::io::Read;
 use std::path::Path;
 
 use crate::error::{Error, Result};
+pub use epoch_orders::EpochOrders;
+pub use gather::GatherRows;
 pub use scaling::{Moments, Scaling};
 pub use split::{
     Holdout, block_order, epoch_permutation, holdout_mask, holdout_split, window_permutation,
@@ -527,7 +531,7 @@ fn line_at<R: Read>(record: &csv::ByteRecord, rest: impl Fn(u64) -> R) -> u64 {
         return 0;
     };
     let mut skipped = 0;
-    for byte in rest(position.byte()).bytes() {
+    for byte in std::io::BufReader::new(rest(position.byte())).bytes() {
         match byte {
             Ok(b'\n') => skipped += 1,
             Ok(b'\r') => {}

@@ -23,7 +23,7 @@ use crate::config::{Task, TrainingConfig};
 use crate::data::PreparedTable;
 use crate::data::sine::SineData;
 use crate::data::streamed_batches::StreamedBatches;
-use crate::data::table::epoch_permutation;
+use crate::data::table::{EpochOrders, GatherRows, epoch_permutation};
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::fused_step::dense::{DenseStep, Loss, threads_for};
@@ -31,34 +31,16 @@ use crate::model::ModelSpec;
 use crate::optim::Optimizer;
 use crate::rng::philox::LineStream;
 
-/// How many rows ahead a table's gather prefetches.
-const PREFETCH: usize = 8;
-
-/// A hint that `data[0]` will be read soon (no effect off x86-64).
-#[inline(always)]
-fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(first) = data.first() {
-        // SAFETY: a prefetch is only a hint; the pointer is valid.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (first as *const T).cast(),
-            )
-        };
-    }
-}
-
 /// Where the batches come from.
 enum Batches {
     Line(LineStream),
     Sine(SineData),
     Table {
-        /// Training rows, scaled, row-major, and their targets.
-        x: Vec<f32>,
-        y: Vec<f32>,
+        /// Training rows, scaled, with their targets.
+        rows: GatherRows,
         seed: u64,
-        /// The epoch whose order is cached, and that order.
-        epoch: Option<(u64, Vec<u32>)>,
+        /// The epochs' orders.
+        orders: EpochOrders,
     },
     /// An out-of-core table's batches, read from its cache.
     Streamed(Box<StreamedBatches>),
@@ -66,46 +48,17 @@ enum Batches {
 
 impl Batches {
     /// The batch of step `step` (1-based) into `x`, `y`.
-    fn fill(
-        &mut self,
-        step: u64,
-        batch: usize,
-        d: usize,
-        x: &mut Vec<f32>,
-        y: &mut Vec<f32>,
-    ) -> Result<()> {
+    fn fill(&mut self, step: u64, batch: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
         match self {
             Batches::Line(stream) => (*x, *y) = stream.batch(step, batch),
             Batches::Sine(sine) => (*x, *y) = sine.host_batch(step),
             Batches::Streamed(streamed) => streamed.fill(step, x, y)?,
-            Batches::Table {
-                x: rows_x,
-                y: rows_y,
-                seed,
-                epoch,
-            } => {
-                let rows = rows_y.len();
-                let per_epoch = rows.div_ceil(batch) as u64;
-                let this_epoch = (step - 1) / per_epoch;
-                if epoch.as_ref().is_none_or(|(e, _)| *e != this_epoch) {
-                    *epoch = Some((this_epoch, epoch_permutation(rows, *seed, this_epoch)));
-                }
-                let (_, order) = epoch.as_ref().expect("set above");
+            Batches::Table { rows, orders, .. } => {
+                let n = rows.rows();
+                let per_epoch = n.div_ceil(batch) as u64;
+                let order = orders.get((step - 1) / per_epoch);
                 let start = ((step - 1) % per_epoch) as usize * batch;
-                let picked = &order[start..(start + batch).min(rows)];
-                x.clear();
-                y.clear();
-                for (i, &row) in picked.iter().enumerate() {
-                    // The rows are random: ask for the one PREFETCH rows ahead now, so that its
-                    // cache miss overlaps this row's copy (measured: 2x on a 2,000,000-row table).
-                    if let Some(&ahead) = picked.get(i + PREFETCH) {
-                        prefetch(&rows_x[ahead as usize * d..]);
-                        prefetch(&rows_y[ahead as usize..]);
-                    }
-                    let row = row as usize;
-                    x.extend_from_slice(&rows_x[row * d..(row + 1) * d]);
-                    y.push(rows_y[row]);
-                }
+                rows.gather(&order[start..(start + batch).min(n)], x, y);
             }
         }
         Ok(())
@@ -113,6 +66,7 @@ impl Batches {
 }
 
 /// Where the steps run.
+#[allow(clippy::large_enum_variant)] // one per run
 enum Stepper {
     /// On the host: the state padded for the CPU step, the batches drawn here.
     Cpu {
@@ -180,11 +134,11 @@ impl FusedNetworkTrainer {
                 None => {
                     let (x, y) = table.training_rows().expect("an in-memory table");
                     let batch = config.batch.min(y.len());
+                    let orders = EpochOrders::new(y.len(), config.seed);
                     let batches = Batches::Table {
-                        x,
-                        y,
+                        rows: GatherRows::new(&x, &y, table.d()),
                         seed: config.seed,
-                        epoch: None,
+                        orders,
                     };
                     (batches, batch)
                 }
@@ -290,10 +244,10 @@ impl FusedNetworkTrainer {
             Batches::Streamed(_) => unreachable!("taken above"),
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
-            Batches::Table { x, y, seed, .. } => {
-                let (rows, seed) = (y.len(), *seed);
-                let order = Box::new(move |epoch| epoch_permutation(rows, seed, epoch));
-                (GpuBatches::Table { rows, order }, Some((&x[..], &y[..])))
+            Batches::Table { rows, seed, .. } => {
+                let (n, seed) = (rows.rows(), *seed);
+                let order = Box::new(move |epoch| epoch_permutation(n, seed, epoch));
+                (GpuBatches::Table { rows: n, order }, Some(rows.split()))
             }
         };
         let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
@@ -301,6 +255,7 @@ impl FusedNetworkTrainer {
             backend: backend.kind.name(),
             message,
         };
+        let table = table.as_ref().map(|(x, y)| (&x[..], &y[..]));
         let kernel = DenseGpu::new(&backend.device, spec, source, table, loss, cpu_adapter)
             .map_err(device_error)?;
         // A batch too large for one dispatch on this adapter is refused now, not mid-run.
@@ -378,7 +333,7 @@ impl FusedNetworkTrainer {
                 let mut loss = f32::NAN;
                 for done in 0..steps {
                     let step = self.step + done + 1;
-                    batches.fill(step, self.batch, self.spec.d_in, x, y)?;
+                    batches.fill(step, self.batch, x, y)?;
                     let t = self.updates + 1;
                     loss = state.step(x, y, &self.optimizer, t, *threads);
                     if !loss.is_finite() {

@@ -86,7 +86,7 @@ impl StreamedGpu {
     /// whose loss is not finite (its global step in `diverged`).
     pub fn run(
         &mut self,
-        state: &mut Vec<f32>,
+        state: &mut [f32],
         first_step: u64,
         updates_before: u64,
         steps: u64,

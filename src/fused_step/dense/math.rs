@@ -18,7 +18,9 @@ pub const TILE: usize = 16;
 /// `k` in order, one fused multiply-add each.
 #[inline(always)]
 pub fn gemm_acc(c: &mut [f32], a: &[f32], b: &[f32], m: usize, kd: usize, n: usize) {
-    debug_assert!(n % TILE == 0 && c.len() >= m * n && a.len() >= m * kd && b.len() >= kd * n);
+    debug_assert!(
+        n.is_multiple_of(TILE) && c.len() >= m * n && a.len() >= m * kd && b.len() >= kd * n
+    );
     let mut i = 0;
     while i + 4 <= m {
         let mut j = 0;
@@ -78,7 +80,9 @@ fn tile<const R: usize, const C: usize>(
 /// without transposing it. Each value of `c` is summed over `i` in order.
 #[inline(always)]
 pub fn gemm_acc_transposed(c: &mut [f32], a: &[f32], b: &[f32], m: usize, kd: usize, n: usize) {
-    debug_assert!(n % TILE == 0 && c.len() >= kd * n && a.len() >= m * kd && b.len() >= m * n);
+    debug_assert!(
+        n.is_multiple_of(TILE) && c.len() >= kd * n && a.len() >= m * kd && b.len() >= m * n
+    );
     let mut k = 0;
     while k + 4 <= kd {
         let mut j = 0;

@@ -100,7 +100,7 @@ impl Drop for Join<'_> {
         let mut spins = 0u32;
         while self.0.done.load(SeqCst) < claimed {
             spins += 1;
-            if spins % 64 == 0 {
+            if spins.is_multiple_of(64) {
                 std::thread::yield_now();
             } else {
                 std::hint::spin_loop();

@@ -162,7 +162,7 @@ impl FusedOps for CubeBackend {
             );
         }
         let [even, odd] = states;
-        if steps % 2 == 0 { even } else { odd }
+        if steps.is_multiple_of(2) { even } else { odd }
     }
 
     fn dense_chunk(

@@ -335,7 +335,7 @@ impl DenseGpu {
     /// a step whose loss is not finite.
     pub fn run(
         &mut self,
-        state: &mut Vec<f32>,
+        state: &mut [f32],
         first_step: u64,
         updates_before: u64,
         steps: u64,
@@ -383,7 +383,7 @@ impl DenseGpu {
             _ => steps,
         };
         let n = state.len();
-        let input = Tensor::<1>::from_data(TensorData::new(state.clone(), [n]), &self.device);
+        let input = Tensor::<1>::from_data(TensorData::new(state.to_vec(), [n]), &self.device);
         let order = match &self.order {
             Some(orders) => orders.tensor.clone(),
             None => self.data.clone(),

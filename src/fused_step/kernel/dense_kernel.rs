@@ -18,6 +18,10 @@
 //! orders differ, and the GPU's `exp` and `sin` are not the host's, so CPU and GPU agree to
 //! rounding, not bit for bit.
 
+// In `#[cube]` code a `Copy` struct is still cloned where it is used twice (the macro's expanded
+// form moves it), and `div_ceil` is written out (the kernel language lacks it).
+#![allow(clippy::clone_on_copy, clippy::manual_div_ceil)]
+
 use burn_cubecl::cubecl;
 use cubecl::{cube, prelude::*};
 
@@ -621,7 +625,8 @@ pub fn step_rows(source: u32, batch: u32, table_rows: u32, start: u32) -> u32 {
 #[cube]
 pub fn carry_hi(lo: u32, hi: u32, k: u32) -> u32 {
     let mut out = hi;
-    if lo + k < lo {
+    // lo + k wraps past 2³² − 1.
+    if lo > 0xffff_ffffu32 - k {
         out += 1u32;
     }
     out

@@ -457,6 +457,7 @@ mod dense_paths {
     }
 
     /// `steps` steps from step 0 on `groups` workgroups (0: one), in chunks of `chunk`.
+    #[allow(clippy::too_many_arguments)]
     fn run(
         device: &Device,
         spec: &ModelSpec,

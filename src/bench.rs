@@ -223,10 +223,15 @@ fn workload(options: &BenchOptions, batch: usize) -> TrainingConfig {
 pub fn describe_workload(config: &TrainingConfig, table: Option<&PreparedTable>) -> String {
     match (&config.data, table) {
         (Some(data), Some(table)) => format!(
-            "{} → `{}` ({} training rows), {}",
+            "{} → `{}` ({} training rows{}), {}",
             data.path,
             data.target,
             table.train_rows(),
+            if table.is_out_of_core() {
+                ", out of core"
+            } else {
+                ""
+            },
             config.model_spec(table.d()).describe()
         ),
         _ => {

@@ -90,6 +90,13 @@ pub struct WorkloadArgs {
     /// The MLP's activation.
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
+    /// Train out of core: batches streamed from the table's binary cache on disk (built on a
+    /// first run, outside the timings). Automatic when the table would not fit in memory
+    #[arg(long)]
+    pub out_of_core: bool,
+    /// Where an out-of-core run keeps its cache [default: beside the CSV file]
+    #[arg(long, value_name = "DIR")]
+    pub cache_dir: Option<String>,
 }
 
 impl WorkloadArgs {
@@ -103,6 +110,8 @@ impl WorkloadArgs {
             model: self.model,
             hidden: self.hidden.clone(),
             activation: self.activation,
+            out_of_core: self.out_of_core,
+            cache_dir: self.cache_dir.clone(),
             ..Default::default()
         };
         let mut config = TrainingConfig::default();

@@ -190,14 +190,28 @@ fn bench_times_the_users_workload_an_mlp_or_a_table() {
     if wgpu_available() {
         backends.push("wgpu");
     }
-    let cases: [(&[&str], &str); 2] = [
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let cases: [(&[&str], &str); 3] = [
         (
             &["--task", "sine", "--model", "mlp", "--hidden", "8"],
             "sine task, mlp 1-8-1, tanh",
         ),
         (
             &["--data", csv.to_str().unwrap(), "--target", "y"],
-            "→ `y` (",
+            "→ `y` (160 training rows), linear",
+        ),
+        (
+            &[
+                "--data",
+                csv.to_str().unwrap(),
+                "--target",
+                "y",
+                "--out-of-core",
+                "--cache-dir",
+                cache.to_str().unwrap(),
+            ],
+            "→ `y` (160 training rows, out of core), linear",
         ),
     ];
     for (workload, described) in cases {
@@ -225,6 +239,9 @@ fn bench_times_the_users_workload_an_mlp_or_a_table() {
             assert!(r["median_ms"].as_f64().unwrap() > 0.0, "{system}: {r}");
         }
     }
+    // The out-of-core row read its batches from a cache built in --cache-dir.
+    let cached: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert_eq!(cached.len(), 1, "{cached:?}");
     // Workload flags are checked as train checks them.
     burnfit()
         .args(["bench", "--hidden", "8"])
@@ -232,6 +249,13 @@ fn bench_times_the_users_workload_an_mlp_or_a_table() {
         .code(2)
         .stderr(predicates::str::contains(
             "--hidden applies to --model mlp only",
+        ));
+    burnfit()
+        .args(["bench", "--out-of-core"])
+        .assert()
+        .code(2)
+        .stderr(predicates::str::contains(
+            "--out-of-core applies to CSV data only",
         ));
     burnfit()
         .args(["bench", "--data"])

@@ -20,9 +20,11 @@
 //!
 //! # Memory and reads
 //! A window is read block by block (one positioned read each) into memory, scaled to f32 as the
-//! model sees it; while the steps use it, a second thread reads the next one. So memory holds two
-//! windows (≤ 2 × 64 MiB and their orders; a single block of 1 MiB or a single row more for very
-//! wide rows) however big the file is, and the reading overlaps the training.
+//! model sees it, laid out for random gathers ([`GatherRows`]: a row of up to 16 values padded
+//! to a power of two, so a window of narrow rows takes up to 1.8 × 64 MiB); while the steps use
+//! it, a second thread reads the next one into the memory of the one before. So memory holds
+//! two windows (≤ 2 × 115 MiB and their orders; a single block of 1 MiB or a single row more
+//! for very wide rows) however big the file is, and the reading overlaps the training.
 //!
 //! [`BLOCK_ROWS`]: super::out_of_core::BLOCK_ROWS
 //! [`BLOCK_BYTES`]: super::out_of_core::BLOCK_BYTES
@@ -31,7 +33,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 
 use super::out_of_core::CachedRows;
-use super::table::{block_order, window_permutation};
+use super::table::{GatherRows, block_order, window_permutation};
 use crate::error::Result;
 
 /// The memory of one shuffle window's rows, as cached (f32).
@@ -53,8 +55,7 @@ pub struct RowScaling {
 struct Window {
     epoch: u64,
     index: usize,
-    x: Vec<f32>,
-    y: Vec<f32>,
+    rows: GatherRows,
     order: Vec<u32>,
 }
 
@@ -67,16 +68,23 @@ struct WindowReader {
 
 impl WindowReader {
     /// Reads window `index` of `epoch`, whose blocks are `blocks`.
-    fn load(&self, epoch: u64, index: usize, blocks: &[u32]) -> Result<Window> {
+    /// `recycled`: a window no longer used, whose memory is reused.
+    fn load(
+        &self,
+        epoch: u64,
+        index: usize,
+        blocks: &[u32],
+        recycled: Option<Window>,
+    ) -> Result<Window> {
         let cache = &self.rows.cache;
         let (d, width) = (cache.d(), cache.width());
         let total = cache.rows();
         let block_rows = self.rows.block_rows();
         let capacity = blocks.len() * block_rows;
-        let (mut x, mut y) = (
-            Vec::with_capacity(capacity * d),
-            Vec::with_capacity(capacity),
-        );
+        let mut rows = match recycled {
+            Some(old) => old.rows.recycled(capacity, d),
+            None => GatherRows::with_capacity(capacity, d),
+        };
         let (mut bytes, mut values) = (Vec::new(), Vec::new());
         let s = &self.scaling;
         for &block in blocks {
@@ -87,18 +95,18 @@ impl WindowReader {
                 if self.rows.holdout.is_val(first + i as u64) {
                     continue;
                 }
-                for ((v, m), sd) in row[..d].iter().zip(&s.mean).zip(&s.std) {
-                    x.push(((f64::from(*v) - m) / sd) as f32);
+                let out = rows.push();
+                for (((o, v), m), sd) in out.iter_mut().zip(&row[..d]).zip(&s.mean).zip(&s.std) {
+                    *o = ((f64::from(*v) - m) / sd) as f32;
                 }
-                y.push(((f64::from(row[d]) - s.target.0) / s.target.1) as f32);
+                out[d] = ((f64::from(row[d]) - s.target.0) / s.target.1) as f32;
             }
         }
-        let order = window_permutation(y.len(), self.seed, epoch, index as u64);
+        let order = window_permutation(rows.rows(), self.seed, epoch, index as u64);
         Ok(Window {
             epoch,
             index,
-            x,
-            y,
+            rows,
             order,
         })
     }
@@ -196,7 +204,6 @@ impl StreamedBatches {
         let start = (step - 1) % per_epoch * self.batch as u64;
         let end = (start + self.batch as u64).min(train);
         self.plan_epoch(epoch);
-        let d = self.reader.rows.cache.d();
         let mut position = start;
         while position < end {
             let starts = &self.plan.as_ref().expect("planned above").starts;
@@ -204,11 +211,8 @@ impl StreamedBatches {
             let (from, to) = (starts[window], starts[window + 1].min(end));
             self.use_window(epoch, window)?;
             let current = self.current.as_ref().expect("loaded above");
-            for &row in &current.order[(position - from) as usize..(to - from) as usize] {
-                let row = row as usize;
-                x.extend_from_slice(&current.x[row * d..(row + 1) * d]);
-                y.push(current.y[row]);
-            }
+            let picked = &current.order[(position - from) as usize..(to - from) as usize];
+            current.rows.gather_onto(picked, x, y);
             position = to;
         }
         Ok(())
@@ -258,7 +262,7 @@ impl StreamedBatches {
         {
             return Ok(());
         }
-        self.current = None;
+        let mut done = self.current.take();
         let window = match self.next.take() {
             Some((e, k, reading)) if (e, k) == (epoch, index) => {
                 reading.join().expect("the cache reader does not panic")?
@@ -267,7 +271,7 @@ impl StreamedBatches {
             _ => {
                 let plan = self.plan.as_ref().expect("planned");
                 let blocks = self.window_blocks_of(plan, index);
-                self.reader.load(epoch, index, &blocks)?
+                self.reader.load(epoch, index, &blocks, done.take())?
             }
         };
         self.current = Some(window);
@@ -286,7 +290,7 @@ impl StreamedBatches {
         self.next = Some((
             next_epoch,
             next_index,
-            std::thread::spawn(move || reader.load(next_epoch, next_index, &blocks)),
+            std::thread::spawn(move || reader.load(next_epoch, next_index, &blocks, done)),
         ));
         Ok(())
     }

@@ -1,7 +1,8 @@
 //! A table's training rows laid out for gathering random minibatches on the host (the fused
-//! CPU engine's): each row's features and its target side by side, a row of up to 16 values
-//! padded to one 64-byte cache line and aligned to it, and the rows of a batch prefetched
-//! ahead of their copy. A random row is then one cache miss, where separate feature and target
+//! CPU engine's, and an out-of-core window's): each row's features and its target side by side,
+//! a row of up to 16 values padded to a power of two and the rows aligned to 64-byte cache
+//! lines, so that no such row straddles two lines, and the rows of a batch prefetched ahead of
+//! their copy. A random row is then one cache miss, where separate feature and target
 //! arrays cost two or three (a 10-feature row straddles two lines half the time, and its target
 //! sits in a third): on a 1,000,000-row, 10-feature table the fused epoch's gather is the
 //! step's largest part (see docs/benchmarks.md).
@@ -17,6 +18,17 @@ const LINE_FLOATS: usize = LINE_BYTES / 4;
 /// ahead 21.3 ms, 16 17.2, 32 13.4, 64 13.9).
 const PREFETCH: usize = 32;
 
+/// Floats from one row to the next for `d` features and the target: up to a line, the next
+/// power of two (so no row straddles two lines, at most 1.8 times the memory: 9 values take
+/// 16), beyond it the row itself.
+fn stride_for(d: usize) -> usize {
+    if d < LINE_FLOATS {
+        (d + 1).next_power_of_two()
+    } else {
+        d + 1
+    }
+}
+
 /// Training rows with their targets, one row every `stride` floats from an aligned start.
 #[derive(Debug)]
 pub struct GatherRows {
@@ -31,25 +43,59 @@ pub struct GatherRows {
 impl GatherRows {
     /// The rows of `x` (row-major, `d` features each) with their targets `y`.
     pub fn new(x: &[f32], y: &[f32], d: usize) -> Self {
-        let rows = y.len();
-        debug_assert_eq!(x.len(), rows * d);
-        let stride = if d < LINE_FLOATS { LINE_FLOATS } else { d + 1 };
-        let mut data = vec![0.0f32; rows * stride + LINE_FLOATS];
-        advise_huge_pages(&data);
-        let misalign = (data.as_ptr() as usize % LINE_BYTES) / 4;
-        let start = (LINE_FLOATS - misalign) % LINE_FLOATS;
-        for (r, (features, target)) in x.chunks_exact(d.max(1)).zip(y).enumerate() {
-            let row = &mut data[start + r * stride..][..d + 1];
+        debug_assert_eq!(x.len(), y.len() * d);
+        let mut rows = Self::with_capacity(y.len(), d);
+        for (features, target) in x.chunks_exact(d.max(1)).zip(y) {
+            let row = rows.push();
             row[..d].copy_from_slice(&features[..d]);
             row[d] = *target;
         }
+        rows
+    }
+
+    /// Room for `capacity` rows of `d` features; no rows yet (see [`Self::push`]).
+    pub fn with_capacity(capacity: usize, d: usize) -> Self {
+        let stride = stride_for(d);
+        let data = vec![0.0f32; capacity * stride + LINE_FLOATS];
+        advise_huge_pages(&data);
+        let misalign = (data.as_ptr() as usize % LINE_BYTES) / 4;
+        let start = (LINE_FLOATS - misalign) % LINE_FLOATS;
         Self {
             data,
             start,
             stride,
             d,
-            rows,
+            rows: 0,
         }
+    }
+
+    /// This table emptied for reuse when it has room for `capacity` rows of `d` features,
+    /// else a new one: the memory of a large table is not allocated (and faulted in) anew.
+    pub fn recycled(self, capacity: usize, d: usize) -> Self {
+        if self.d == d && self.capacity() >= capacity {
+            Self { rows: 0, ..self }
+        } else {
+            Self::with_capacity(capacity, d)
+        }
+    }
+
+    /// Rows the memory holds.
+    fn capacity(&self) -> usize {
+        (self.data.len() - self.start) / self.stride
+    }
+
+    /// A new last row, to be written: its `d` features, then its target.
+    ///
+    /// # Panics
+    /// When the table is full.
+    pub fn push(&mut self) -> &mut [f32] {
+        assert!(
+            self.rows < self.capacity(),
+            "a GatherRows past its capacity"
+        );
+        self.rows += 1;
+        let at = self.start + (self.rows - 1) * self.stride;
+        &mut self.data[at..][..self.d + 1]
     }
 
     /// Rows.
@@ -67,6 +113,11 @@ impl GatherRows {
     pub fn gather(&self, picked: &[u32], x: &mut Vec<f32>, y: &mut Vec<f32>) {
         x.clear();
         y.clear();
+        self.gather_onto(picked, x, y);
+    }
+
+    /// [`Self::gather`] after what `x` and `y` hold already.
+    pub fn gather_onto(&self, picked: &[u32], x: &mut Vec<f32>, y: &mut Vec<f32>) {
         for (i, &r) in picked.iter().enumerate() {
             // The rows are random: ask for the one PREFETCH rows ahead now, so that its cache
             // miss overlaps this row's copy.
@@ -164,7 +215,22 @@ mod tests {
             let want_y: Vec<f32> = picked.iter().map(|&r| y[r as usize]).collect();
             assert_eq!(bx, want_x, "d = {d}");
             assert_eq!(by, want_y, "d = {d}");
-            assert_eq!(table.split(), (x, y), "d = {d}");
+            assert_eq!(table.split(), (x.clone(), y.clone()), "d = {d}");
+            // Recycled for fewer rows: the same memory, emptied, then refilled.
+            let at = table.data.as_ptr();
+            let mut again = table.recycled(rows / 2, d);
+            assert_eq!((again.rows(), again.data.as_ptr()), (0, at));
+            for r in 0..rows / 2 {
+                let row = again.push();
+                row[..d].copy_from_slice(&x[r * d..][..d]);
+                row[d] = y[r];
+            }
+            assert_eq!(
+                again.split(),
+                (x[..rows / 2 * d].to_vec(), y[..rows / 2].to_vec())
+            );
+            // A wider or larger table gets new memory.
+            assert!(again.recycled(rows + 1, d).capacity() > rows);
         }
     }
 }

@@ -22,8 +22,7 @@
 //! A window is read block by block (one positioned read each) into memory, scaled to f32 as the
 //! model sees it, laid out for random gathers ([`GatherRows`]: a row of up to 16 values padded
 //! to a power of two, so a window of narrow rows takes up to 1.8 × 64 MiB); while the steps use
-//! it, a second thread reads the next one into the memory of the one before. So memory holds
-//! two windows (≤ 2 × 115 MiB and their orders; a single block of 1 MiB or a single row more
+//! it, a second thread reads the next one. So memory holds two windows (≤ 2 × 115 MiB and their orders; a single block of 1 MiB or a single row more
 //! for very wide rows) however big the file is, and the reading overlaps the training.
 //!
 //! [`BLOCK_ROWS`]: super::out_of_core::BLOCK_ROWS
@@ -68,23 +67,13 @@ struct WindowReader {
 
 impl WindowReader {
     /// Reads window `index` of `epoch`, whose blocks are `blocks`.
-    /// `recycled`: a window no longer used, whose memory is reused.
-    fn load(
-        &self,
-        epoch: u64,
-        index: usize,
-        blocks: &[u32],
-        recycled: Option<Window>,
-    ) -> Result<Window> {
+    fn load(&self, epoch: u64, index: usize, blocks: &[u32]) -> Result<Window> {
         let cache = &self.rows.cache;
         let (d, width) = (cache.d(), cache.width());
         let total = cache.rows();
         let block_rows = self.rows.block_rows();
         let capacity = blocks.len() * block_rows;
-        let mut rows = match recycled {
-            Some(old) => old.rows.recycled(capacity, d),
-            None => GatherRows::with_capacity(capacity, d),
-        };
+        let mut rows = GatherRows::with_capacity(capacity, d);
         let (mut bytes, mut values) = (Vec::new(), Vec::new());
         let s = &self.scaling;
         for &block in blocks {
@@ -262,7 +251,7 @@ impl StreamedBatches {
         {
             return Ok(());
         }
-        let mut done = self.current.take();
+        self.current = None;
         let window = match self.next.take() {
             Some((e, k, reading)) if (e, k) == (epoch, index) => {
                 reading.join().expect("the cache reader does not panic")?
@@ -271,7 +260,7 @@ impl StreamedBatches {
             _ => {
                 let plan = self.plan.as_ref().expect("planned");
                 let blocks = self.window_blocks_of(plan, index);
-                self.reader.load(epoch, index, &blocks, done.take())?
+                self.reader.load(epoch, index, &blocks)?
             }
         };
         self.current = Some(window);
@@ -290,7 +279,7 @@ impl StreamedBatches {
         self.next = Some((
             next_epoch,
             next_index,
-            std::thread::spawn(move || reader.load(next_epoch, next_index, &blocks, done)),
+            std::thread::spawn(move || reader.load(next_epoch, next_index, &blocks)),
         ));
         Ok(())
     }

@@ -69,16 +69,6 @@ impl GatherRows {
         }
     }
 
-    /// This table emptied for reuse when it has room for `capacity` rows of `d` features,
-    /// else a new one: the memory of a large table is not allocated (and faulted in) anew.
-    pub fn recycled(self, capacity: usize, d: usize) -> Self {
-        if self.d == d && self.capacity() >= capacity {
-            Self { rows: 0, ..self }
-        } else {
-            Self::with_capacity(capacity, d)
-        }
-    }
-
     /// Rows the memory holds.
     fn capacity(&self) -> usize {
         (self.data.len() - self.start) / self.stride
@@ -215,22 +205,7 @@ mod tests {
             let want_y: Vec<f32> = picked.iter().map(|&r| y[r as usize]).collect();
             assert_eq!(bx, want_x, "d = {d}");
             assert_eq!(by, want_y, "d = {d}");
-            assert_eq!(table.split(), (x.clone(), y.clone()), "d = {d}");
-            // Recycled for fewer rows: the same memory, emptied, then refilled.
-            let at = table.data.as_ptr();
-            let mut again = table.recycled(rows / 2, d);
-            assert_eq!((again.rows(), again.data.as_ptr()), (0, at));
-            for r in 0..rows / 2 {
-                let row = again.push();
-                row[..d].copy_from_slice(&x[r * d..][..d]);
-                row[d] = y[r];
-            }
-            assert_eq!(
-                again.split(),
-                (x[..rows / 2 * d].to_vec(), y[..rows / 2].to_vec())
-            );
-            // A wider or larger table gets new memory.
-            assert!(again.recycled(rows + 1, d).capacity() > rows);
+            assert_eq!(table.split(), (x, y), "d = {d}");
         }
     }
 }

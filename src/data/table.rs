@@ -14,6 +14,7 @@
 pub mod chunk;
 pub mod epoch_orders;
 pub mod gather;
+pub mod host_batches;
 pub mod parquet_file;
 pub mod scaling;
 pub mod split;
@@ -25,6 +26,7 @@ use std::path::Path;
 use crate::error::{Error, Result};
 pub use epoch_orders::EpochOrders;
 pub use gather::GatherRows;
+pub use host_batches::HostBatches;
 pub use scaling::{Moments, Scaling};
 pub use split::{
     Holdout, block_order, epoch_permutation, holdout_mask, holdout_split, window_permutation,

@@ -23,7 +23,7 @@ use crate::config::{Task, TrainingConfig};
 use crate::data::PreparedTable;
 use crate::data::sine::SineData;
 use crate::data::streamed_batches::StreamedBatches;
-use crate::data::table::{EpochOrders, GatherRows, epoch_permutation};
+use crate::data::table::{GatherRows, HostBatches, epoch_permutation};
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::fused_step::dense::{DenseStep, Loss, threads_for};
@@ -35,13 +35,8 @@ use crate::rng::philox::LineStream;
 enum Batches {
     Line(LineStream),
     Sine(SineData),
-    Table {
-        /// Training rows, scaled, with their targets.
-        rows: GatherRows,
-        seed: u64,
-        /// The epochs' orders.
-        orders: EpochOrders,
-    },
+    /// A table's training rows, scaled, with their targets.
+    Table(HostBatches),
     /// An out-of-core table's batches, read from its cache.
     Streamed(Box<StreamedBatches>),
 }
@@ -53,13 +48,7 @@ impl Batches {
             Batches::Line(stream) => (*x, *y) = stream.batch(step, batch),
             Batches::Sine(sine) => (*x, *y) = sine.host_batch(step),
             Batches::Streamed(streamed) => streamed.fill(step, x, y)?,
-            Batches::Table { rows, orders, .. } => {
-                let n = rows.rows();
-                let per_epoch = n.div_ceil(batch) as u64;
-                let order = orders.get((step - 1) / per_epoch);
-                let start = ((step - 1) % per_epoch) as usize * batch;
-                rows.gather(&order[start..(start + batch).min(n)], x, y);
-            }
+            Batches::Table(host) => host.fill(step, x, y),
         }
         Ok(())
     }
@@ -134,13 +123,11 @@ impl FusedNetworkTrainer {
                 None => {
                     let (x, y) = table.training_rows().expect("an in-memory table");
                     let batch = config.batch.min(y.len());
-                    let orders = EpochOrders::new(y.len(), config.seed);
-                    let batches = Batches::Table {
-                        rows: GatherRows::new(&x, &y, table.d()),
-                        seed: config.seed,
-                        orders,
-                    };
-                    (batches, batch)
+                    let rows = GatherRows::new(&x, &y, table.d());
+                    (
+                        Batches::Table(HostBatches::new(rows, config.seed, batch)),
+                        batch,
+                    )
                 }
             },
             None => match config.task {
@@ -244,10 +231,13 @@ impl FusedNetworkTrainer {
             Batches::Streamed(_) => unreachable!("taken above"),
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
-            Batches::Table { rows, seed, .. } => {
-                let (n, seed) = (rows.rows(), *seed);
+            Batches::Table(host) => {
+                let (n, seed) = (host.rows().rows(), host.seed());
                 let order = Box::new(move |epoch| epoch_permutation(n, seed, epoch));
-                (GpuBatches::Table { rows: n, order }, Some(rows.split()))
+                (
+                    GpuBatches::Table { rows: n, order },
+                    Some(host.rows().split()),
+                )
             }
         };
         let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());

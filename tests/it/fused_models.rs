@@ -248,3 +248,43 @@ fn the_cli_trains_a_fused_mlp_and_refuses_what_it_cannot() {
         .stderr("error: --engine fused takes hidden layers up to 256 wide, not 257; use --engine autodiff\n");
     assert!(!dir.path().join("wide.json").exists());
 }
+
+#[test]
+fn a_large_tables_batches_gathered_ahead_give_the_autodiff_engines_fit_and_resume_exactly() {
+    // 90,000 rows (72,000 training rows) at batch 512: the fused engine gathers its batches
+    // ahead on a thread of its own (data::table::host_batches); a resume restarts that thread
+    // at another step.
+    use burnfit::data::table::host_batches::{AHEAD_MIN_BATCH, AHEAD_MIN_ROWS};
+    assert!(72_000 >= AHEAD_MIN_ROWS && 512 >= AHEAD_MIN_BATCH);
+    let _guard = serial();
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("big.csv");
+    let mut text = String::from("a,b,c,y\n");
+    for i in 0..90_000 {
+        let (a, b, c) = (
+            (i % 97) as f64 / 9.0,
+            (i % 89) as f64 - 40.0,
+            (i % 13) as f64,
+        );
+        let noise = ((i * 7919 % 1000) as f64 / 1000.0 - 0.5) * 0.1;
+        text.push_str(&format!("{a},{b},{c},{}\n", 2.0 * a - 0.5 * b + c + noise));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let config = TrainingConfig {
+        batch: 512,
+        data: Some(TableConfig::new(csv.display().to_string(), "y")),
+        ..Default::default()
+    };
+    let backend = backends()
+        .into_iter()
+        .find(|b| b.kind != BackendKind::Wgpu)
+        .unwrap();
+    // 300 steps cross two epochs' ends (141 steps an epoch).
+    let straight = run_engine(EngineKind::Fused, &config, &backend, 300, None);
+    let first = run_engine(EngineKind::Fused, &config, &backend, 170, None);
+    let resumed = run_engine(EngineKind::Fused, &config, &backend, 130, Some(&first));
+    assert_eq!(state_bits(&resumed), state_bits(&straight));
+    let autodiff = run_engine(EngineKind::Autodiff, &config, &backend, 300, None);
+    let (lf, la) = (final_loss(&straight), final_loss(&autodiff));
+    assert!((lf - la).abs() <= 1e-3 * la, "fused {lf} vs autodiff {la}");
+}

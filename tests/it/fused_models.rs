@@ -255,7 +255,7 @@ fn a_large_tables_batches_gathered_ahead_give_the_autodiff_engines_fit_and_resum
     // ahead on a thread of its own (data::table::host_batches); a resume restarts that thread
     // at another step.
     use burnfit::data::table::host_batches::{AHEAD_MIN_BATCH, AHEAD_MIN_ROWS};
-    assert!(72_000 >= AHEAD_MIN_ROWS && 512 >= AHEAD_MIN_BATCH);
+    const { assert!(72_000 >= AHEAD_MIN_ROWS && 512 >= AHEAD_MIN_BATCH) };
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
     let csv = dir.path().join("big.csv");

@@ -98,14 +98,13 @@ impl HostBatches {
     pub fn fill(&mut self, step: u64, x: &mut Vec<f32>, y: &mut Vec<f32>) {
         if let Some(AheadHandle(ahead)) = &mut self.ahead
             && ahead.next == step
+            && let Ok((bx, by)) = receive(&ahead.filled)
         {
-            if let Ok((bx, by)) = receive(&ahead.filled) {
-                ahead.next += 1;
-                let used = (std::mem::replace(x, bx), std::mem::replace(y, by));
-                // The thread may have stopped (it never does but when this side goes).
-                let _ = ahead.empty.send(used);
-                return;
-            }
+            ahead.next += 1;
+            let used = (std::mem::replace(x, bx), std::mem::replace(y, by));
+            // The thread may have stopped (it never does but when this side goes).
+            let _ = ahead.empty.send(used);
+            return;
         }
         // Not the step gathered ahead (the first, or after a jump): gather it here, and start
         // gathering from the next one.

@@ -15,7 +15,8 @@ use std::sync::Arc;
 use super::out_of_core::{CachedRows, Split};
 use super::streamed_batches::{RowScaling, StreamedBatches};
 use super::table::{
-    Moments, Scaling, Survey, Table, TableOptions, hash_hex, holdout_split, parquet_file,
+    GatherRows, Moments, Scaling, Survey, Table, TableOptions, hash_hex, holdout_split,
+    parquet_file,
 };
 use crate::checkpoint::{DataRecord, NamedTensor, ScalingRecord};
 use crate::config::TableConfig;
@@ -317,6 +318,22 @@ impl PreparedTable {
             .map(|&r| ((m.table.y[r as usize] - mean) / std) as f32)
             .collect();
         Some((x, y))
+    }
+
+    /// [`Self::training_rows`] laid out for gathering minibatches on the host, built straight
+    /// from the table (no copy in between: the table and this layout are all the memory it
+    /// takes, within [`Survey::memory_needed`]'s allowance).
+    pub fn training_gather_rows(&self) -> Option<GatherRows> {
+        let m = self.in_memory()?;
+        let d = self.d();
+        let (mean, std) = self.target_scaling.unwrap_or((0.0, 1.0));
+        let mut rows = GatherRows::with_capacity(m.train.len(), d);
+        for &r in &m.train {
+            let out = rows.push();
+            self.scaled_row(m.table.row(r as usize), &mut out[..d]);
+            out[d] = ((m.table.y[r as usize] - mean) / std) as f32;
+        }
+        Some(rows)
     }
 
     fn scaled_row(&self, row: &[f64], out: &mut [f32]) {

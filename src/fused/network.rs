@@ -23,7 +23,7 @@ use crate::config::{Task, TrainingConfig};
 use crate::data::PreparedTable;
 use crate::data::sine::SineData;
 use crate::data::streamed_batches::StreamedBatches;
-use crate::data::table::{GatherRows, HostBatches, epoch_permutation};
+use crate::data::table::{HostBatches, epoch_permutation};
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::fused_step::dense::{DenseStep, Loss, threads_for};
@@ -35,8 +35,15 @@ use crate::rng::philox::LineStream;
 enum Batches {
     Line(LineStream),
     Sine(SineData),
-    /// A table's training rows, scaled, with their targets.
+    /// A table's training rows, scaled, with their targets, gathered on the host.
     Table(HostBatches),
+    /// A table's training rows (row-major) and targets, scaled, for the GPU kernel to upload
+    /// (it gathers its batches on the device, in the order `epoch_permutation` gives).
+    DeviceTable {
+        x: Vec<f32>,
+        y: Vec<f32>,
+        seed: u64,
+    },
     /// An out-of-core table's batches, read from its cache.
     Streamed(Box<StreamedBatches>),
 }
@@ -49,6 +56,9 @@ impl Batches {
             Batches::Sine(sine) => (*x, *y) = sine.host_batch(step),
             Batches::Streamed(streamed) => streamed.fill(step, x, y)?,
             Batches::Table(host) => host.fill(step, x, y),
+            Batches::DeviceTable { .. } => {
+                unreachable!("a table's rows for the device are uploaded, not gathered here")
+            }
         }
         Ok(())
     }
@@ -121,13 +131,19 @@ impl FusedNetworkTrainer {
                     (Batches::Streamed(Box::new(streamed)), batch)
                 }
                 None => {
-                    let (x, y) = table.training_rows().expect("an in-memory table");
-                    let batch = config.batch.min(y.len());
-                    let rows = GatherRows::new(&x, &y, table.d());
-                    (
-                        Batches::Table(HostBatches::new(rows, config.seed, batch)),
-                        batch,
-                    )
+                    let batch = config.batch.min(table.train_rows());
+                    let batches = if backend.kind == BackendKind::Wgpu {
+                        let (x, y) = table.training_rows().expect("an in-memory table");
+                        Batches::DeviceTable {
+                            x,
+                            y,
+                            seed: config.seed,
+                        }
+                    } else {
+                        let rows = table.training_gather_rows().expect("an in-memory table");
+                        Batches::Table(HostBatches::new(rows, config.seed, batch))
+                    };
+                    (batches, batch)
                 }
             },
             None => match config.task {
@@ -231,13 +247,11 @@ impl FusedNetworkTrainer {
             Batches::Streamed(_) => unreachable!("taken above"),
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
-            Batches::Table(host) => {
-                let (n, seed) = (host.rows().rows(), host.seed());
+            Batches::Table(_) => unreachable!("the CPU stepper's batches"),
+            Batches::DeviceTable { x, y, seed } => {
+                let (n, seed) = (y.len(), *seed);
                 let order = Box::new(move |epoch| epoch_permutation(n, seed, epoch));
-                (
-                    GpuBatches::Table { rows: n, order },
-                    Some(host.rows().split()),
-                )
+                (GpuBatches::Table { rows: n, order }, Some((&x[..], &y[..])))
             }
         };
         let cpu_adapter = backend.adapter.as_ref().is_some_and(|a| !a.is_real_gpu());
@@ -245,7 +259,6 @@ impl FusedNetworkTrainer {
             backend: backend.kind.name(),
             message,
         };
-        let table = table.as_ref().map(|(x, y)| (&x[..], &y[..]));
         let kernel = DenseGpu::new(&backend.device, spec, source, table, loss, cpu_adapter)
             .map_err(device_error)?;
         // A batch too large for one dispatch on this adapter is refused now, not mid-run.

@@ -41,7 +41,7 @@ pub struct HostBatches {
     rows: Arc<GatherRows>,
     seed: u64,
     batch: usize,
-    /// The epochs' orders, when gathering here.
+    /// The epochs' orders, when gathering here (a thread gathering ahead has its own).
     orders: EpochOrders,
     /// Whether batches are gathered ahead.
     gather_ahead: bool,
@@ -96,8 +96,13 @@ impl HostBatches {
 
     /// The batch of step `step` (from 1) into `x` and `y` (replacing what they held).
     pub fn fill(&mut self, step: u64, x: &mut Vec<f32>, y: &mut Vec<f32>) {
+        // Not the step the thread gathers next (the first step, or after a jump): a new thread
+        // from this step on.
+        if self.gather_ahead && self.ahead.as_ref().is_none_or(|a| a.0.next != step) {
+            self.ahead =
+                start_ahead(Arc::clone(&self.rows), self.seed, self.batch, step).map(AheadHandle);
+        }
         if let Some(AheadHandle(ahead)) = &mut self.ahead
-            && ahead.next == step
             && let Ok((bx, by)) = receive(&ahead.filled)
         {
             ahead.next += 1;
@@ -106,14 +111,9 @@ impl HostBatches {
             let _ = ahead.empty.send(used);
             return;
         }
-        // Not the step gathered ahead (the first, or after a jump): gather it here, and start
-        // gathering from the next one.
+        // No thread (gathering here, or none could be started, or it died): this one.
         self.ahead = None;
         fill_step(&self.rows, &mut self.orders, self.batch, step, x, y);
-        if self.gather_ahead {
-            self.ahead = start_ahead(Arc::clone(&self.rows), self.seed, self.batch, step + 1)
-                .map(AheadHandle);
-        }
     }
 }
 

@@ -201,7 +201,7 @@ impl FusedOps for CubeBackend {
     ) -> FloatTensor<Self> {
         let state_in = into_contiguous(state);
         let n = state_in.meta.shape.num_elements();
-        let out = empty(&state_in, Shape::from([n + 4]));
+        let out = empty(&state_in, Shape::from([n + super::dense_kernel::TAIL]));
         let scratch = empty(&state_in, Shape::from([scratch_len as usize]));
         let (f_lo, f_hi) = split(first_step);
         let (u_lo, u_hi) = split(updates_before);
@@ -218,7 +218,7 @@ impl FusedOps for CubeBackend {
             };
             dense_state_copy_kernel::launch(
                 &client,
-                grid((n as u32 + 4).div_ceil(UNITS)),
+                grid((n + super::dense_kernel::TAIL).div_ceil(UNITS as usize) as u32),
                 CubeDim::new_1d(UNITS),
                 state_in.into_tensor_arg(),
                 out.clone().into_tensor_arg(),

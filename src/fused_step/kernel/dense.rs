@@ -1,5 +1,6 @@
 //! The dense network's fused step on wgpu, host side: the model's layout and a table's rows
-//! uploaded once, an epoch's row order once per epoch, and chunks of steps run by
+//! uploaded once, the row orders of the epochs a chunk reaches uploaded together, and chunks of
+//! steps run by
 //! [`super::dense_kernel::dense_chunk_kernel`] — one dispatch of one workgroup each — or, for
 //! large batches, two dispatches per step over many workgroups; the state (parameters and
 //! Adam's moments) uploaded and read back once per chunk.
@@ -9,7 +10,7 @@ use burn::tensor::{Device, Tensor, TensorData};
 
 use super::FusedOps;
 use super::dense_kernel::{
-    LAYOUT_FIELDS, LOSS_HUBER, LOSS_MAE, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE, TILE,
+    LAYOUT_FIELDS, LOSS_HUBER, LOSS_MAE, SOURCE_LINE, SOURCE_SINE, SOURCE_TABLE, TAIL, TILE,
 };
 use crate::fused_step::dense::Loss;
 use crate::loss::LossKind;
@@ -48,10 +49,11 @@ const MAX_GROUPS: usize = 1_024;
 
 /// On a CPU adapter, a step of more loop iterations than this (in one workgroup) runs on one
 /// workgroup per core, two dispatches a step; a smaller one on one workgroup, many steps a
-/// dispatch. Measured on lavapipe, 2 cores, µs per step: the sine MLP 1-64-64-1 (~15,000
-/// iterations at batch 64) one workgroup 3,921, two 2,291; at 1,024: 50,854 and 24,346; the
-/// diabetes table's linear model (~150 iterations at batch 64) 88 in one workgroup, where two
-/// dispatches alone would cost more.
+/// dispatch. Measured on lavapipe, 2 cores, µs per step: the sine MLP 1-64-64-1 (thousands of
+/// iterations at batch 64 by [`DenseGpu::iterations_per_step`]) one workgroup 3,921, two 2,291;
+/// at 1,024: 50,854 and 24,346; the diabetes table's linear model (~230 iterations at batch 64)
+/// 88 in one workgroup, where two dispatches alone would cost more. (Measured before the 4 × 4
+/// tiles; the tiles cut both kinds of step about 3×.)
 const CPU_ADAPTER_GRID_MIN_ITERATIONS: u64 = 2_000;
 
 /// Steps one extension-op call records in the two-dispatch path.
@@ -131,6 +133,8 @@ pub struct DenseGpu {
     forced_groups: Option<u32>,
     /// This machine's cores (a CPU adapter's threads); looked up once, as it reads files.
     cores: usize,
+    /// Steps a chunk may run at most, set when a chunk's loops were cut short.
+    steps_cap: Option<u64>,
 }
 
 impl DenseGpu {
@@ -193,6 +197,7 @@ impl DenseGpu {
             cpu_adapter,
             loss,
             forced_groups: None,
+            steps_cap: None,
             cores: std::thread::available_parallelism().map_or(1, |n| n.get()),
             spec: spec.clone(),
             batches,
@@ -234,6 +239,7 @@ impl DenseGpu {
         let units = self.one_workgroup_units(batch);
         self.iterations_per_step(batch, units)
             + (3 * self.spec.parameter_count()).div_ceil(u64::from(units))
+            + 1
             <= self.budget
     }
 
@@ -241,6 +247,25 @@ impl DenseGpu {
     #[cfg(test)]
     pub(crate) fn force_groups(&mut self, groups: u32) {
         self.forced_groups = Some(groups);
+    }
+
+    /// Plans chunks for a loop budget of `budget` iterations (tests: past lavapipe's limit, a
+    /// chunk is cut short).
+    #[cfg(test)]
+    pub(crate) fn force_budget(&mut self, budget: u64) {
+        self.budget = budget;
+    }
+
+    /// The estimate of a step's loop iterations at `batch` (tests).
+    #[cfg(test)]
+    pub(crate) fn estimated_iterations(&self, batch: usize) -> u64 {
+        self.iterations_per_step(batch, self.units(batch))
+    }
+
+    /// Whether a chunk was cut short and later chunks capped (tests).
+    #[cfg(test)]
+    pub(crate) fn was_cut_short(&self) -> bool {
+        self.steps_cap.is_some()
     }
 
     /// Samples per workgroup in the two-dispatch path (even: samples are drawn in pairs).
@@ -268,38 +293,48 @@ impl DenseGpu {
             .unwrap_or(UNITS)
     }
 
-    /// Loop iterations of the busiest unit in one step at `batch` with `units` units (every
-    /// loop's entry counted as one more): the sum over the phases of each phase's busiest
-    /// unit, so an upper bound — a dispatch may run fewer steps than it could, never more.
-    /// The tiles put a layer's work on few units when the layer is narrow: the linear model's
-    /// weight gradients are one tile per 4 inputs, each a loop over the whole batch.
+    /// Loop iterations of the busiest unit in one step at `batch` with `units` units: an upper
+    /// bound — a dispatch may run fewer steps than it could, never more. Each loop is counted
+    /// as lavapipe counts it, its iterations and one more for its exit test, every time it is
+    /// entered: a loop of `T` passes around an inner loop of `k` iterations costs `T·(k + 2) + 1`.
+    /// Each phase adds its busiest unit's count (a unit may be the busiest in every phase). The
+    /// tiles put a narrow layer's work on a few units: the linear model's weight gradients are
+    /// one tile per 4 inputs, each a loop over the whole batch.
     fn iterations_per_step(&self, batch: usize, units: u32) -> u64 {
         let units = u64::from(units);
         let b = batch as u64;
         let per = |items: u64| items.div_ceil(units);
         let tiles = |n: u64| n.div_ceil(u64::from(TILE));
+        // `passes` passes of a loop around an inner loop of `inner` iterations (one more than
+        // the rule above gives: measured, see below).
+        let nest = |passes: u64, inner: u64| passes * (inner + 2) + 2;
         let widths: Vec<u64> = self.spec.widths().iter().map(|w| *w as u64).collect();
         let layers = widths.len() as u64 - 1;
         let params = self.spec.parameter_count();
-        // The batch's draw or gather (inputs, targets), the errors, the loss's tree, Adam's
-        // loop over the parameters (each finding its layer), the step loop and some slack.
-        let mut n = per(b * widths[0]) + per(b) + 2;
+        // The batch's gather (inputs, then targets; a synthetic draw is one shorter loop).
+        let mut n = per(b * widths[0]) + 1 + per(b) + 1;
+        // The errors, the loss's tree.
         n += per(b) + 1 + u64::from(units.trailing_zeros()) + 1;
-        n += per(params) * (layers + 1) + 1;
-        n += 1 + 8;
+        // Adam over the parameters, each finding its layer in a loop over the layers.
+        n += nest(per(params), layers.saturating_sub(1));
+        // The layer loops of forward, backward and the gradients; the step loop; slack.
+        n += (layers + 1) + layers + (layers + 1) + 1 + 8;
         for (l, pair) in widths.windows(2).enumerate() {
             let (fan_in, fan_out) = (pair[0], pair[1]);
             // Forward: (sample, output) tiles, each a loop over the inputs.
-            n += per(tiles(b) * tiles(fan_out)) * (fan_in + 1) + 1;
+            n += nest(per(tiles(b) * tiles(fan_out)), fan_in);
             // Backward (below the last layer): (sample, input) tiles over the outputs.
             if l > 0 {
-                n += per(tiles(b) * tiles(fan_in)) * (fan_out + 1) + 1;
+                n += nest(per(tiles(b) * tiles(fan_in)), fan_out);
             }
             // Weight gradients: (input, output) tiles over the samples; the biases' sums.
-            n += per(tiles(fan_in) * tiles(fan_out)) * (b + 1) + 1;
-            n += per(fan_out) * (b + 1) + 1;
+            n += nest(per(tiles(fan_in) * tiles(fan_out)), b);
+            n += nest(per(fan_out), b);
         }
-        n
+        // 5 % more: measured on lavapipe (`loop_counts_estimated_against_lavapipe`), the counts
+        // above fall up to 3 % short for wide layers (1-64-64-1 at batch 2: 1,489 a step against
+        // 1,458). A chunk cut short anyway is seen and run again in shorter chunks (`run`).
+        n + n / 20
     }
 
     /// The most steps one chunk runs at `batch`; an error when not even one step fits.
@@ -327,7 +362,7 @@ impl DenseGpu {
             });
         }
         let per_step = self.iterations_per_step(batch, units);
-        let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(units));
+        let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(units)) + 1;
         if per_step + copy > self.budget {
             let limit = if self.cpu_adapter {
                 "on this software adapter (its loop limit)"
@@ -346,7 +381,9 @@ impl DenseGpu {
     /// (params, m, v in the model's parameter order, unpadded), updated in place; Adam's
     /// updates continue from `updates_before`. A chunk may be cut short (by
     /// [`Self::max_chunk_steps`], or for a table where its order buffer ends), and stops before
-    /// a step whose loss is not finite.
+    /// a step whose loss is not finite. A chunk whose loops lavapipe's loop limit cut short
+    /// (the host's estimate was too high) is run again with half as many steps, and so are the
+    /// chunks after it; an error when even one step is cut short.
     pub fn run(
         &mut self,
         state: &mut [f32],
@@ -356,8 +393,34 @@ impl DenseGpu {
         batch: usize,
         adam: &Adam,
     ) -> Result<DenseChunk, String> {
+        loop {
+            match self.attempt(state, first_step, updates_before, steps, batch, adam)? {
+                Attempt::Ran(chunk) => return Ok(chunk),
+                Attempt::CutShort { steps } if steps > 1 && self.groups(batch) == 0 => {
+                    self.steps_cap = Some(steps / 2);
+                }
+                Attempt::CutShort { .. } => {
+                    return Err(format!(
+                        "cannot run a step of {} at batch {batch} within this adapter's loop limit (the fused kernel's loops were cut short); use a smaller --batch, --backend flex, or --engine autodiff",
+                        self.spec.describe()
+                    ));
+                }
+            }
+        }
+    }
+
+    /// [`Self::run`] once.
+    fn attempt(
+        &mut self,
+        state: &mut [f32],
+        first_step: u64,
+        updates_before: u64,
+        steps: u64,
+        batch: usize,
+        adam: &Adam,
+    ) -> Result<Attempt, String> {
         let max = self.max_chunk_steps(batch)?;
-        let steps = steps.min(max);
+        let steps = steps.min(max).min(self.steps_cap.unwrap_or(u64::MAX));
         let (source, stream, table_rows, epoch_index) = match &self.batches {
             GpuBatches::Line(stream) => (SOURCE_LINE, *stream, 0, 0),
             GpuBatches::Sine(stream) => (SOURCE_SINE, *stream, 0, 0),
@@ -448,14 +511,18 @@ impl DenseGpu {
             .map_err(|e| format!("reading the fused kernel's result: {e:?}"))?
             .try_into_vec::<f32>()
             .map_err(|e| format!("reading the fused kernel's result: {e:?}"))?;
-        if values.len() != n + 4 {
+        if values.len() != n + TAIL {
             return Err(format!(
                 "the fused kernel returned {} values, expected {}",
                 values.len(),
-                n + 4
+                n + TAIL
             ));
         }
         let (new_state, tail) = values.split_at(n);
+        if tail[4] != 1.0 {
+            // lavapipe's loop limit cut the chunk short: its state is not a state of the run.
+            return Ok(Attempt::CutShort { steps });
+        }
         let (last_loss, run, bad_loss, stopped) = (tail[0], tail[1], tail[2], tail[3]);
         let plausible = (stopped == 0.0 || stopped == 1.0)
             && run.fract() == 0.0
@@ -472,10 +539,18 @@ impl DenseGpu {
             ));
         }
         state.copy_from_slice(new_state);
-        Ok(DenseChunk {
+        Ok(Attempt::Ran(DenseChunk {
             steps_run,
             last_loss: if steps_run > 0 { last_loss } else { f32::NAN },
             diverged: (stopped != 0.0).then(|| (first_step + steps_run + 1, bad_loss)),
-        })
+        }))
     }
+}
+
+/// What one try at a chunk gave.
+enum Attempt {
+    /// It ran (or stopped at a loss that was not finite).
+    Ran(DenseChunk),
+    /// lavapipe's loop limit cut a loop of this many steps short: nothing was kept.
+    CutShort { steps: u64 },
 }

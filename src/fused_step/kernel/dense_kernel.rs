@@ -31,6 +31,11 @@ use super::kernels::{adam_update, is_finite, line_pair, pow_by_squaring};
 /// layer's input's offset in the activations (in rows of the batch).
 pub const LAYOUT_FIELDS: usize = 5;
 
+/// Values after the state in a chunk's output: the last loss, the steps run, the loss that
+/// was not finite, whether the chunk stopped for it, and whether every loop ran to its end
+/// (1) or lavapipe's loop limit cut one short (0; see [`loops_complete`]).
+pub const TAIL: usize = 5;
+
 /// The data source: the synthetic line.
 pub const SOURCE_LINE: u32 = 0;
 /// The data source: the sine task (the line's x, y = sin x).
@@ -621,6 +626,20 @@ pub fn step_rows(source: u32, batch: u32, table_rows: u32, start: u32) -> u32 {
     nb
 }
 
+/// Whether this unit's loops all ran to their end: lavapipe ends every loop of an invocation
+/// at once after 65,535 iterations in all, so a last loop of `trips` (a runtime value, not
+/// unrolled) passes runs fewer times when the limit was reached before it or in it. The host
+/// keeps a chunk well below the limit by its estimate; this makes a chunk that reached it
+/// anyway an error the host sees, never a state it accepts.
+#[cube]
+pub fn loops_complete(trips: u32) -> bool {
+    let mut passes = 0u32;
+    for _ in 0..trips {
+        passes += 1u32;
+    }
+    passes == trips
+}
+
 /// (lo, hi) + k as a 64-bit count: the high word.
 #[cube]
 pub fn carry_hi(lo: u32, hi: u32, k: u32) -> u32 {
@@ -635,7 +654,8 @@ pub fn carry_hi(lo: u32, hi: u32, k: u32) -> u32 {
 /// A chunk of `steps` steps of a dense network in ONE workgroup.
 ///
 /// `state_in` = params, m, v (`n_params` each, in the model's parameter order, unpadded);
-/// `state` (out) = the same, then `[last_loss, steps_run, bad_loss, stopped]`. `layout` holds
+/// `state` (out) = the same, then the [`TAIL`]: `[last_loss, steps_run, bad_loss, stopped,
+/// loops_complete]`. `layout` holds
 /// [`LAYOUT_FIELDS`] values per layer. `scratch` holds `batch × width_sum` activations (the
 /// input, then each layer's outputs), as many gradients, and `batch` targets. For a table,
 /// `data` is its training rows (`table_rows × d_in`) then their targets, `order` the row
@@ -686,8 +706,8 @@ pub fn dense_chunk_kernel(
     let u = UNIT_POS;
     let stride = CUBE_DIM;
     let mut red = Shared::<[f32]>::new_slice(units);
-    // [stopped]
-    let mut ctl = Shared::<[f32]>::new_slice(1usize);
+    // [stopped, loops complete]
+    let mut ctl = Shared::<[f32]>::new_slice(2usize);
     let np = n_params as usize;
     // The state to the output buffer, where the chunk updates it in place.
     let mut i = u;
@@ -697,6 +717,7 @@ pub fn dense_chunk_kernel(
     }
     if u == 0u32 {
         ctl[0] = 0.0f32;
+        ctl[1] = 1.0f32;
     }
     let at = Scratch {
         deltas: batch * width_sum,
@@ -819,18 +840,23 @@ pub fn dense_chunk_kernel(
         sync_storage();
     }
 
+    if !loops_complete(layers + 1u32) {
+        ctl[1] = 0.0f32;
+    }
+    sync_cube();
     if u == 0u32 {
         state[3 * np] = last_loss;
         state[3 * np + 1] = f32::cast_from(run);
         state[3 * np + 2] = bad_loss;
         state[3 * np + 3] = ctl[0];
+        state[3 * np + 4] = ctl[1];
     }
 }
 
 /// Large batches, dispatch 1 of a step (many workgroups): workgroup g takes samples
 /// `[g·slice, (g+1)·slice)` of the step and writes its slice's gradient sums of every
 /// parameter to `partials[g·(n_params+1) ..]`, then its loss sum. `state` is the chunk's
-/// state buffer (params, m, v, then `[last_loss, steps_run, bad_loss, stopped]`); once
+/// state buffer (params, m, v, then the [`TAIL`]); once
 /// stopped, the slices are empty. (`state` is only read; it is `mut` because the phases
 /// shared with [`dense_chunk_kernel`] take it so.)
 #[cube(launch)]
@@ -953,13 +979,18 @@ pub fn dense_grad_kernel(
     if u == 0u32 {
         partials[(base + n_params) as usize] = loss_sum;
     }
+    // The state's copy set it to 1; a unit whose loops were cut short clears it.
+    if !loops_complete(layers + 1u32) {
+        state[3 * (n_params as usize) + 4] = 0.0f32;
+    }
 }
 
 /// Large batches, dispatch 2 of a step (parameters shared among workgroups): every workgroup
 /// sums the `groups` loss sums in the same fixed order (so all see the same loss); if the step
 /// is live and its loss finite, each unit sums its parameter's partials over the slices in
 /// order, adds the ridge penalty's gradient and applies Adam's update `(t_lo, t_hi)`.
-/// Workgroup 0's unit 0 alone keeps `[last_loss, steps_run, bad_loss, stopped]`.
+/// Workgroup 0's unit 0 alone keeps `[last_loss, steps_run, bad_loss, stopped]`; a unit of
+/// [`dense_grad_kernel`] whose loops were cut short clears the tail's last value.
 #[cube(launch)]
 #[allow(clippy::too_many_arguments)]
 pub fn dense_adam_kernel(
@@ -1025,7 +1056,8 @@ pub fn dense_adam_kernel(
     }
 }
 
-/// Copies `state_in` (params, m, v) to `state` and zeroes the 4 values after them.
+/// Copies `state_in` (params, m, v) to `state` and starts the [`TAIL`] values after them:
+/// zeros, and 1 for "loops complete".
 #[cube(launch)]
 pub fn dense_state_copy_kernel(state_in: &Tensor<f32>, state: &mut Tensor<f32>) {
     let i = ABSOLUTE_POS;
@@ -1034,5 +1066,7 @@ pub fn dense_state_copy_kernel(state_in: &Tensor<f32>, state: &mut Tensor<f32>) 
         state[i] = state_in[i];
     } else if i < n + 4 {
         state[i] = 0.0f32;
+    } else if i == n + 4 {
+        state[i] = 1.0f32;
     }
 }

@@ -111,7 +111,7 @@ pub fn state_out_shape(_state: &Shape) -> Shape {
 
 /// The shape of a dense chunk's output: the state (params, m, v) and 4 values.
 pub fn dense_out_shape(state: &Shape) -> Shape {
-    Shape::from([state.num_elements() + 4])
+    Shape::from([state.num_elements() + dense_kernel::TAIL])
 }
 
 /// The shape of the Philox test words.
@@ -170,7 +170,7 @@ pub trait FusedOps: Backend {
     /// workgroup of `units` units ([`dense_kernel::dense_chunk_kernel`]), else two dispatches
     /// per step over `groups` workgroups ([`dense_kernel::dense_grad_kernel`], then
     /// [`dense_kernel::dense_adam_kernel`]); returns the state then
-    /// `[last_loss, steps_run, bad_loss, stopped]`. `scratch_len` floats of scratch are
+    /// `[last_loss, steps_run, bad_loss, stopped, loops_complete]`. `scratch_len` floats of scratch are
     /// allocated for it.
     #[fusion(dtype = state, shape = dense_out_shape(state))]
     #[allow(clippy::too_many_arguments)]

@@ -663,6 +663,149 @@ mod dense_paths {
         }
     }
 
+    /// Narrow networks at small batches, where a step's loops are mostly loop overhead: a
+    /// chunk of as many steps as the host's estimate allows runs whole (the kernel reports a
+    /// chunk cut short by lavapipe's loop limit, and `run` turns that into an error).
+    #[test]
+    fn the_longest_chunk_the_estimate_allows_runs_whole_for_narrow_networks() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        let config = TrainingConfig::default();
+        let stream = SineData::new(&config).stream();
+        let adam = config.adam();
+        let cases: [(Vec<usize>, usize); 5] = [
+            (vec![4, 4], 4),
+            (vec![8], 2),
+            (vec![2, 2], 8),
+            (vec![16], 1),
+            (vec![1; 21], 4),
+        ];
+        for (hidden, batch) in cases {
+            let spec = ModelSpec {
+                hidden,
+                ..ModelSpec::linear(1)
+            };
+            let mut gpu = DenseGpu::new(
+                &device,
+                &spec,
+                GpuBatches::Sine(stream),
+                None,
+                Loss::default(),
+                true,
+            )
+            .unwrap();
+            let most = gpu.max_chunk_steps(batch).unwrap();
+            let mut state = start(&spec);
+            let r = gpu
+                .run(&mut state, 0, 0, most, batch, &adam)
+                .unwrap_or_else(|e| panic!("{} at batch {batch}: {e}", spec.describe()));
+            assert_eq!(r.steps_run, most, "{}", spec.describe());
+        }
+    }
+
+    /// A chunk planned past lavapipe's loop limit is cut short by it: the kernel says so, the
+    /// host drops that chunk's state and runs it again in shorter chunks, and the run ends with
+    /// the same bits as one planned within the limit.
+    #[test]
+    fn a_chunk_cut_short_by_the_loop_limit_is_seen_and_run_again() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        let config = TrainingConfig::default();
+        let stream = SineData::new(&config).stream();
+        let adam = config.adam();
+        let spec = ModelSpec {
+            hidden: vec![4, 4],
+            ..ModelSpec::linear(1)
+        };
+        let run_with = |budget: Option<u64>| {
+            let mut gpu = DenseGpu::new(
+                &device,
+                &spec,
+                GpuBatches::Sine(stream),
+                None,
+                Loss::default(),
+                true,
+            )
+            .unwrap();
+            if let Some(budget) = budget {
+                gpu.force_budget(budget);
+            }
+            let mut state = start(&spec);
+            let mut done = 0;
+            while done < 1_500 {
+                done += gpu
+                    .run(&mut state, done, done, 1_500 - done, 4, &adam)
+                    .unwrap()
+                    .steps_run;
+            }
+            (state, gpu.was_cut_short())
+        };
+        let (planned, cut) = run_with(None);
+        assert!(!cut);
+        // ~1,500 steps a chunk: ~190,000 loop iterations, three times the limit.
+        let (recovered, cut) = run_with(Some(200_000));
+        assert!(cut, "the chunk was not cut short: the test tests nothing");
+        assert_eq!(
+            planned.iter().map(|v| v.to_bits()).collect::<Vec<_>>(),
+            recovered.iter().map(|v| v.to_bits()).collect::<Vec<_>>()
+        );
+    }
+
+    #[test]
+    #[ignore = "diagnostic: run with --ignored --nocapture"]
+    fn loop_counts_estimated_against_lavapipe() {
+        let _g = lock();
+        let Some(device) = wgpu() else { return };
+        let config = TrainingConfig::default();
+        let stream = SineData::new(&config).stream();
+        let adam = config.adam();
+        let cases: [(Vec<usize>, usize); 8] = [
+            (vec![4, 4], 4),
+            (vec![8], 2),
+            (vec![2, 2], 8),
+            (vec![16], 1),
+            (vec![1; 21], 4),
+            (vec![64, 64], 2),
+            (vec![], 64),
+            (vec![8, 8, 8], 16),
+        ];
+        for (hidden, batch) in cases {
+            let spec = ModelSpec {
+                hidden,
+                ..ModelSpec::linear(1)
+            };
+            let fresh = || {
+                let mut gpu = DenseGpu::new(
+                    &device,
+                    &spec,
+                    GpuBatches::Sine(stream),
+                    None,
+                    Loss::default(),
+                    true,
+                )
+                .unwrap();
+                gpu.force_budget(1 << 40);
+                gpu
+            };
+            let estimate = fresh().estimated_iterations(batch);
+            // The most steps that run whole, by bisection.
+            let (mut lo, mut hi) = (1u64, 70_000u64);
+            while lo + 1 < hi {
+                let mid = (lo + hi) / 2;
+                let mut gpu = fresh();
+                let mut state = start(&spec);
+                let ran = gpu.run(&mut state, 0, 0, mid, batch, &adam);
+                let whole = ran.is_ok_and(|r| r.steps_run == mid) && !gpu.was_cut_short();
+                if whole { lo = mid } else { hi = mid }
+            }
+            eprintln!(
+                "{} batch {batch}: estimate {estimate}/step, lavapipe {:.1}/step (most whole steps {lo})",
+                spec.describe(),
+                65_535.0 / lo as f64
+            );
+        }
+    }
+
     #[test]
     #[ignore = "timing: run with --ignored --nocapture"]
     fn gpu_timing_dense_paths() {

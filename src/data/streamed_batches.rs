@@ -22,8 +22,9 @@
 //! A window is read block by block (one positioned read each) into memory, scaled to f32 as the
 //! model sees it, laid out for random gathers ([`GatherRows`]: a row of up to 16 values padded
 //! to a power of two, so a window of narrow rows takes up to 1.8 × 64 MiB); while the steps use
-//! it, a second thread reads the next one. So memory holds two windows (≤ 2 × 115 MiB and their orders; a single block of 1 MiB or a single row more
-//! for very wide rows) however big the file is, and the reading overlaps the training.
+//! it, a second thread reads the next one. So memory holds two windows (≤ 2 × 115 MiB and
+//! their orders; a single block of 1 MiB or a single row more for very wide rows) however big
+//! the file is, and the reading overlaps the training.
 //!
 //! [`BLOCK_ROWS`]: super::out_of_core::BLOCK_ROWS
 //! [`BLOCK_BYTES`]: super::out_of_core::BLOCK_BYTES

@@ -320,9 +320,14 @@ fn build(
         message: format!("{e}; choose a writable directory for the cache with --cache-dir"),
     };
     if !dir.is_dir() {
+        let what = if dir.exists() {
+            "not a directory (--cache-dir)"
+        } else {
+            "no such directory (--cache-dir)"
+        };
         return Err(Error::Cache {
             path: dir.to_owned(),
-            message: "no such directory (--cache-dir)".into(),
+            message: what.into(),
         });
     }
     let name = path
@@ -608,6 +613,15 @@ mod tests {
             format!(
                 "data cache {}: no such directory (--cache-dir)",
                 missing.display()
+            )
+        );
+        let err = RowCache::open_or_build(&data, &y, &Survey::of(&data, &y).unwrap(), Some(&data))
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!(
+                "data cache {}: not a directory (--cache-dir)",
+                data.display()
             )
         );
     }

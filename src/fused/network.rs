@@ -23,7 +23,7 @@ use crate::config::{Task, TrainingConfig};
 use crate::data::PreparedTable;
 use crate::data::sine::SineData;
 use crate::data::streamed_batches::StreamedBatches;
-use crate::data::table::{HostBatches, epoch_permutation};
+use crate::data::table::HostBatches;
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
 use crate::fused_step::dense::{DenseStep, Loss, threads_for};
@@ -39,6 +39,7 @@ enum Batches {
     Table(HostBatches),
     /// A table's training rows (row-major) and targets, scaled, for the GPU kernel to upload
     /// (it gathers its batches on the device, in the order `epoch_permutation` gives).
+    #[cfg_attr(not(feature = "wgpu-backend"), allow(dead_code))]
     DeviceTable {
         x: Vec<f32>,
         y: Vec<f32>,
@@ -250,7 +251,8 @@ impl FusedNetworkTrainer {
             Batches::Table(_) => unreachable!("the CPU stepper's batches"),
             Batches::DeviceTable { x, y, seed } => {
                 let (n, seed) = (y.len(), *seed);
-                let order = Box::new(move |epoch| epoch_permutation(n, seed, epoch));
+                let order =
+                    Box::new(move |epoch| crate::data::table::epoch_permutation(n, seed, epoch));
                 (GpuBatches::Table { rows: n, order }, Some((&x[..], &y[..])))
             }
         };

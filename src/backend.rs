@@ -87,7 +87,8 @@ pub struct AdapterInfo {
     pub device_type: String,
     /// The graphics API: Vulkan, Metal, Dx12, ...
     pub api: String,
-    /// The largest buffer the device takes, in bytes: one tensor cannot be larger.
+    /// The largest buffer a kernel can use, in bytes (the smaller of the device's largest buffer
+    /// and its largest storage binding): one tensor cannot be larger.
     pub max_buffer_bytes: u64,
 }
 
@@ -167,8 +168,8 @@ impl Backend {
         let too_large = |needed: u64, room: u64, place: String| Error::BatchTooLarge {
             fused_would_fit: false,
             batch,
-            needed_gib: needed as f64 / f64::from(1u32 << 30),
-            room_gib: room as f64 / f64::from(1u32 << 30),
+            needed_bytes: needed,
+            room_bytes: room,
             place,
         };
         let batch = batch as u64;
@@ -218,8 +219,8 @@ pub fn check_host_memory(batch: u64, bytes_per_sample: u64) -> Result<()> {
         Some(available) if needed > available => Err(Error::BatchTooLarge {
             fused_would_fit: false,
             batch: batch as usize,
-            needed_gib: needed as f64 / f64::from(1u32 << 30),
-            room_gib: available as f64 / f64::from(1u32 << 30),
+            needed_bytes: needed,
+            room_bytes: available,
             place: "memory available".into(),
         }),
         _ => Ok(()),
@@ -278,7 +279,11 @@ fn wgpu_device() -> Result<(Device, AdapterInfo)> {
                         name: info.name,
                         device_type: format!("{:?}", info.device_type),
                         api: format!("{:?}", info.backend),
-                        max_buffer_bytes: setup.device.limits().max_buffer_size,
+                        // A kernel binds its tensors as storage buffers: the binding's limit
+                        // counts too (lavapipe: 128 MiB, where a buffer may take 2 GiB).
+                        max_buffer_bytes: setup.device.limits().max_buffer_size.min(u64::from(
+                            setup.device.limits().max_storage_buffer_binding_size,
+                        )),
                     },
                 ))
             }

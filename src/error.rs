@@ -33,7 +33,9 @@ pub enum Error {
 
     /// A batch too large for the device's memory, found before allocating it.
     #[error(
-        "--batch {batch} needs ~{needed_gib:.1} GiB, more than the {room_gib:.1} GiB {place}; use a smaller --batch{}",
+        "--batch {batch} needs ~{}, more than the {} {place}; use a smaller --batch{}",
+        bytes_text(*.needed_bytes),
+        bytes_text(*.room_bytes),
         if *.fused_would_fit { ", or --engine fused (it holds no batch-sized tensors)" } else { "" }
     )]
     BatchTooLarge {
@@ -41,10 +43,10 @@ pub enum Error {
         fused_would_fit: bool,
         /// The batch asked for.
         batch: usize,
-        /// What it needs.
-        needed_gib: f64,
-        /// What there is.
-        room_gib: f64,
+        /// What it needs, in bytes.
+        needed_bytes: u64,
+        /// What there is, in bytes.
+        room_bytes: u64,
         /// Where: "memory available" or the device's largest buffer.
         place: String,
     },
@@ -297,6 +299,17 @@ impl Error {
             _ => 1,
         }
     }
+}
+
+/// A size for a message: `1.5 GiB`, `12.0 MiB`, `3.2 KiB`, `100 bytes`.
+pub(crate) fn bytes_text(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    UNITS
+        .iter()
+        .find(|(_, size)| bytes >= *size)
+        .map_or(format!("{bytes} bytes"), |(unit, size)| {
+            format!("{:.1} {unit}", bytes as f64 / *size as f64)
+        })
 }
 
 /// A number for a message: as Rust prints it (`1`, `0.5`), or in the shortest exponent form

@@ -80,16 +80,16 @@ impl Trainer {
                 // Suggested only where it would work: the fused engine's one model and task.
                 Error::BatchTooLarge {
                     batch,
-                    needed_gib,
-                    room_gib,
+                    needed_bytes,
+                    room_bytes,
                     place,
                     ..
                 } => Error::BatchTooLarge {
                     fused_would_fit: config.model == crate::config::ModelKind::Linear
                         && (config.data.is_some() || config.task == crate::config::Task::Line),
                     batch,
-                    needed_gib,
-                    room_gib,
+                    needed_bytes,
+                    room_bytes,
                     place,
                 },
                 other => other,

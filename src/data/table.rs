@@ -23,6 +23,7 @@ pub mod stream;
 use std::io::Read;
 use std::path::Path;
 
+pub(crate) use crate::error::bytes_text;
 use crate::error::{Error, Result};
 pub use epoch_orders::EpochOrders;
 pub use gather::GatherRows;
@@ -363,17 +364,6 @@ fn line_ends(bytes: &[u8], previous_cr: bool) -> u64 {
         cr = b == b'\r';
     }
     count
-}
-
-/// A size for a message: `1.5 GiB`, `12.0 MiB`, `3.2 KiB`, `100 bytes`.
-pub(crate) fn bytes_text(bytes: u64) -> String {
-    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
-    UNITS
-        .iter()
-        .find(|(_, size)| bytes >= *size)
-        .map_or(format!("{bytes} bytes"), |(unit, size)| {
-            format!("{:.1} {unit}", bytes as f64 / *size as f64)
-        })
 }
 
 /// Where a table's bytes come from: readers from any offset, and what one pass learned.

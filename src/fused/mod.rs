@@ -11,6 +11,8 @@
 //! seen within a chunk. Every step's loss is checked: the first non-finite one stops the run
 //! before its update, with nothing saved.
 
+#[cfg(feature = "wgpu-backend")]
+pub mod gpu_limits;
 pub mod network;
 #[cfg(feature = "wgpu-backend")]
 pub mod streamed_gpu;

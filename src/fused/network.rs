@@ -261,15 +261,24 @@ impl FusedNetworkTrainer {
             backend: backend.kind.name(),
             message,
         };
+        let room = backend
+            .adapter
+            .as_ref()
+            .map_or(u64::MAX, |a| a.max_buffer_bytes);
+        if let Some((x, y)) = table {
+            super::gpu_limits::check_table_fits(backend, 4 * (x.len() + y.len()) as u64)?;
+        }
         let kernel = DenseGpu::new(&backend.device, spec, source, table, loss, cpu_adapter)
             .map_err(device_error)?;
-        // A batch too large for one dispatch on this adapter is refused now, not mid-run.
+        // A batch too large for one dispatch, or for the device's buffers, is refused now, not
+        // mid-run.
         kernel
             .max_chunk_steps(batch)
             .map_err(|message| Error::EngineUnsupported {
                 engine: EngineKind::Fused.name(),
                 message,
             })?;
+        super::gpu_limits::check_batch_fits(backend, &kernel, batch, room)?;
         Ok(Stepper::Gpu {
             state,
             kernel: Box::new(kernel),

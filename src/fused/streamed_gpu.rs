@@ -60,6 +60,11 @@ impl StreamedGpu {
                 engine: EngineKind::Fused.name(),
                 message,
             })?;
+        let room = backend
+            .adapter
+            .as_ref()
+            .map_or(u64::MAX, |a| a.max_buffer_bytes);
+        super::gpu_limits::check_batch_fits(backend, &probe, batch, room)?;
         Ok(streamed)
     }
 

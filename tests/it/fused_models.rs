@@ -288,3 +288,35 @@ fn a_large_tables_batches_gathered_ahead_give_the_autodiff_engines_fit_and_resum
     let (lf, la) = (final_loss(&straight), final_loss(&autodiff));
     assert!((lf - la).abs() <= 1e-3 * la, "fused {lf} vs autodiff {la}");
 }
+
+#[test]
+fn a_fused_gpu_batch_past_the_devices_largest_buffer_is_refused_in_one_line() {
+    let Some(gpu) = backends().into_iter().find(|b| b.kind == BackendKind::Wgpu) else {
+        return;
+    };
+    let room = gpu.adapter.as_ref().expect("a wgpu adapter").max_buffer_bytes;
+    // The 1-256-1 MLP's scratch holds 2 × (1 + 256 + 1) + 1 floats a sample.
+    let batch = room / (4 * 517) + 1;
+    if batch > 1 << 22 {
+        return; // a device with buffers this large is not this test's subject
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("big.json");
+    let assert = burnfit()
+        .env("XDG_RUNTIME_DIR", "/tmp")
+        .args(["train", "--task", "sine", "--model", "mlp", "--hidden", "256"])
+        .args(["--engine", "fused", "--backend", "wgpu", "--steps", "2", "--batch"])
+        .arg(batch.to_string())
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .code(2);
+    let stderr = String::from_utf8(assert.get_output().stderr.clone()).unwrap();
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.starts_with(&format!("error: --batch {batch} needs ~"))
+            && stderr.contains("largest buffer of"),
+        "{stderr}"
+    );
+    assert!(!out.exists());
+}

@@ -337,6 +337,16 @@ impl DenseGpu {
         n + n / 20
     }
 
+    /// The largest buffer the kernel allocates at `batch`, in bytes: the scratch (activations,
+    /// their gradients and the targets), the two-dispatch path's partial sums, or the state.
+    pub fn largest_buffer_bytes(&self, batch: usize) -> u64 {
+        let params = self.spec.parameter_count();
+        let scratch = (2 * u64::from(self.width_sum) + 1) * batch as u64;
+        let partials = u64::from(self.groups(batch)) * (params + 1);
+        let state = 3 * params + TAIL as u64;
+        4 * scratch.max(partials).max(state)
+    }
+
     /// The most steps one chunk runs at `batch`; an error when not even one step fits.
     pub fn max_chunk_steps(&self, batch: usize) -> Result<u64, String> {
         let units = self.units(batch);

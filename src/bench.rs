@@ -151,9 +151,29 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
         Some(data) => Some(Arc::new(PreparedTable::load(data, options.workload.seed)?)),
         None => None,
     };
-    for &batch in &options.batches {
+    // A table's batch is at most its training rows (as in `train`): a larger one runs as that.
+    let mut effective_batches: Vec<usize> = Vec::new();
+    for &asked in &options.batches {
+        let batch = table.as_ref().map_or(asked, |t| asked.min(t.train_rows()));
         let config = workload(options, batch);
         config.validate()?;
+        if effective_batches.contains(&batch) {
+            let note = format!(
+                "skipped: the table has {batch} training rows, so --batches {asked} runs as batch {batch} (measured above)"
+            );
+            for &kind in &options.backends {
+                for &engine in &options.engines {
+                    let system = format!("burnfit/{}/{}", kind.name(), engine.name());
+                    let mut row = empty_row(system, String::new(), &config, Duration::ZERO);
+                    row.engine = Some(engine);
+                    row.note = Some(note.clone());
+                    on_event(BenchEvent::Measured(&row));
+                    rows.push(row);
+                }
+            }
+            continue;
+        }
+        effective_batches.push(batch);
         if options.autograd && options.is_seed_workload() {
             on_event(BenchEvent::Starting {
                 system: "autograd".into(),

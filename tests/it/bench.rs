@@ -265,3 +265,47 @@ fn bench_times_the_users_workload_an_mlp_or_a_table() {
         .code(2)
         .stderr(predicates::str::contains("nope"));
 }
+
+#[test]
+fn bench_runs_a_batch_larger_than_the_table_as_the_table_and_says_so() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("t.csv");
+    let mut text = String::from("a,y\n");
+    for i in 0..200 {
+        text.push_str(&format!("{},{}\n", i % 7, i % 3));
+    }
+    std::fs::write(&csv, text).unwrap();
+    let json = dir.path().join("b.json");
+    let cpu = burnfit::BackendKind::compiled()[0].name();
+    burnfit()
+        .args([
+            "bench",
+            "--batches",
+            "16,500,1000",
+            "--steps",
+            "3",
+            "--repeat",
+            "1",
+        ])
+        .args(["--backends", cpu, "--engines", "fused", "--json"])
+        .arg(&json)
+        .args(["--data", csv.to_str().unwrap(), "--target", "y"])
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 3, "{rows:?}");
+    // 160 training rows: --batches 500 runs (and is reported) as 160, 1000 is the same run.
+    let batch = |r: &serde_json::Value| r["batch"].as_u64().unwrap();
+    assert_eq!(rows.iter().map(batch).collect::<Vec<_>>(), [16, 160, 160]);
+    let measured = &rows[1];
+    assert!(measured["note"].is_null(), "{measured}");
+    let per_s = 160.0 * 3.0 / (measured["median_ms"].as_f64().unwrap() / 1e3);
+    let got = measured["samples_per_s"].as_f64().unwrap();
+    assert!((got - per_s).abs() <= 1e-9 * per_s, "{got} vs {per_s}");
+    let note = rows[2]["note"].as_str().unwrap();
+    assert!(
+        note.contains("160 training rows") && note.contains("--batches 1000"),
+        "{note}"
+    );
+}

@@ -294,7 +294,11 @@ fn a_fused_gpu_batch_past_the_devices_largest_buffer_is_refused_in_one_line() {
     let Some(gpu) = backends().into_iter().find(|b| b.kind == BackendKind::Wgpu) else {
         return;
     };
-    let room = gpu.adapter.as_ref().expect("a wgpu adapter").max_buffer_bytes;
+    let room = gpu
+        .adapter
+        .as_ref()
+        .expect("a wgpu adapter")
+        .max_buffer_bytes;
     // The 1-256-1 MLP's scratch holds 2 × (1 + 256 + 1) + 1 floats a sample.
     let batch = room / (4 * 517) + 1;
     if batch > 1 << 22 {
@@ -304,8 +308,18 @@ fn a_fused_gpu_batch_past_the_devices_largest_buffer_is_refused_in_one_line() {
     let out = dir.path().join("big.json");
     let assert = burnfit()
         .env("XDG_RUNTIME_DIR", "/tmp")
-        .args(["train", "--task", "sine", "--model", "mlp", "--hidden", "256"])
-        .args(["--engine", "fused", "--backend", "wgpu", "--steps", "2", "--batch"])
+        .args([
+            "train", "--task", "sine", "--model", "mlp", "--hidden", "256",
+        ])
+        .args([
+            "--engine",
+            "fused",
+            "--backend",
+            "wgpu",
+            "--steps",
+            "2",
+            "--batch",
+        ])
         .arg(batch.to_string())
         .arg("--out")
         .arg(&out)

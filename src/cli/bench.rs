@@ -90,6 +90,21 @@ pub struct WorkloadArgs {
     /// The MLP's activation.
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
+    /// The CSV field delimiter, one ASCII character [default: ,]
+    #[arg(long, value_name = "CHAR")]
+    pub delimiter: Option<char>,
+    /// Scale each feature to mean 0, std 1 over the training rows (the default)
+    #[arg(long, overrides_with = "no_standardize")]
+    pub standardize: bool,
+    /// Train on the raw features.
+    #[arg(long)]
+    pub no_standardize: bool,
+    /// Fraction of the rows held out for validation, a seeded random split [default: 0.2]
+    #[arg(long, value_name = "F", allow_negative_numbers = true)]
+    pub val_frac: Option<f64>,
+    /// Skip rows with an empty or non-numeric cell instead of stopping.
+    #[arg(long)]
+    pub drop_invalid_rows: bool,
     /// Train out of core: batches streamed from the table's binary cache on disk (built on a
     /// first run, outside the timings). Automatic when the table would not fit in memory
     #[arg(long)]
@@ -110,6 +125,11 @@ impl WorkloadArgs {
             model: self.model,
             hidden: self.hidden.clone(),
             activation: self.activation,
+            delimiter: self.delimiter,
+            standardize: self.standardize,
+            no_standardize: self.no_standardize,
+            val_frac: self.val_frac,
+            drop_invalid_rows: self.drop_invalid_rows,
             out_of_core: self.out_of_core,
             cache_dir: self.cache_dir.clone(),
             ..Default::default()

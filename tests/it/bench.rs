@@ -309,3 +309,50 @@ fn bench_runs_a_batch_larger_than_the_table_as_the_table_and_says_so() {
         "{note}"
     );
 }
+
+#[test]
+fn bench_takes_trains_data_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("semi.csv");
+    // `;`-separated, a constant column (which standardization refuses), one bad cell.
+    let mut text = String::from("a;c;y\n");
+    for i in 0..50 {
+        text.push_str(&format!("{};1;{}\n", i % 7, (i % 7) * 2));
+    }
+    text.push_str("x;1;3\n");
+    std::fs::write(&csv, text).unwrap();
+    let cpu = burnfit::BackendKind::compiled()[0].name();
+    let flags = [
+        "--delimiter",
+        ";",
+        "--no-standardize",
+        "--val-frac",
+        "0.1",
+        "--drop-invalid-rows",
+    ];
+    burnfit()
+        .args(["bench", "--batches", "8", "--steps", "3", "--repeat", "1"])
+        .args(["--backends", cpu, "--engines", "fused", "--data"])
+        .arg(&csv)
+        .args(["--target", "y"])
+        .args(flags)
+        .assert()
+        .success()
+        .stdout(predicates::str::contains("(45 training rows)"));
+    // Without them the table is refused, naming what to pass.
+    burnfit()
+        .args([
+            "bench",
+            "--batches",
+            "8",
+            "--steps",
+            "3",
+            "--backends",
+            cpu,
+            "--data",
+        ])
+        .arg(&csv)
+        .args(["--target", "y", "--delimiter", ";"])
+        .assert()
+        .code(2);
+}

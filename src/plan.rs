@@ -319,6 +319,11 @@ impl TrainPlan {
         {
             find_recorded_data(data, resume)?;
         }
+        if let (Some(data), Some(resume)) = (&mut config.data, &request.resume)
+            && request.overrides.cache_dir.is_none()
+        {
+            find_recorded_cache_dir(data, resume)?;
+        }
         if let Some(checkpoint) = &resumed
             && checkpoint.meta.is_none()
             && checkpoint.spec.d_in > 1
@@ -559,6 +564,37 @@ fn find_recorded_data(data: &mut TableConfig, resume: &std::path::Path) -> Resul
             resume.display()
         ),
     })
+}
+
+/// A checkpoint's recorded `--cache-dir`: absolute (see `Checkpoint::with_data_path_beside`); an
+/// older checkpoint's relative one is looked up here, then beside the checkpoint. One found nowhere
+/// is an error naming the checkpoint (the user did not pass `--cache-dir` this time).
+fn find_recorded_cache_dir(data: &mut TableConfig, resume: &std::path::Path) -> Result<()> {
+    let Some(dir) = data.cache_dir.clone() else {
+        return Ok(());
+    };
+    let recorded = std::path::Path::new(&dir);
+    if recorded.is_dir() {
+        return Ok(());
+    }
+    let beside = resume
+        .parent()
+        .filter(|_| recorded.is_relative())
+        .map(|parent| parent.join(recorded))
+        .filter(|candidate| candidate.is_dir());
+    match beside {
+        Some(found) => {
+            data.cache_dir = Some(found.display().to_string());
+            Ok(())
+        }
+        None => Err(Error::Cache {
+            path: recorded.to_owned(),
+            message: format!(
+                "no such directory (the cache directory {} records); pass --cache-dir DIR to keep the cache elsewhere",
+                resume.display()
+            ),
+        }),
+    }
 }
 
 fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {

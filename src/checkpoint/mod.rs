@@ -453,9 +453,24 @@ impl Checkpoint {
     /// The recorded data file's path (relative to this process's working directory, as the
     /// user gave it) re-expressed relative to the directory the checkpoint `out` is saved in,
     /// where a resume looks for it first: resuming from another directory still finds it. An
-    /// absolute path, or one that cannot be resolved, is kept as it is.
+    /// absolute path, or one that cannot be resolved, is kept as it is. A relative cache
+    /// directory (`--cache-dir`) is recorded absolute: the cache belongs to this machine.
     pub fn with_data_path_beside(self, out: &Path) -> Checkpoint {
-        self.data_path_relative_to(out, false)
+        self.with_cache_dir_absolute()
+            .data_path_relative_to(out, false)
+    }
+
+    /// A relative `--cache-dir` made absolute (the cache belongs to this machine; a resume from
+    /// another directory finds it).
+    fn with_cache_dir_absolute(mut self) -> Checkpoint {
+        if let Some(data) = self.meta.as_mut().and_then(|m| m.config.data.as_mut())
+            && let Some(dir) = &data.cache_dir
+            && Path::new(dir).is_relative()
+            && let Ok(absolute) = std::fs::canonicalize(dir)
+        {
+            data.cache_dir = Some(absolute.display().to_string());
+        }
+        self
     }
 
     /// [`Checkpoint::with_data_path_beside`], also for an absolute path when `absolute_too`.
@@ -534,8 +549,9 @@ impl Checkpoint {
 
     /// The recorded data file's relative path (relative to this process's working directory)
     /// made absolute, for a checkpoint saved where no relative path would lead back.
-    pub fn with_data_path_absolute(mut self) -> Checkpoint {
-        if let Some(data) = self
+    pub fn with_data_path_absolute(self) -> Checkpoint {
+        let mut this = self.with_cache_dir_absolute();
+        if let Some(data) = this
             .meta
             .as_mut()
             .and_then(|m| m.config.data.as_mut())
@@ -544,7 +560,7 @@ impl Checkpoint {
         {
             data.path = absolute.display().to_string();
         }
-        self
+        this
     }
 
     /// This checkpoint without its optimizer state.

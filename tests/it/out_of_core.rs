@@ -3,7 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
-use burnfit::{Checkpoint, EngineKind, TrainingConfig};
+use burnfit::{BackendKind, Checkpoint, EngineKind, TrainingConfig};
 
 use crate::common::{backends, burnfit, run_engine, state_bits};
 
@@ -367,4 +367,69 @@ fn out_of_core_errors_are_one_line() {
         err.contains("--out-of-core: the checkpoint's run read its batches in memory"),
         "{err}"
     );
+}
+
+#[test]
+fn a_relative_cache_dir_is_found_again_from_another_directory_and_a_lost_one_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let work = dir.path().join("work");
+    std::fs::create_dir_all(work.join("cache")).unwrap();
+    write_csv(&work.join("t.csv"), 400, 3);
+    let train = |cwd: &Path, args: &[&str]| {
+        burnfit()
+            .current_dir(cwd)
+            .args([
+                "train",
+                "--backend",
+                BackendKind::compiled()[0].name(),
+                "--quiet",
+            ])
+            .args(args)
+            .assert()
+    };
+    // Trained from the parent with a relative --cache-dir, resumed from inside `work`.
+    train(
+        dir.path(),
+        &[
+            "--data",
+            "work/t.csv",
+            "--target",
+            "y",
+            "--out-of-core",
+            "--cache-dir",
+            "work/cache",
+            "--steps",
+            "5",
+            "--out",
+            "work/a.json",
+        ],
+    )
+    .success();
+    assert_eq!(caches(&work.join("cache")).len(), 1);
+    train(
+        &work,
+        &["--resume", "a.json", "--steps", "5", "--out", "b.json"],
+    )
+    .success();
+    assert_eq!(Checkpoint::load(&work.join("b.json")).unwrap().step(), 10);
+    // No new cache anywhere: the same one was used.
+    assert_eq!(caches(&work.join("cache")).len(), 1);
+    assert!(caches(&work).is_empty());
+    // The recorded directory gone: one line naming it and the checkpoint.
+    std::fs::remove_dir_all(work.join("cache")).unwrap();
+    let out = train(
+        &work,
+        &["--resume", "a.json", "--steps", "5", "--out", "c.json"],
+    )
+    .code(2)
+    .get_output()
+    .stderr
+    .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert_eq!(err.lines().count(), 1, "{err}");
+    assert!(
+        err.contains("cache") && err.contains("a.json records"),
+        "{err}"
+    );
+    assert!(!work.join("c.json").exists());
 }

@@ -281,9 +281,11 @@ fn wgpu_device() -> Result<(Device, AdapterInfo)> {
                         api: format!("{:?}", info.backend),
                         // A kernel binds its tensors as storage buffers: the binding's limit
                         // counts too (lavapipe: 128 MiB, where a buffer may take 2 GiB).
-                        max_buffer_bytes: setup.device.limits().max_buffer_size.min(u64::from(
-                            setup.device.limits().max_storage_buffer_binding_size,
-                        )),
+                        max_buffer_bytes: setup
+                            .device
+                            .limits()
+                            .max_buffer_size
+                            .min(setup.device.limits().max_storage_buffer_binding_size),
                     },
                 ))
             }

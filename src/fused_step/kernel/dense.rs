@@ -237,10 +237,8 @@ impl DenseGpu {
     /// Whether one workgroup can run at least one step at `batch` within the loop budget.
     fn one_workgroup_fits(&self, batch: usize) -> bool {
         let units = self.one_workgroup_units(batch);
-        self.iterations_per_step(batch, units)
-            + (3 * self.spec.parameter_count()).div_ceil(u64::from(units))
-            + 1
-            <= self.budget
+        let copy = (3 * self.spec.parameter_count()).div_ceil(u64::from(units)) + 1;
+        self.iterations_per_step(batch, units) + copy <= self.budget
     }
 
     /// Runs every batch on `groups` workgroups (0: one workgroup), whatever the batch (tests).

@@ -101,6 +101,8 @@ impl HostBatches {
         if self.gather_ahead && self.ahead.as_ref().is_none_or(|a| a.0.next != step) {
             self.ahead =
                 start_ahead(Arc::clone(&self.rows), self.seed, self.batch, step).map(AheadHandle);
+            // No thread to be had: gather here from now on.
+            self.gather_ahead = self.ahead.is_some();
         }
         if let Some(AheadHandle(ahead)) = &mut self.ahead
             && let Ok((bx, by)) = receive(&ahead.filled)

@@ -158,9 +158,19 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
         let config = workload(options, batch);
         config.validate()?;
         if effective_batches.contains(&batch) {
-            let note = format!(
-                "skipped: the table has {batch} training rows, so --batches {asked} runs as batch {batch} (measured above)"
-            );
+            let note = if asked == batch {
+                format!("skipped: batch {batch} is listed twice in --batches (measured above)")
+            } else {
+                format!(
+                    "skipped: the table has {batch} training rows, so --batches {asked} runs as batch {batch} (measured above)"
+                )
+            };
+            if options.autograd && options.is_seed_workload() {
+                let mut row = empty_row("autograd".into(), "cpu".into(), &config, Duration::ZERO);
+                row.note = Some(note.clone());
+                on_event(BenchEvent::Measured(&row));
+                rows.push(row);
+            }
             for &kind in &options.backends {
                 for &engine in &options.engines {
                     let system = format!("burnfit/{}/{}", kind.name(), engine.name());

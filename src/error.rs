@@ -34,8 +34,8 @@ pub enum Error {
     /// A batch too large for the device's memory, found before allocating it.
     #[error(
         "--batch {batch} needs ~{}, more than the {} {place}; use a smaller --batch{}",
-        bytes_text(*.needed_bytes),
-        bytes_text(*.room_bytes),
+        size_against(*.needed_bytes, *.room_bytes),
+        size_against(*.room_bytes, *.needed_bytes),
         if *.fused_would_fit { ", or --engine fused (it holds no batch-sized tensors)" } else { "" }
     )]
     BatchTooLarge {
@@ -310,6 +310,16 @@ pub(crate) fn bytes_text(bytes: u64) -> String {
         .map_or(format!("{bytes} bytes"), |(unit, size)| {
             format!("{:.1} {unit}", bytes as f64 / *size as f64)
         })
+}
+
+/// `bytes` for a message that sets it against `other`: as [`bytes_text`] writes it, or in
+/// bytes where the two would read the same ("128.0 MiB, more than the 128.0 MiB").
+pub(crate) fn size_against(bytes: u64, other: u64) -> String {
+    if bytes != other && bytes_text(bytes) == bytes_text(other) {
+        format!("{bytes} bytes")
+    } else {
+        bytes_text(bytes)
+    }
 }
 
 /// A number for a message: as Rust prints it (`1`, `0.5`), or in the shortest exponent form

@@ -567,8 +567,9 @@ fn find_recorded_data(data: &mut TableConfig, resume: &std::path::Path) -> Resul
 }
 
 /// A checkpoint's recorded `--cache-dir`: absolute (see `Checkpoint::with_data_path_beside`); an
-/// older checkpoint's relative one is looked up here, then beside the checkpoint. One found nowhere
-/// is an error naming the checkpoint (the user did not pass `--cache-dir` this time).
+/// older checkpoint's relative one is looked up here, then beside the checkpoint. One found
+/// nowhere is an error naming the checkpoint for an out-of-core run (the user did not pass
+/// `--cache-dir` this time), and forgotten for an in-memory one.
 fn find_recorded_cache_dir(data: &mut TableConfig, resume: &std::path::Path) -> Result<()> {
     let Some(dir) = data.cache_dir.clone() else {
         return Ok(());
@@ -585,6 +586,12 @@ fn find_recorded_cache_dir(data: &mut TableConfig, resume: &std::path::Path) -> 
     match beside {
         Some(found) => {
             data.cache_dir = Some(found.display().to_string());
+            Ok(())
+        }
+        // An in-memory run never used it: forgotten (a table too big for memory then goes out
+        // of core with its cache beside the data file).
+        None if !data.out_of_core => {
+            data.cache_dir = None;
             Ok(())
         }
         None => Err(Error::Cache {

@@ -466,7 +466,7 @@ impl Checkpoint {
         if let Some(data) = self.meta.as_mut().and_then(|m| m.config.data.as_mut())
             && let Some(dir) = &data.cache_dir
             && Path::new(dir).is_relative()
-            && let Ok(absolute) = std::fs::canonicalize(dir)
+            && let Ok(absolute) = std::path::absolute(dir)
         {
             data.cache_dir = Some(absolute.display().to_string());
         }

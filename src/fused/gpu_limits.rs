@@ -4,7 +4,7 @@
 
 use crate::backend::Backend;
 use crate::engine::EngineKind;
-use crate::error::{Error, Result};
+use crate::error::{Error, Result, bytes_text};
 use crate::fused_step::kernel::dense::DenseGpu;
 
 /// Refuses a batch whose buffers in the fused kernel (its scratch, its partial sums) exceed the
@@ -17,6 +17,8 @@ pub fn check_batch_fits(
     room: u64,
 ) -> Result<()> {
     let needed = kernel.largest_buffer_bytes(batch);
+    // The kernel indexes its buffers with 32-bit numbers.
+    let room = room.min(4 * u64::from(u32::MAX));
     if needed <= room {
         return Ok(());
     }
@@ -26,7 +28,7 @@ pub fn check_batch_fits(
         needed_bytes: needed,
         room_bytes: room,
         place: format!(
-            "largest buffer of {} (the fused kernel's activations for the batch)",
+            "largest buffer of {} (the fused kernel's buffers for the batch: activations, partial sums)",
             backend
                 .adapter
                 .as_ref()
@@ -46,9 +48,9 @@ pub fn check_table_fits(backend: &Backend, bytes: u64) -> Result<()> {
     Err(Error::EngineUnsupported {
         engine: EngineKind::Fused.name(),
         message: format!(
-            "on wgpu holds the training rows in one device buffer: {:.2} GiB here, more than the {:.2} GiB {} takes; use --out-of-core (a chunk of batches at a time), --backend flex, or --engine autodiff",
-            bytes as f64 / f64::from(1u32 << 30),
-            adapter.max_buffer_bytes as f64 / f64::from(1u32 << 30),
+            "on wgpu holds the training rows in one device buffer: {} here, more than the {} {} takes; use --out-of-core (a chunk of batches at a time), --backend flex, or --engine autodiff",
+            bytes_text(bytes),
+            bytes_text(adapter.max_buffer_bytes),
             adapter.name
         ),
     })

@@ -53,6 +53,8 @@ impl StreamedGpu {
             batches: Box::new(batches),
         };
         let batch = streamed.batches.batch();
+        // One batch's rows are the probe's table: refused first if even that cannot be uploaded.
+        super::gpu_limits::check_table_fits(backend, 4 * (batch * (spec.d_in + 1)) as u64)?;
         let probe = streamed.kernel(&vec![0.0; batch * spec.d_in], &vec![0.0; batch])?;
         probe
             .max_chunk_steps(batch)

@@ -308,6 +308,29 @@ fn bench_runs_a_batch_larger_than_the_table_as_the_table_and_says_so() {
         note.contains("160 training rows") && note.contains("--batches 1000"),
         "{note}"
     );
+    // A batch listed twice is measured once, and said so.
+    burnfit()
+        .args([
+            "bench",
+            "--batches",
+            "16,16",
+            "--steps",
+            "3",
+            "--repeat",
+            "1",
+        ])
+        .args(["--backends", cpu, "--engines", "fused", "--json"])
+        .arg(&json)
+        .args(["--data", csv.to_str().unwrap(), "--target", "y", "--force"])
+        .assert()
+        .success();
+    let report: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2);
+    assert_eq!(
+        rows[1]["note"].as_str().unwrap(),
+        "skipped: batch 16 is listed twice in --batches (measured above)"
+    );
 }
 
 #[test]

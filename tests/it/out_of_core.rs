@@ -432,4 +432,29 @@ fn a_relative_cache_dir_is_found_again_from_another_directory_and_a_lost_one_is_
         "{err}"
     );
     assert!(!work.join("c.json").exists());
+    // An in-memory run never used its --cache-dir: a resume does not need it.
+    std::fs::create_dir(work.join("unused")).unwrap();
+    train(
+        &work,
+        &[
+            "--data",
+            "t.csv",
+            "--target",
+            "y",
+            "--cache-dir",
+            "unused",
+            "--steps",
+            "3",
+            "--out",
+            "m.json",
+        ],
+    )
+    .success();
+    std::fs::remove_dir(work.join("unused")).unwrap();
+    train(
+        &work,
+        &["--resume", "m.json", "--steps", "3", "--out", "m2.json"],
+    )
+    .success();
+    assert_eq!(Checkpoint::load(&work.join("m2.json")).unwrap().step(), 6);
 }

@@ -390,8 +390,9 @@ impl DenseGpu {
     /// updates continue from `updates_before`. A chunk may be cut short (by
     /// [`Self::max_chunk_steps`], or for a table where its order buffer ends), and stops before
     /// a step whose loss is not finite. A chunk whose loops lavapipe's loop limit cut short
-    /// (the host's estimate was too high) is run again with half as many steps, and so are the
-    /// chunks after it; an error when even one step is cut short.
+    /// (the host's estimate of them was too low) is run again with half as many steps, and so
+    /// are the chunks after it (one workgroup); an error when even one step is cut short (or in
+    /// the two-dispatch path, where each dispatch is one step).
     pub fn run(
         &mut self,
         state: &mut [f32],

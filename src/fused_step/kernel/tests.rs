@@ -456,6 +456,31 @@ mod dense_paths {
         state
     }
 
+    /// The kernel for `spec` on the sine task on a software adapter.
+    fn sine_kernel(device: &Device, spec: &ModelSpec, stream: LineStream) -> DenseGpu {
+        DenseGpu::new(
+            device,
+            spec,
+            GpuBatches::Sine(stream),
+            None,
+            Loss::default(),
+            true,
+        )
+        .unwrap()
+    }
+
+    /// Narrow networks at tiny batches (a step's loops mostly loop overhead), hidden widths and
+    /// batch.
+    fn narrow_shapes() -> Vec<(Vec<usize>, usize)> {
+        vec![
+            (vec![4, 4], 4),
+            (vec![8], 2),
+            (vec![2, 2], 8),
+            (vec![16], 1),
+            (vec![1; 21], 4),
+        ]
+    }
+
     /// `steps` steps from step 0 on `groups` workgroups (0: one), in chunks of `chunk`.
     #[allow(clippy::too_many_arguments)]
     fn run(
@@ -673,27 +698,12 @@ mod dense_paths {
         let config = TrainingConfig::default();
         let stream = SineData::new(&config).stream();
         let adam = config.adam();
-        let cases: [(Vec<usize>, usize); 5] = [
-            (vec![4, 4], 4),
-            (vec![8], 2),
-            (vec![2, 2], 8),
-            (vec![16], 1),
-            (vec![1; 21], 4),
-        ];
-        for (hidden, batch) in cases {
+        for (hidden, batch) in narrow_shapes() {
             let spec = ModelSpec {
                 hidden,
                 ..ModelSpec::linear(1)
             };
-            let mut gpu = DenseGpu::new(
-                &device,
-                &spec,
-                GpuBatches::Sine(stream),
-                None,
-                Loss::default(),
-                true,
-            )
-            .unwrap();
+            let mut gpu = sine_kernel(&device, &spec, stream);
             let most = gpu.max_chunk_steps(batch).unwrap();
             let mut state = start(&spec);
             let r = gpu
@@ -718,15 +728,7 @@ mod dense_paths {
             ..ModelSpec::linear(1)
         };
         let run_with = |budget: Option<u64>| {
-            let mut gpu = DenseGpu::new(
-                &device,
-                &spec,
-                GpuBatches::Sine(stream),
-                None,
-                Loss::default(),
-                true,
-            )
-            .unwrap();
+            let mut gpu = sine_kernel(&device, &spec, stream);
             if let Some(budget) = budget {
                 gpu.force_budget(budget);
             }
@@ -759,31 +761,15 @@ mod dense_paths {
         let config = TrainingConfig::default();
         let stream = SineData::new(&config).stream();
         let adam = config.adam();
-        let cases: [(Vec<usize>, usize); 8] = [
-            (vec![4, 4], 4),
-            (vec![8], 2),
-            (vec![2, 2], 8),
-            (vec![16], 1),
-            (vec![1; 21], 4),
-            (vec![64, 64], 2),
-            (vec![], 64),
-            (vec![8, 8, 8], 16),
-        ];
+        let mut cases = narrow_shapes();
+        cases.extend([(vec![64, 64], 2), (vec![], 64), (vec![8, 8, 8], 16)]);
         for (hidden, batch) in cases {
             let spec = ModelSpec {
                 hidden,
                 ..ModelSpec::linear(1)
             };
             let fresh = || {
-                let mut gpu = DenseGpu::new(
-                    &device,
-                    &spec,
-                    GpuBatches::Sine(stream),
-                    None,
-                    Loss::default(),
-                    true,
-                )
-                .unwrap();
+                let mut gpu = sine_kernel(&device, &spec, stream);
                 gpu.force_budget(1 << 40);
                 gpu
             };
@@ -820,15 +806,7 @@ mod dense_paths {
         let adam = config.adam();
         for batch in [64usize, 256, 512, 1024, 2048, 4096] {
             for groups in [0u32, 2, 4, 8] {
-                let mut gpu = DenseGpu::new(
-                    &device,
-                    &spec,
-                    GpuBatches::Sine(stream),
-                    None,
-                    Loss::default(),
-                    true,
-                )
-                .unwrap();
+                let mut gpu = sine_kernel(&device, &spec, stream);
                 gpu.force_groups(groups);
                 if gpu.max_chunk_steps(batch).is_err() {
                     eprintln!("batch {batch}, {groups} workgroups: does not fit");

@@ -345,8 +345,30 @@ impl TrainPlan {
         if engine == EngineKind::Fused {
             crate::fused::check_supports(&config)?;
         }
+        // A resume of the recorded data file checks it against the checkpoint's as soon as its
+        // hash is known: a changed file is refused before it is read or its cache rebuilt.
+        // (With --data, the full check below names what differs, features first.)
+        let recorded_hash = resumed
+            .as_ref()
+            .and_then(|c| c.meta.as_ref()?.data.as_ref())
+            .map(|d| d.hash.clone())
+            .filter(|_| !request.allow_data_change && request.overrides.data.is_none());
+        let same_file = |hash: &str| match &recorded_hash {
+            Some(old) if old != hash => Err(Error::DataChanged {
+                path: config
+                    .data
+                    .as_ref()
+                    .map_or_else(String::new, |d| d.path.clone()),
+                what: format!("content hash {hash} was {old}"),
+            }),
+            _ => Ok(()),
+        };
         let table = match &config.data {
-            Some(data) => Some(Arc::new(PreparedTable::load(data, config.seed)?)),
+            Some(data) => Some(Arc::new(PreparedTable::load_if(
+                data,
+                config.seed,
+                &same_file,
+            )?)),
             None => None,
         };
         // A table too big for memory went out of core: the config says so, and so does a

@@ -73,6 +73,17 @@ impl PreparedTable {
     /// the training rows: in memory when its table fits ([`Survey::fits_in_memory`]) and
     /// `out_of_core` is off, out of core otherwise.
     pub fn load(config: &TableConfig, seed: u64) -> Result<PreparedTable> {
+        Self::load_if(config, seed, &|_| Ok(()))
+    }
+
+    /// [`Self::load`], with `accept` shown a CSV file's content hash (as [`hash_hex`] writes it)
+    /// after the first pass over the file and before it is read or cached: a resume refuses a
+    /// changed file there, before a large file's full read or its cache's rebuild.
+    pub fn load_if(
+        config: &TableConfig,
+        seed: u64,
+        accept: &dyn Fn(&str) -> Result<()>,
+    ) -> Result<PreparedTable> {
         let path = Path::new(&config.path);
         let options = TableOptions {
             target: config.target.clone(),
@@ -94,6 +105,7 @@ impl PreparedTable {
             Table::read(path, &options)?
         } else {
             let survey = Survey::of(path, &options)?;
+            accept(&hash_hex(survey.content_hash))?;
             if config.out_of_core || !survey.fits_in_memory() {
                 return Self::load_out_of_core(config, seed, &options, &survey);
             }

@@ -458,3 +458,56 @@ fn a_relative_cache_dir_is_found_again_from_another_directory_and_a_lost_one_is_
     .success();
     assert_eq!(Checkpoint::load(&work.join("m2.json")).unwrap().step(), 6);
 }
+
+#[test]
+fn a_resume_refused_for_a_changed_file_leaves_its_cache_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    std::fs::create_dir(d.join("cache")).unwrap();
+    write_csv(&d.join("t.csv"), 400, 5);
+    let train = |args: &[&str]| {
+        burnfit()
+            .current_dir(d)
+            .args([
+                "train",
+                "--backend",
+                BackendKind::compiled()[0].name(),
+                "--quiet",
+            ])
+            .args(args)
+            .assert()
+    };
+    train(&[
+        "--data",
+        "t.csv",
+        "--target",
+        "y",
+        "--out-of-core",
+        "--cache-dir",
+        "cache",
+        "--steps",
+        "3",
+        "--out",
+        "a.json",
+    ])
+    .success();
+    let [cache] = caches(&d.join("cache")).try_into().unwrap();
+    let before = std::fs::metadata(&cache).unwrap().modified().unwrap();
+    write_csv(&d.join("t.csv"), 400, 6);
+    let out = train(&["--resume", "a.json", "--steps", "3", "--out", "b.json"])
+        .code(2)
+        .get_output()
+        .stderr
+        .clone();
+    let err = String::from_utf8(out).unwrap();
+    assert!(
+        err.contains("is not the one the checkpoint was trained on"),
+        "{err}"
+    );
+    // Refused before the cache was checked, let alone rebuilt.
+    assert_eq!(
+        std::fs::metadata(&cache).unwrap().modified().unwrap(),
+        before
+    );
+    assert!(!d.join("b.json").exists());
+}

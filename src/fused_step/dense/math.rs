@@ -236,7 +236,8 @@ pub fn tanh(x: f32) -> f32 {
     let ax = x.abs();
     let ax = if ax > 9.0 { 9.0 } else { ax };
     let t = -2.0 * ax;
-    let n = (t * LOG2_E + ROUND) - ROUND;
+    let shifted = t * LOG2_E + ROUND;
+    let n = shifted - ROUND;
     let r = (t - n * LN2_HI) - n * LN2_LO;
     let q = r
         * (1.0
@@ -245,8 +246,11 @@ pub fn tanh(x: f32) -> f32 {
                     + r * (1.0 / 24.0
                         + r * (1.0 / 120.0
                             + r * (1.0 / 720.0 + r * (1.0 / 5040.0 + r * (1.0 / 40320.0))))))));
-    // 2ⁿ for n in −26..=0, built from its exponent bits.
-    let two_n = f32::from_bits(((n as i32 + 127) as u32) << 23);
+    // 2ⁿ for n in −26..=0, built from its exponent bits. n is read from `shifted`'s low mantissa
+    // bits (its exponent is that of 2²³, so its last bit is worth 1), not with `n as i32`: that
+    // conversion saturates and maps NaN to 0, which the compiler does one value at a time.
+    let n_int = shifted.to_bits().wrapping_sub(ROUND.to_bits());
+    let two_n = f32::from_bits(n_int.wrapping_add(127) << 23);
     let q = two_n * q + (two_n - 1.0);
     (-q / (2.0 + q)).copysign(x)
 }

@@ -140,6 +140,8 @@ pub enum BenchEvent<'a> {
     },
     /// A row was measured (or skipped, with a note).
     Measured(&'a BenchRow),
+    /// Something about the rows to come that is not a row: a batch that runs as another.
+    Note(String),
 }
 
 /// Runs the benchmark; `on_event` hears of each row as it starts and as soon as it is measured.
@@ -152,17 +154,22 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
         None => None,
     };
     // A table's batch is at most its training rows (as in `train`): a larger one runs as that.
-    let mut effective_batches: Vec<usize> = Vec::new();
+    // (effective batch, the batch asked for when it was measured)
+    let mut effective_batches: Vec<(usize, usize)> = Vec::new();
     for &asked in &options.batches {
         let batch = table.as_ref().map_or(asked, |t| asked.min(t.train_rows()));
         let config = workload(options, batch);
         config.validate()?;
-        if effective_batches.contains(&batch) {
-            let note = if asked == batch {
+        if let Some(&(_, first)) = effective_batches.iter().find(|(b, _)| *b == batch) {
+            let note = if asked != batch {
+                format!(
+                    "skipped: the table has {batch} training rows, so --batches {asked} runs as batch {batch} (measured above)"
+                )
+            } else if first == batch {
                 format!("skipped: batch {batch} is listed twice in --batches (measured above)")
             } else {
                 format!(
-                    "skipped: the table has {batch} training rows, so --batches {asked} runs as batch {batch} (measured above)"
+                    "skipped: batch {batch} was measured above, as --batches {first} (the table has {batch} training rows)"
                 )
             };
             if options.autograd && options.is_seed_workload() {
@@ -183,7 +190,12 @@ pub fn run(options: &BenchOptions, on_event: &mut dyn FnMut(BenchEvent)) -> Resu
             }
             continue;
         }
-        effective_batches.push(batch);
+        effective_batches.push((batch, asked));
+        if asked != batch {
+            on_event(BenchEvent::Note(format!(
+                "the table has {batch} training rows: --batches {asked} runs as batch {batch}"
+            )));
+        }
         if options.autograd && options.is_seed_workload() {
             on_event(BenchEvent::Starting {
                 system: "autograd".into(),

@@ -373,21 +373,21 @@ impl TrainingConfig {
         }
         if !(0.0..1.0).contains(&self.beta1) {
             return bad(
-                "beta1",
+                "--beta1",
                 crate::error::shown(self.beta1),
                 "must be in [0, 1)",
             );
         }
         if !(0.0..1.0).contains(&self.beta2) {
             return bad(
-                "beta2",
+                "--beta2",
                 crate::error::shown(self.beta2),
                 "must be in [0, 1)",
             );
         }
         if !(self.epsilon.is_finite() && self.epsilon > 0.0) {
             return bad(
-                "epsilon",
+                "--epsilon",
                 crate::error::shown(self.epsilon),
                 "must be a finite number above 0",
             );

@@ -158,7 +158,10 @@ pub fn run<E: Engine + ?Sized>(
             end = step + 1;
         }
         let logged = end.is_multiple_of(log_every) || end == last;
-        let chunk = engine.run_chunk(end - step, logged, step == first)?;
+        // The first step's loss is always read (one read-back a run): an engine that reads only
+        // logged losses would otherwise see data that overflows at the first log step, and
+        // blame the learning rate.
+        let chunk = engine.run_chunk(end - step, logged || step == first, step == first)?;
         if step == first {
             first_step = start.elapsed();
         }
@@ -174,7 +177,7 @@ pub fn run<E: Engine + ?Sized>(
             return Err(crate::Error::Diverged {
                 step,
                 loss,
-                from_the_start: step == 1,
+                hint: divergence_hint(step, engine.config()),
             });
         }
         if observer.after_step(engine.as_dyn())? == Flow::Stop {
@@ -190,6 +193,25 @@ pub fn run<E: Engine + ?Sized>(
         steps: engine.step() - first,
         stopped,
     })
+}
+
+/// What to change when the loss of `step` is not finite: at a fresh run's first step the data
+/// (no optimizer step has been taken yet), after it the learning rate.
+fn divergence_hint(step: u64, config: &TrainingConfig) -> String {
+    if step != 1 {
+        return "try a smaller --lr".into();
+    }
+    match &config.data {
+        None => "already at the first step: the data overflows f32; check --true-w, --true-b, --noise and x_low/x_high".into(),
+        Some(data) if !data.standardize => format!(
+            "already at the first step: the errors overflow f32 on {}'s raw values; drop --no-standardize, or look for huge values in it",
+            data.path
+        ),
+        Some(data) => format!(
+            "already at the first step: the errors overflow f32; look for huge values in {}",
+            data.path
+        ),
+    }
 }
 
 /// The smallest multiple of `every` above `step`.

@@ -177,6 +177,22 @@ pub enum Error {
         message: String,
     },
 
+    /// A stop signal (Ctrl-C, SIGTERM, SIGHUP) came while the data file was read, before
+    /// training: nothing was trained, nothing saved, and a half-built cache was removed.
+    #[error("interrupted by {} while reading {}; nothing was trained or saved", crate::signals::name(*signal), path.display())]
+    ReadInterrupted {
+        /// The file being read.
+        path: PathBuf,
+        /// The signal's number.
+        signal: i32,
+    },
+
+    /// `bench` skipped every row it was asked for.
+    #[error(
+        "bench measured nothing: every row was skipped (the notes above say why); no --json or --plot written"
+    )]
+    NothingMeasured,
+
     /// Training was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP).
     #[error("interrupted at step {step} by {}{}", crate::signals::name(*signal), saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
     Interrupted {
@@ -208,18 +224,14 @@ pub enum Error {
     },
 
     /// The loss became NaN or infinite.
-    #[error("training diverged at step {step}: loss is {loss} ({})", if *from_the_start {
-        "already at the first step: the data overflows f32; check --true-w, --true-b, --noise and x_low/x_high"
-    } else {
-        "try a smaller --lr"
-    })]
+    #[error("training diverged at step {step}: loss is {loss} ({hint})")]
     Diverged {
         /// The step at which the loss was seen to be non-finite.
         step: u64,
         /// The loss value.
         loss: f32,
-        /// Whether the very first step of a fresh run diverged: the data, not the optimizer.
-        from_the_start: bool,
+        /// What to change: the learning rate, or (at a fresh run's first step) the data.
+        hint: String,
     },
 
     /// The final save failed; the checkpoint was saved to a fallback path instead.
@@ -295,7 +307,9 @@ impl Error {
             | Error::InvalidModel { .. }
             | Error::Metrics { .. }
             | Error::Plot { .. } => 2,
-            Error::Interrupted { signal, .. } => 128 + signal,
+            Error::Interrupted { signal, .. } | Error::ReadInterrupted { signal, .. } => {
+                128 + signal
+            }
             _ => 1,
         }
     }
@@ -348,9 +362,19 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 /// What to do when wgpu finds no adapter: fix the override if one is set, else install a driver.
 fn wgpu_advice() -> String {
     match std::env::var("CUBECL_WGPU_DEFAULT_DEVICE") {
-        Ok(value) => format!(
-            "CUBECL_WGPU_DEFAULT_DEVICE={value:?} picks no adapter here: unset it, or use e.g. `DiscreteGpu(0)` or `Cpu`"
-        ),
+        Ok(value) => {
+            // Examples other than the value that just failed.
+            let others: Vec<String> = ["DiscreteGpu(0)", "IntegratedGpu(0)", "Cpu"]
+                .iter()
+                .filter(|example| value.trim() != **example)
+                .take(2)
+                .map(|example| format!("`{example}`"))
+                .collect();
+            format!(
+                "CUBECL_WGPU_DEFAULT_DEVICE={value:?} picks no adapter here: unset it, or use e.g. {}",
+                others.join(" or ")
+            )
+        }
         Err(_) => "install a Vulkan driver (e.g. Debian's mesa-vulkan-drivers) or pick `--backend ndarray`".into(),
     }
 }

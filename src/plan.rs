@@ -45,19 +45,19 @@ pub struct Overrides {
           help = with_default("Seed of the data stream, the split and the initial weights", DEFAULTS.seed))]
     pub seed: Option<u64>,
     /// Adam's learning rate.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Adam learning rate", DEFAULTS.lr))]
     pub lr: Option<f32>,
     /// Adam's first-moment decay.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Adam's first-moment decay β1, in [0, 1)", DEFAULTS.beta1))]
     pub beta1: Option<f32>,
     /// Adam's second-moment decay.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Adam's second-moment decay β2, in [0, 1)", DEFAULTS.beta2))]
     pub beta2: Option<f32>,
     /// Adam's ε.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Adam's ε, added to the denominator", format!("{:e}", DEFAULTS.epsilon)))]
     pub epsilon: Option<f32>,
     /// The loss minimised.
@@ -65,7 +65,7 @@ pub struct Overrides {
           help = with_default("The loss minimised: `mse`, `mae` (mean absolute error) or `huber` (quadratic within --huber-delta of the target, linear beyond)", DEFAULTS.loss.name()))]
     pub loss: Option<LossKind>,
     /// Huber's threshold.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Huber's threshold δ, in the target's units (with --loss huber)", DEFAULTS.huber_delta))]
     pub huber_delta: Option<f32>,
     /// The optimizer.
@@ -73,15 +73,15 @@ pub struct Overrides {
           help = with_default("The optimizer: `adam`, `adamw` (decoupled weight decay), `sgd` or `rmsprop`", DEFAULTS.optimizer.name()))]
     pub optimizer: Option<OptimizerKind>,
     /// SGD's and RMSProp's momentum.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Momentum μ of --optimizer sgd or rmsprop, in [0, 1)", DEFAULTS.momentum))]
     pub momentum: Option<f32>,
     /// RMSProp's smoothing.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("RMSProp's smoothing α of the squared gradients, in [0, 1)", DEFAULTS.rmsprop_alpha))]
     pub rmsprop_alpha: Option<f32>,
     /// AdamW's weight decay.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("AdamW's decoupled weight decay (weights only, not biases)", DEFAULTS.weight_decay))]
     pub weight_decay: Option<f32>,
     /// The learning-rate schedule.
@@ -97,11 +97,11 @@ pub struct Overrides {
           help = with_default("The step schedule's interval (with --lr-schedule step)", DEFAULTS.lr_step_every))]
     pub lr_step_every: Option<u64>,
     /// The step schedule's factor.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("The step schedule's factor (with --lr-schedule step)", DEFAULTS.lr_gamma))]
     pub lr_gamma: Option<f32>,
     /// Ridge penalty.
-    #[arg(long, value_name = "λ", allow_negative_numbers = true, help_heading = "Optimizer",
+    #[arg(value_parser = f32_value, long, value_name = "λ", allow_negative_numbers = true, help_heading = "Optimizer",
           help = with_default("Ridge penalty λ: adds λ·Σw² over the weights (not the biases) to the loss minimised, in the space the model trains in (standardized on a standardized table)", DEFAULTS.l2))]
     pub l2: Option<f32>,
     /// The synthetic task.
@@ -109,23 +109,23 @@ pub struct Overrides {
           help = with_default("What to fit without --data: `line` (y = true_w·x + true_b + noise) or `sine` (y = sin x, x in [0, 10), the autograd crate's example)", value_name(&DEFAULTS.task)))]
     pub task: Option<Task>,
     /// The line's slope.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
           help = with_default("Slope of the line the data is drawn from", DEFAULTS.true_w))]
     pub true_w: Option<f32>,
     /// The line's intercept.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
           help = with_default("Intercept of the line the data is drawn from", DEFAULTS.true_b))]
     pub true_b: Option<f32>,
     /// The line's noise.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
           help = with_default("Standard deviation of the Gaussian noise on y", DEFAULTS.noise))]
     pub noise: Option<f32>,
     /// The low end of the line's x range.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
           help = with_default("Low end of the line's x range (uniform in [x_low, x_high))", DEFAULTS.x_low))]
     pub x_low: Option<f32>,
     /// The high end of the line's x range.
-    #[arg(long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
+    #[arg(value_parser = f32_value, long, value_name = "X", allow_negative_numbers = true, help_heading = "Data",
           help = with_default("High end of the line's x range", DEFAULTS.x_high))]
     pub x_high: Option<f32>,
     /// Fit this CSV file (header row required) instead of a synthetic task; or a Parquet file
@@ -255,6 +255,15 @@ impl TrainPlan {
     /// Resolves a request: reads the checkpoint, the config file and the data file, and checks
     /// that they fit together.
     pub fn resolve(request: &TrainRequest) -> Result<TrainPlan> {
+        Self::resolve_announcing(request, &mut |_| {})
+    }
+
+    /// [`Self::resolve`], calling `before_reading` with the resolved config just before the data
+    /// file is read (which can take a while: `train` says what it reads first).
+    pub fn resolve_announcing(
+        request: &TrainRequest,
+        before_reading: &mut dyn FnMut(&TrainingConfig),
+    ) -> Result<TrainPlan> {
         let mut notes = Vec::new();
         let resumed = request
             .resume
@@ -363,6 +372,9 @@ impl TrainPlan {
             }),
             _ => Ok(()),
         };
+        if config.data.is_some() {
+            before_reading(&config);
+        }
         let table = match &config.data {
             Some(data) => Some(Arc::new(PreparedTable::load_if(
                 data,
@@ -500,6 +512,15 @@ fn check_same_task(
             task_name(old.task)
         ));
     }
+    if let (None, Some(data)) = (&old.data, &new.data)
+        && old.task != Task::Line
+    {
+        return change(format!(
+            "--data {}: the checkpoint was trained on the {} task; train on a table in a fresh run (without --resume)",
+            data.path,
+            task_name(old.task)
+        ));
+    }
     let (Some(old), Some(new)) = (&old.data, &new.data) else {
         return Ok(());
     };
@@ -626,6 +647,27 @@ fn find_recorded_cache_dir(data: &mut TableConfig, resume: &std::path::Path) -> 
     }
 }
 
+/// A number flag's f32 value. Refused where the f32 would silently differ in kind from what was
+/// typed: a nonzero number that rounds to 0, a finite one that overflows to infinity.
+pub fn f32_value(text: &str) -> std::result::Result<f32, String> {
+    let wide: f64 = text
+        .trim()
+        .parse()
+        .map_err(|_| format!("`{text}` is not a number"))?;
+    let narrow = wide as f32;
+    if wide != 0.0 && narrow == 0.0 {
+        return Err(format!(
+            "{text} is below f32's range: it would be 0 (the smallest f32 is ~1.4e-45)"
+        ));
+    }
+    if wide.is_finite() && !narrow.is_finite() {
+        return Err(format!(
+            "{text} is beyond f32's range (the largest f32 is ~3.4e38)"
+        ));
+    }
+    Ok(narrow)
+}
+
 fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
     macro_rules! apply {
         ($($field:ident),*) => { $( if let Some(v) = o.$field.clone() { config.$field = v; } )* };
@@ -747,6 +789,20 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
     }
     match &mut config.data {
         Some(data) => {
+            let line_only = [
+                ("--true-w", o.true_w.is_some()),
+                ("--true-b", o.true_b.is_some()),
+                ("--noise", o.noise.is_some()),
+                ("--x-low", o.x_low.is_some()),
+                ("--x-high", o.x_high.is_some()),
+            ];
+            if let Some((name, _)) = line_only.iter().find(|(_, given)| *given) {
+                return Err(Error::Misused {
+                    flag: name,
+                    message: "describes the synthetic line, not a table: drop it with --data"
+                        .into(),
+                });
+            }
             if let Some(target) = &o.target {
                 data.target = target.clone();
             }

@@ -48,7 +48,7 @@ impl Progress {
             enabled,
             total,
             done,
-            "{bar:32} {pos}/{len} steps  {rate}  ETA {eta}  {msg}",
+            "{bar:32} {pos}/{len} steps  {rate}  ETA {left}  {msg}",
         )
     }
 
@@ -61,13 +61,39 @@ impl Progress {
         if !enabled {
             return Progress::default();
         }
+        // The rate and the time left from the steps done since the bar appeared. (indicatif
+        // 0.17.1's own estimate is fed only by its ticks, which a steady ticker skips: it
+        // showed `0/s  ETA 0s` between log steps.)
+        let rate = move |state: &indicatif::ProgressState| {
+            let seconds = state.elapsed().as_secs_f64();
+            let done = state.pos().saturating_sub(position);
+            (seconds > 0.0 && done > 0).then(|| done as f64 / seconds)
+        };
         let style = ProgressStyle::with_template(template)
             .expect("a valid template")
-            // Whole steps per second: indicatif's `{per_sec}` prints four decimals.
             .with_key(
                 "rate",
-                |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
-                    let _ = write!(out, "{:.0}/s", state.per_sec());
+                move |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let _ = match rate(state) {
+                        Some(per_s) => write!(out, "{per_s:.0}/s"),
+                        None => write!(out, "–/s"),
+                    };
+                },
+            )
+            .with_key(
+                "left",
+                move |state: &indicatif::ProgressState, out: &mut dyn std::fmt::Write| {
+                    let left = state.len().unwrap_or(0).saturating_sub(state.pos());
+                    let _ = match rate(state) {
+                        Some(per_s) => write!(
+                            out,
+                            "{:#}",
+                            indicatif::HumanDuration(Duration::from_secs_f64(
+                                (left as f64 / per_s).min(1e9)
+                            ))
+                        ),
+                        None => write!(out, "–"),
+                    };
                 },
             )
             .progress_chars("=> ");

@@ -67,10 +67,30 @@ fn inherited_as_ignored(signal: i32) -> bool {
 
 /// The stop signal received so far, if any.
 pub fn received() -> Option<i32> {
-    match RECEIVED.load(Ordering::SeqCst) {
+    let signal = RECEIVED.load(Ordering::SeqCst);
+    #[cfg(test)]
+    let signal = if signal == 0 {
+        TEST_RECEIVED.with(std::cell::Cell::get)
+    } else {
+        signal
+    };
+    match signal {
         0 => None,
         signal => Some(signal),
     }
+}
+
+#[cfg(test)]
+thread_local! {
+    /// A signal a unit test pretends this thread has seen (the process-wide flag would stop
+    /// every other test running beside it).
+    static TEST_RECEIVED: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+}
+
+/// Makes [`received`] report `signal` on this thread only (0: none again). Tests only.
+#[cfg(test)]
+pub fn pretend_received_here(signal: i32) {
+    TEST_RECEIVED.with(|s| s.set(signal));
 }
 
 /// Runs `save` (a file's final rename: milliseconds, never a blocking write) with second
@@ -84,6 +104,20 @@ pub fn while_saving<T>(save: impl FnOnce() -> T) -> T {
         signal_hook::low_level::exit(128 + pending);
     }
     result
+}
+
+/// `Err` when a stop signal has come: what a pass over the data file `path` before training
+/// checks between its blocks, so that Ctrl-C stops a long read (and a cache build removes its
+/// temporary file) instead of waiting for the first training step. Always `Ok` in a process
+/// that did not [`install`] the handlers (the signal's default action applies there).
+pub fn stop_reading(path: &std::path::Path) -> crate::error::Result<()> {
+    match received() {
+        None => Ok(()),
+        Some(signal) => Err(crate::error::Error::ReadInterrupted {
+            path: path.to_path_buf(),
+            signal,
+        }),
+    }
 }
 
 /// The signal's name, for messages.

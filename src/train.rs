@@ -180,10 +180,13 @@ impl Trainer {
             });
         };
         let trained = self.read_loss(loss)?;
-        // Shown in the target's units (may overflow f32 for huge targets, which is not
+        // Shown in the target's units (beyond f32's range for targets past ~1e19, which is not
         // divergence: training runs on the scaled target).
         let loss = self.config.loss;
-        let shown = trained * self.table.as_ref().map_or(1.0, |t| t.loss_scale(loss));
+        let shown = self
+            .table
+            .as_ref()
+            .map_or(trained, |t| t.shown_loss(trained, loss));
         self.last_loss = Some(shown);
         Ok(Chunk {
             last_loss: Some(shown),

@@ -11,7 +11,7 @@ use crate::checkpoint::{self, write_atomically};
 use crate::config::{ModelKind, Task, TrainingConfig};
 use crate::console::Console;
 use crate::engine::EngineKind;
-use crate::error::{Result, invalid};
+use crate::error::{Error, Result, invalid};
 use crate::model::Activation;
 use crate::plan::Overrides;
 use crate::progress::{Progress, ProgressMode};
@@ -222,6 +222,10 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
                 progress.set_message(format!("running {system} at batch {batch}"));
                 return;
             }
+            bench::BenchEvent::Note(note) => {
+                progress.suspend(|| say!(console, "note: {note}"));
+                return;
+            }
             bench::BenchEvent::Measured(row) => row,
         };
         done += 1;
@@ -255,6 +259,10 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
         report.machine.burnfit_version,
         report.machine.burn_version
     );
+    if report.rows.iter().all(|row| row.note.is_some()) {
+        console.flush();
+        return Err(Error::NothingMeasured);
+    }
     if let Some(path) = &args.json {
         let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");
         write_atomically(path, &bytes, args.force)?;

@@ -56,7 +56,7 @@ pub struct OlsArgs {
     /// The ridge fit with penalty λ instead: the closed form of what `train --l2 λ` minimises
     /// (on the standardized features and target; raw with --no-standardize). Reads the table
     /// into memory; prints coefficients and fit quality, no standard errors.
-    #[arg(long, value_name = "λ", allow_negative_numbers = true, conflicts_with_all = ["save_summary", "no_intercept"])]
+    #[arg(value_parser = crate::plan::f32_value, long, value_name = "λ", allow_negative_numbers = true, conflicts_with_all = ["save_summary", "no_intercept"])]
     pub l2: Option<f32>,
     /// With --l2: penalise the raw features' weights (train's --no-standardize).
     #[arg(long, requires = "l2")]

@@ -206,25 +206,28 @@ impl TrainArgs {
 pub(super) fn run(args: &TrainArgs) -> Result<()> {
     let format = check_outputs(args)?;
     let keep_best_format = check_early_stopping(args)?;
-    let plan = TrainPlan::resolve(&args.request())?;
+    // From here on a stop signal ends the run cleanly: during the data file's read with nothing
+    // saved (and no half-built cache left), during training with the checkpoint saved. Without
+    // the handlers a signal still stops the run, only without the final save.
+    let _ = signals::install();
+    // With --json, stdout carries the report alone; with `--out /dev/stdout`, the checkpoint.
+    let mut console = if args.json || crate::console::is_stdout(&args.out) {
+        Console::stderr()
+    } else {
+        Console::default()
+    };
+    let plan = TrainPlan::resolve_announcing(&args.request(), &mut |config| {
+        if !args.quiet {
+            announce_long_read(&mut console, config);
+        }
+    })?;
     // The data file may come from the config file or the checkpoint: checked again with it.
     let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
     args.file_roles(data_path.as_deref()).check()?;
     check_validation_rows(args, &plan)?;
     let resumed = plan.resumed.is_some();
-    // With --json, stdout carries the report alone.
-    let mut console = if args.json {
-        Console::stderr()
-    } else {
-        Console::default()
-    };
-    if !args.quiet {
-        announce_long_read(&mut console, &plan.config);
-    }
     let (mut trainer, metrics) = open_run(args, plan, &mut console)?;
     let target = trainer.config().steps;
-    // Without the handlers a signal still stops the run, only without the final save.
-    let _ = signals::install();
     let mut observer = TrainObserver {
         display: Display {
             console,
@@ -371,6 +374,15 @@ fn check_outputs(args: &TrainArgs) -> Result<Format> {
         Some(format) => format,
         None => Format::from_path(&args.out)?,
     };
+    if args.json && crate::console::is_stdout(&args.out) {
+        return Err(Error::Misused {
+            flag: "--json",
+            message: format!(
+                "writes the report to stdout, where --out {} writes the checkpoint: save it to a file",
+                args.out.display()
+            ),
+        });
+    }
     if args.save_every == Some(0) {
         return Err(invalid("--save-every", 0, "must be at least 1"));
     }

@@ -625,4 +625,34 @@ mod tests {
             )
         );
     }
+    #[test]
+    fn a_stop_signal_during_the_build_leaves_no_file_and_names_the_data() {
+        let dir = tempfile::tempdir().unwrap();
+        let data = dir.path().join("big.csv");
+        let mut text = String::from("x,y\n");
+        for i in 0..20_000 {
+            text.push_str(&format!("{i},{}\n", 2 * i));
+        }
+        std::fs::write(&data, text).unwrap();
+        let y = TableOptions::new("y");
+        let survey = Survey::of(&data, &y).unwrap();
+        crate::signals::pretend_received_here(signal_hook::consts::SIGINT);
+        let err = RowCache::open_or_build(&data, &y, &survey, None).unwrap_err();
+        let survey_err = Survey::of(&data, &y).unwrap_err();
+        crate::signals::pretend_received_here(0);
+        let expected = format!(
+            "interrupted by SIGINT while reading {}; nothing was trained or saved",
+            data.display()
+        );
+        assert_eq!(err.to_string(), expected);
+        assert_eq!(survey_err.to_string(), expected);
+        assert_eq!(err.exit_code(), 130);
+        let names: Vec<String> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["big.csv"], "no cache, no temporary file");
+        // Without the signal the same build goes through.
+        assert!(RowCache::open_or_build(&data, &y, &survey, None).is_ok());
+    }
 }

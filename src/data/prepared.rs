@@ -361,9 +361,16 @@ impl PreparedTable {
 
     /// The factor from the training loss (on the scaled target) to the loss in the target's
     /// units: std² for MSE and Huber's loss, std for MAE.
-    pub fn loss_scale(&self, loss: crate::loss::LossKind) -> f32 {
+    pub fn loss_scale(&self, loss: crate::loss::LossKind) -> f64 {
         self.target_scaling
-            .map_or(1.0, |(_, std)| std.powi(loss.scale_power()) as f32)
+            .map_or(1.0, |(_, std)| std.powi(loss.scale_power()))
+    }
+
+    /// The training loss `trained` in the target's units, multiplied in f64: the factor alone
+    /// can overflow (or underflow) f32 where the loss it gives does not (a target around 1e20:
+    /// std² = 1e40, a loss of 6e37). Beyond f32's range it is ±inf or 0, as any f32 would be.
+    pub fn shown_loss(&self, trained: f32, loss: crate::loss::LossKind) -> f32 {
+        (f64::from(trained) * self.loss_scale(loss)) as f32
     }
 
     /// Huber's δ (in the target's units) in the training space: δ / std.

@@ -309,6 +309,7 @@ impl Survey {
         let mut block = vec![0u8; 1 << 20];
         let mut reader = at(0);
         loop {
+            crate::signals::stop_reading(path)?;
             let n = match reader.read(&mut block) {
                 Ok(0) => break,
                 Ok(n) => n,

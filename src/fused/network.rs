@@ -408,10 +408,12 @@ impl FusedNetworkTrainer {
         }
     }
 
-    /// The factor from the training loss to the loss shown (the target's units).
-    fn loss_scale(&self) -> f32 {
+    /// The training loss as shown: in the target's units.
+    fn shown_loss(&self, trained: f32) -> f32 {
         let loss = self.config.loss;
-        self.table.as_ref().map_or(1.0, |t| t.loss_scale(loss))
+        self.table
+            .as_ref()
+            .map_or(trained, |t| t.shown_loss(trained, loss))
     }
 }
 
@@ -440,7 +442,7 @@ impl Engine for FusedNetworkTrainer {
 
     fn run_chunk(&mut self, steps: u64, read_loss: bool, _sync: bool) -> Result<Chunk> {
         let (done, loss) = self.run_steps(steps)?;
-        let shown = loss * self.loss_scale();
+        let shown = self.shown_loss(loss);
         if done < steps {
             let step = self.step + done + 1;
             self.step += done;

@@ -523,7 +523,8 @@ fn bench_skips_rows_that_cannot_fit_including_the_autograd_one() {
         .output()
         .unwrap();
     let stdout = String::from_utf8_lossy(&output.stdout);
-    assert!(output.status.success(), "{output:?}");
+    // Every row skipped: nothing measured, exit 1.
+    assert_eq!(output.status.code(), Some(1), "{output:?}");
     let skipped = stdout
         .lines()
         .filter(|l| l.contains("skipped: --batch 2147483648 needs"))
@@ -545,4 +546,79 @@ fn available_gib() -> u64 {
             line.split_whitespace().nth(1)?.parse::<u64>().ok()
         })
         .map_or(0, |kib| kib >> 20)
+}
+
+#[test]
+fn flags_of_the_line_with_a_table_and_f32_overflows_are_refused_by_name() {
+    let data = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/data/diabetes.csv");
+    let data = data.to_str().unwrap();
+    for flag in ["--true-w", "--true-b", "--noise", "--x-low", "--x-high"] {
+        let (code, stderr) = run_err(&[
+            "train",
+            "--data",
+            data,
+            "--target",
+            "progression",
+            flag,
+            "2",
+            "--steps",
+            "1",
+        ]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!("error: {flag} describes the synthetic line, not a table: drop it with --data")
+        );
+    }
+    // A number that f32 would make 0 or infinite, as typed.
+    let (code, stderr) = run_err(&["train", "--epsilon", "1e-46", "--steps", "1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: invalid value '1e-46' for '--epsilon <X>': 1e-46 is below f32's range: it would be 0"),
+        "{stderr}"
+    );
+    let (code, stderr) = run_err(&["train", "--lr", "1e39", "--steps", "1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("1e39 is beyond f32's range"), "{stderr}");
+    // What validation says names the flag.
+    let (code, stderr) = run_err(&["train", "--epsilon", "0", "--steps", "1"]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: invalid --epsilon = 0: must be a finite number above 0"
+    );
+}
+
+#[test]
+fn a_sine_checkpoint_resumed_on_a_table_says_where_the_task_came_from() {
+    let dir = tempfile::tempdir().unwrap();
+    let sine = dir.path().join("sine.json");
+    burnfit()
+        .args([
+            "train", "--task", "sine", "--model", "mlp", "--hidden", "4", "--steps", "2",
+        ])
+        .args(["--backend", "ndarray", "--out"])
+        .arg(&sine)
+        .assert()
+        .success();
+    let data = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/data/diabetes.csv");
+    let (code, stderr) = run_err(&[
+        "train",
+        "--resume",
+        sine.to_str().unwrap(),
+        "--data",
+        data.to_str().unwrap(),
+        "--target",
+        "progression",
+        "--out",
+        dir.path().join("t.json").to_str().unwrap(),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains(&format!(
+            "--data {}: the checkpoint was trained on the sine task; train on a table in a fresh run (without --resume)",
+            data.display()
+        )),
+        "{stderr}"
+    );
 }

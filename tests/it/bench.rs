@@ -123,11 +123,16 @@ fn bench_skips_what_would_exceed_its_budget_with_a_note() {
             "1",
         ])
         .assert()
-        .success();
+        .code(1);
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     assert!(
         stdout.contains("skipped: estimated") && stdout.contains("exceeds the 1 s budget"),
         "{stdout}"
+    );
+    // Every row skipped: nothing measured is a failure, said in one line.
+    assert_eq!(
+        String::from_utf8_lossy(&assert.get_output().stderr).trim(),
+        "error: bench measured nothing: every row was skipped (the notes above say why); no --json or --plot written"
     );
 }
 
@@ -152,7 +157,7 @@ fn bench_budget_estimates_do_not_wrap_at_huge_step_counts() {
         ])
         .timeout(std::time::Duration::from_secs(60))
         .assert()
-        .success();
+        .code(1);
     let stdout = String::from_utf8(assert.get_output().stdout.clone()).unwrap();
     assert!(stdout.contains("skipped: estimated"), "{stdout}");
 }
@@ -330,6 +335,42 @@ fn bench_runs_a_batch_larger_than_the_table_as_the_table_and_says_so() {
     assert_eq!(
         rows[1]["note"].as_str().unwrap(),
         "skipped: batch 16 is listed twice in --batches (measured above)"
+    );
+    // A larger batch first, then the table's own: the first runs as the table (a note says
+    // so), the second is skipped as measured by the first, not as "listed twice".
+    let assert = burnfit()
+        .args([
+            "bench",
+            "--batches",
+            "1000,160",
+            "--steps",
+            "3",
+            "--repeat",
+            "1",
+        ])
+        .args([
+            "--backends",
+            cpu,
+            "--engines",
+            "fused",
+            "--progress",
+            "never",
+        ])
+        .args(["--data", csv.to_str().unwrap(), "--target", "y"])
+        .assert()
+        .success();
+    let stdout = String::from_utf8_lossy(&assert.get_output().stdout).to_string();
+    assert!(
+        stdout.starts_with(
+            "note: the table has 160 training rows: --batches 1000 runs as batch 160\n"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains(
+            "skipped: batch 160 was measured above, as --batches 1000 (the table has 160 training rows)"
+        ),
+        "{stdout}"
     );
 }
 

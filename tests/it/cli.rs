@@ -647,7 +647,7 @@ fn adam_and_range_settings_are_flags_too() {
         .args(["train", "--beta1", "1.5"])
         .assert()
         .code(2)
-        .stderr(contains("invalid beta1 = 1.5: must be in [0, 1)"));
+        .stderr(contains("invalid --beta1 = 1.5: must be in [0, 1)"));
     burnfit()
         .args(["train", "--x-low", "5", "--x-high", "1"])
         .assert()

@@ -975,3 +975,56 @@ fn a_noise_free_table_prints_no_gap_relative_to_an_exact_closed_form() {
         .stdout(contains("OLS (closed form)"))
         .stdout(contains("relative to the closed form").not());
 }
+
+#[test]
+fn a_huge_target_shows_a_finite_loss_where_f32_holds_it() {
+    // y ≈ 3e20·x: the target's std² (~3e40) overflows f32; the loss once fitted (~1e37) does not.
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("huge_y.csv");
+    let mut text = String::from("x,y\n");
+    for i in 0..200 {
+        let x = (i as f64 * 0.618).fract() * 2.0 - 1.0;
+        let noise = ((i * 37 % 101) as f64 / 101.0 - 0.5) * 0.02;
+        text.push_str(&format!("{x},{:e}\n", (3.0 * x + noise) * 1e20));
+    }
+    std::fs::write(&data, text).unwrap();
+    for engine in ["fused", "autodiff"] {
+        let out = dir.path().join(format!("{engine}.json"));
+        let assert = burnfit()
+            .args([
+                "train",
+                "--backend",
+                "ndarray",
+                "--engine",
+                engine,
+                "--target",
+                "y",
+            ])
+            .args(["--steps", "1000", "--log-every", "500", "--json", "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .assert()
+            .success();
+        let report: serde_json::Value =
+            serde_json::from_slice(&assert.get_output().stdout).unwrap();
+        let losses: Vec<f64> = report["losses"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| l["loss"].as_f64().unwrap_or(f64::NAN))
+            .collect();
+        // The last loss, in the target's units: finite (it was `inf`, the factor std² being
+        // computed in f32) and about the fit's squared error.
+        let last = *losses.last().unwrap();
+        assert!(
+            last.is_finite() && (1e30..3.4e38).contains(&last),
+            "{engine}: {losses:?}"
+        );
+        assert_eq!(
+            report["final_loss"].as_f64(),
+            Some(last),
+            "{engine}: {report}"
+        );
+    }
+}

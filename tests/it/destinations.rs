@@ -278,7 +278,7 @@ fn dev_stdout_redirected_to_a_file_is_appended_to_not_replaced() {
     let log = dir.path().join("train.log");
     std::fs::write(&log, "HEAD\n").unwrap();
     let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
-    let status = Command::new(binary())
+    let output = Command::new(binary())
         .args([
             "train",
             "--backend",
@@ -292,16 +292,48 @@ fn dev_stdout_redirected_to_a_file_is_appended_to_not_replaced() {
         ])
         .env("XDG_RUNTIME_DIR", std::env::temp_dir())
         .stdout(append)
-        .status()
+        .stderr(std::process::Stdio::piped())
+        .output()
         .unwrap();
-    assert!(status.success());
+    assert!(output.status.success());
+    // The log lines went to stderr: what follows HEAD is the checkpoint alone, and it loads.
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(text.starts_with("HEAD\ntraining on "), "{text}");
-    assert!(text.contains("{\"array_list\":"), "{text}");
+    let checkpoint = text
+        .strip_prefix("HEAD\n")
+        .unwrap_or_else(|| panic!("{text}"));
+    assert!(checkpoint.starts_with("{\"array_list\":"), "{text}");
+    let copy = dir.path().join("copy.json");
+    std::fs::write(&copy, checkpoint).unwrap();
+    assert_eq!(Checkpoint::load(&copy).unwrap().step(), 3);
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(stderr.starts_with("training on "), "{stderr}");
     assert!(
-        text.trim_end()
+        stderr
+            .trim_end()
             .ends_with("saved /dev/stdout (autograd results.json)"),
-        "{text}"
+        "{stderr}"
+    );
+    // --json would write its report into the same stream: refused.
+    let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let output = Command::new(binary())
+        .args([
+            "train",
+            "--steps",
+            "3",
+            "--json",
+            "--format",
+            "json",
+            "--out",
+            "/dev/stdout",
+        ])
+        .stdout(append)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        String::from_utf8_lossy(&output.stderr).trim(),
+        "error: --json writes the report to stdout, where --out /dev/stdout writes the checkpoint: save it to a file"
     );
 }
 

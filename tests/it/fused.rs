@@ -164,6 +164,63 @@ fn fused_divergence_stops_at_the_first_bad_step_and_saves_nothing() {
 }
 
 #[test]
+fn a_table_overflowing_at_the_first_step_is_blamed_on_its_values_not_the_lines_flags() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("huge.csv");
+    let mut text = String::from("x,y\n");
+    for i in 0..50 {
+        let x = if i == 7 {
+            "1e30".to_string()
+        } else {
+            format!("{i}")
+        };
+        text.push_str(&format!("{x},{}\n", i % 5));
+    }
+    std::fs::write(&data, text).unwrap();
+    let out = dir.path().join("never.json");
+    for (engine, raw) in [("fused", true), ("autodiff", true), ("fused", false)] {
+        let mut cmd = burnfit();
+        cmd.args([
+            "train",
+            "--engine",
+            engine,
+            "--backend",
+            "ndarray",
+            "--target",
+            "y",
+        ])
+        .args(["--steps", "20", "--data"])
+        .arg(&data)
+        .arg("--out")
+        .arg(&out);
+        if raw {
+            cmd.arg("--no-standardize");
+        }
+        let assert = cmd.assert();
+        let stderr = String::from_utf8_lossy(&assert.get_output().stderr).to_string();
+        if !raw {
+            // Standardized, the one huge value only squeezes the others: it trains.
+            assert!(assert.get_output().status.success(), "{stderr}");
+            continue;
+        }
+        assert_eq!(
+            assert.get_output().status.code(),
+            Some(1),
+            "{engine}: {stderr}"
+        );
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "error: training diverged at step 1: loss is inf (already at the first step: the errors overflow f32 on {}'s raw values; drop --no-standardize, or look for huge values in it)",
+                data.display()
+            ),
+            "{engine}"
+        );
+        assert!(!out.exists());
+    }
+}
+
+#[test]
 fn fused_save_every_and_ctrl_c_keep_their_promises() {
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("p.json");

@@ -83,3 +83,56 @@ fn a_signal_ignored_by_nohup_stays_ignored() {
     assert_eq!(child.wait().unwrap().code(), Some(143));
     assert!(Checkpoint::load(&out).is_ok());
 }
+
+#[test]
+fn ctrl_c_while_the_data_is_read_stops_at_once_and_leaves_no_cache_behind() {
+    use std::io::{BufRead, Write};
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("big.csv");
+    // ~60 MB: its survey and parse take a few hundred ms here, far longer than a signal's way.
+    let mut file = std::io::BufWriter::new(std::fs::File::create(&data).unwrap());
+    writeln!(file, "a,b,y").unwrap();
+    for i in 0..3_000_000u32 {
+        writeln!(file, "{i}.25,{}.5,{}", i % 977, i % 13).unwrap();
+    }
+    file.into_inner().unwrap().sync_all().unwrap();
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let out = dir.path().join("m.json");
+    let mut command = Command::new(binary());
+    crate::common::with_default_signals(&mut command);
+    command
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--target",
+            "y",
+            "--out-of-core",
+        ])
+        .arg("--data")
+        .arg(&data)
+        .arg("--cache-dir")
+        .arg(&cache)
+        .arg("--out")
+        .arg(&out)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    let mut child = command.spawn().unwrap();
+    let mut stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut first = String::new();
+    stdout.read_line(&mut first).unwrap();
+    assert!(first.starts_with("out of core: reading "), "{first}");
+    let (code, stderr) = crate::common::signal_and_wait(child, "INT");
+    assert_eq!(code, Some(130), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        format!(
+            "error: interrupted by SIGINT while reading {}; nothing was trained or saved",
+            data.display()
+        )
+    );
+    assert!(!out.exists());
+    let left: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
+    assert!(left.is_empty(), "the cache directory holds {left:?}");
+}

@@ -80,6 +80,7 @@ pub fn stream<T: Send>(
 
     let (mut chunk_rows, mut dropped_rows, mut first_invalid) = (Vec::new(), 0, None);
     let mut error = None;
+    let mut interrupted = None;
     let (chunk_tx, chunk_rx) = mpsc::sync_channel::<(usize, ChunkText)>(threads);
     let chunk_rx = Mutex::new(chunk_rx);
     let read = std::thread::scope(|s| {
@@ -128,6 +129,10 @@ pub fn stream<T: Send>(
         drop(result_tx);
         let mut pending = BTreeMap::new();
         for (index, parsed) in result_rx {
+            if let Err(stop) = crate::signals::stop_reading(path) {
+                interrupted = Some(stop);
+                break;
+            }
             pending.insert(index, parsed);
             while let Some(parsed) = pending.remove(&chunk_rows.len()) {
                 match parsed {
@@ -155,6 +160,9 @@ pub fn stream<T: Send>(
         stop.store(true, Ordering::Relaxed);
         reader.join().expect("the reader thread does not panic")
     });
+    if let Some(stop) = interrupted {
+        return Err(stop);
+    }
     if let Some(message) = error {
         return Err(fail(message));
     }

@@ -545,6 +545,11 @@ pub(crate) fn stream<T: Send>(
         drop(result_tx);
         let mut pending = BTreeMap::new();
         for (index, rows, value) in result_rx {
+            // A stop signal: nothing more is consumed (the decoder runs to the file's end, and
+            // the error comes after it).
+            if crate::signals::received().is_some() {
+                continue;
+            }
             pending.insert(index, (rows, value));
             while let Some((rows, value)) = pending.remove(&chunk_rows.len()) {
                 consume(chunk_rows.len(), value);
@@ -556,6 +561,7 @@ pub(crate) fn stream<T: Send>(
             hasher.join().expect("the hashing thread does not panic"),
         )
     });
+    crate::signals::stop_reading(path)?;
     let (dropped_rows, first_invalid) = decoded.map_err(fail)?;
     let (content_hash, bytes) = hashed.map_err(fail)?;
     if chunk_rows.iter().sum::<u64>() == 0 {

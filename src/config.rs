@@ -419,13 +419,13 @@ impl TrainingConfig {
             && (self.x_high - self.x_low).is_finite())
         {
             return bad(
-                "x_low/x_high",
+                "--x-low/--x-high",
                 format!(
                     "{}..{}",
                     crate::error::shown(self.x_low),
                     crate::error::shown(self.x_high)
                 ),
-                "must be finite with x_low < x_high and a span x_high − x_low that f32 holds",
+                "must be finite with --x-low < --x-high and a span between them that f32 holds",
             );
         }
         if !(self.huber_delta.is_finite() && self.huber_delta > 0.0) {

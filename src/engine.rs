@@ -202,9 +202,9 @@ fn divergence_hint(step: u64, config: &TrainingConfig) -> String {
         return "try a smaller --lr".into();
     }
     match &config.data {
-        None => "already at the first step: the data overflows f32; check --true-w, --true-b, --noise and x_low/x_high".into(),
+        None => "already at the first step: the data overflows f32; check --true-w, --true-b, --noise, --x-low and --x-high".into(),
         Some(data) if !data.standardize => format!(
-            "already at the first step: the errors overflow f32 on {}'s raw values; drop --no-standardize, or look for huge values in it",
+            "already at the first step: the errors overflow f32 on {}'s raw values (standardizing is off); standardize it, or look for huge values in it",
             data.path
         ),
         Some(data) => format!(

@@ -187,11 +187,20 @@ pub enum Error {
         signal: i32,
     },
 
+    /// A stop signal came after the data was read but before the first training step (while
+    /// the backend or the engine was set up): nothing was trained or saved.
+    #[error("interrupted by {} before training; nothing was trained or saved", crate::signals::name(*signal))]
+    InterruptedBeforeTraining {
+        /// The signal's number.
+        signal: i32,
+    },
+
     /// `bench` skipped every row it was asked for.
-    #[error(
-        "bench measured nothing: every row was skipped (the notes above say why); no --json or --plot written"
-    )]
-    NothingMeasured,
+    #[error("bench measured nothing: every row was skipped (the notes above say why){unwritten}")]
+    NothingMeasured {
+        /// What was asked for and not written (`; no --json written`), or nothing.
+        unwritten: String,
+    },
 
     /// Training was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP).
     #[error("interrupted at step {step} by {}{}", crate::signals::name(*signal), saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
@@ -307,9 +316,9 @@ impl Error {
             | Error::InvalidModel { .. }
             | Error::Metrics { .. }
             | Error::Plot { .. } => 2,
-            Error::Interrupted { signal, .. } | Error::ReadInterrupted { signal, .. } => {
-                128 + signal
-            }
+            Error::Interrupted { signal, .. }
+            | Error::ReadInterrupted { signal, .. }
+            | Error::InterruptedBeforeTraining { signal } => 128 + signal,
             _ => 1,
         }
     }

@@ -799,8 +799,10 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             if let Some((name, _)) = line_only.iter().find(|(_, given)| *given) {
                 return Err(Error::Misused {
                     flag: name,
-                    message: "describes the synthetic line, not a table: drop it with --data"
-                        .into(),
+                    message: format!(
+                        "describes the synthetic line, not a table: this run trains on {}",
+                        data.path
+                    ),
                 });
             }
             if let Some(target) = &o.target {

@@ -120,6 +120,14 @@ pub fn stop_reading(path: &std::path::Path) -> crate::error::Result<()> {
     }
 }
 
+/// `Err` when a stop signal has come before training began (see [`stop_reading`]).
+pub fn stop_before_training() -> crate::error::Result<()> {
+    match received() {
+        None => Ok(()),
+        Some(signal) => Err(crate::error::Error::InterruptedBeforeTraining { signal }),
+    }
+}
+
 /// The signal's name, for messages.
 pub fn name(signal: i32) -> &'static str {
     match signal {

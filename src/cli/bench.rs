@@ -261,7 +261,21 @@ pub(super) fn run(args: &BenchArgs) -> Result<()> {
     );
     if report.rows.iter().all(|row| row.note.is_some()) {
         console.flush();
-        return Err(Error::NothingMeasured);
+        let unwritten: Vec<&str> = [
+            ("--json", args.json.is_some()),
+            ("--plot", args.plot.is_some()),
+        ]
+        .iter()
+        .filter(|(_, asked)| *asked)
+        .map(|(flag, _)| *flag)
+        .collect();
+        return Err(Error::NothingMeasured {
+            unwritten: if unwritten.is_empty() {
+                String::new()
+            } else {
+                format!("; no {} written", unwritten.join(" or "))
+            },
+        });
     }
     if let Some(path) = &args.json {
         let bytes = serde_json::to_vec_pretty(&report).expect("report serialises");

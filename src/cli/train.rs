@@ -221,12 +221,17 @@ pub(super) fn run(args: &TrainArgs) -> Result<()> {
             announce_long_read(&mut console, config);
         }
     })?;
+    // A signal in a phase of the read that does not look (an out-of-core cache's statistics,
+    // the scaling) stops here, before anything is written.
+    signals::stop_before_training()?;
     // The data file may come from the config file or the checkpoint: checked again with it.
     let data_path = plan.config.data.as_ref().map(|d| PathBuf::from(&d.path));
     args.file_roles(data_path.as_deref()).check()?;
     check_validation_rows(args, &plan)?;
     let resumed = plan.resumed.is_some();
     let (mut trainer, metrics) = open_run(args, plan, &mut console)?;
+    // Nor does the backend's and the engine's setup (seconds on a GPU's first use).
+    signals::stop_before_training()?;
     let target = trainer.config().steps;
     let mut observer = TrainObserver {
         display: Display {
@@ -501,6 +506,9 @@ fn open_run(
     } else {
         &[]
     };
+    // The backend is open (a GPU's first use takes seconds): a signal meanwhile stops here,
+    // before the metrics file is touched.
+    signals::stop_before_training()?;
     let log = match (&args.metrics, &resumed) {
         (None, _) => None,
         (Some(path), None) => Some(MetricsLog::create(path, extra, args.force)?),

@@ -186,7 +186,11 @@ impl Table {
         let mut first_invalid = None;
         let mut record = csv::ByteRecord::new();
         let mut row = vec![0.0; d + 1];
-        loop {
+        for records in 0u64.. {
+            // A stop signal ends the read (every 2^16 rows: a few ms).
+            if records % (1 << 16) == 0 {
+                crate::signals::stop_reading(path)?;
+            }
             match reader.read_byte_record(&mut record) {
                 Ok(true) => {}
                 Ok(false) => break,

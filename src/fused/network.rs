@@ -50,6 +50,14 @@ enum Batches {
 }
 
 impl Batches {
+    /// Floats per row when the batches come as whole rows (a table's, for a linear model).
+    fn whole_row_stride(&self) -> Option<usize> {
+        match self {
+            Batches::Table(host) => host.whole_row_stride(),
+            _ => None,
+        }
+    }
+
     /// The batch of step `step` (1-based) into `x`, `y`.
     fn fill(&mut self, step: u64, batch: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
         match self {
@@ -182,6 +190,13 @@ impl FusedNetworkTrainer {
                 moments.as_ref().map(|(m, v)| (&m[..], &v[..])),
                 loss,
             );
+            // A linear model on a narrow table takes its batches as whole rows.
+            let batches = match batches {
+                Batches::Table(host) if state.takes_whole_rows(host.rows().stride()) => {
+                    Batches::Table(host.whole_rows())
+                }
+                other => other,
+            };
             Stepper::Cpu {
                 threads: threads_for(batch, state.layout()),
                 state,
@@ -349,7 +364,10 @@ impl FusedNetworkTrainer {
                     let step = self.step + done + 1;
                     batches.fill(step, self.batch, x, y)?;
                     let t = self.updates + 1;
-                    loss = state.step(x, y, &self.optimizer, t, *threads);
+                    loss = match batches.whole_row_stride() {
+                        Some(stride) => state.step_rows(x, stride, &self.optimizer, t),
+                        None => state.step(x, y, &self.optimizer, t, *threads),
+                    };
                     if !loss.is_finite() {
                         return Ok((done, loss));
                     }

@@ -567,7 +567,9 @@ fn flags_of_the_line_with_a_table_and_f32_overflows_are_refused_by_name() {
         assert_eq!(code, Some(2), "{stderr}");
         assert_eq!(
             stderr.trim(),
-            format!("error: {flag} describes the synthetic line, not a table: drop it with --data")
+            format!(
+                "error: {flag} describes the synthetic line, not a table: this run trains on {data}"
+            )
         );
     }
     // A number that f32 would make 0 or infinite, as typed.

@@ -652,7 +652,7 @@ fn adam_and_range_settings_are_flags_too() {
         .args(["train", "--x-low", "5", "--x-high", "1"])
         .assert()
         .code(2)
-        .stderr(contains("x_low/x_high = 5..1"));
+        .stderr(contains("--x-low/--x-high = 5..1"));
     let out = dir.path().join("m.json");
     burnfit()
         .args([

@@ -211,7 +211,7 @@ fn a_table_overflowing_at_the_first_step_is_blamed_on_its_values_not_the_lines_f
         assert_eq!(
             stderr.trim(),
             format!(
-                "error: training diverged at step 1: loss is inf (already at the first step: the errors overflow f32 on {}'s raw values; drop --no-standardize, or look for huge values in it)",
+                "error: training diverged at step 1: loss is inf (already at the first step: the errors overflow f32 on {}'s raw values (standardizing is off); standardize it, or look for huge values in it)",
                 data.display()
             ),
             "{engine}"

@@ -125,14 +125,29 @@ fn ctrl_c_while_the_data_is_read_stops_at_once_and_leaves_no_cache_behind() {
     assert!(first.starts_with("out of core: reading "), "{first}");
     let (code, stderr) = crate::common::signal_and_wait(child, "INT");
     assert_eq!(code, Some(130), "{stderr}");
-    assert_eq!(
-        stderr.trim(),
-        format!(
-            "error: interrupted by SIGINT while reading {}; nothing was trained or saved",
-            data.display()
-        )
+    // The read takes a few hundred ms here, the signal a few: it lands in the read. (On a
+    // machine so loaded that the read ended first, it lands before training: also nothing
+    // saved, and a finished cache.)
+    let reading = format!(
+        "error: interrupted by SIGINT while reading {}; nothing was trained or saved",
+        data.display()
+    );
+    let before = "error: interrupted by SIGINT before training; nothing was trained or saved";
+    assert!(
+        stderr.trim() == reading || stderr.trim() == before,
+        "{stderr}"
     );
     assert!(!out.exists());
-    let left: Vec<_> = std::fs::read_dir(&cache).unwrap().collect();
-    assert!(left.is_empty(), "the cache directory holds {left:?}");
+    let left: Vec<String> = std::fs::read_dir(&cache)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    if stderr.trim() == reading {
+        assert!(left.is_empty(), "the cache directory holds {left:?}");
+    } else {
+        assert!(
+            left.iter().all(|name| name.ends_with(".burnfit-cache")),
+            "{left:?}"
+        );
+    }
 }

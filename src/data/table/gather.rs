@@ -125,6 +125,48 @@ impl GatherRows {
         }
     }
 
+    /// Floats from one row to the next: the rows [`Self::gather_whole_rows`] hands out.
+    pub fn stride(&self) -> usize {
+        self.stride
+    }
+
+    /// Features per row.
+    pub fn features(&self) -> usize {
+        self.d
+    }
+
+    /// The rows `picked`, in order, into `out` (cleared first) as they are laid out here: each
+    /// [`Self::stride`] floats, its features, its target, then zeros. One aligned copy a row,
+    /// and no second pass to split features from targets: the fused linear step of a narrow
+    /// table reads them so (see `DenseStep::step_rows`).
+    pub fn gather_whole_rows(&self, picked: &[u32], out: &mut Vec<f32>) {
+        out.clear();
+        out.reserve(picked.len() * self.stride);
+        // The first rows' misses all at once, rather than one by one as the copy reaches them.
+        for &r in picked.iter().take(PREFETCH) {
+            prefetch(self.row(r as usize));
+        }
+        for (i, &r) in picked.iter().enumerate() {
+            if let Some(&ahead) = picked.get(i + PREFETCH) {
+                let ahead = self.row(ahead as usize);
+                prefetch(ahead);
+                if self.stride > LINE_FLOATS {
+                    prefetch(&ahead[self.d..]);
+                }
+            }
+            let at = self.start + r as usize * self.stride;
+            match self.stride {
+                16 => out.extend_from_slice(
+                    &<[f32; 16]>::try_from(&self.data[at..at + 16]).expect("16"),
+                ),
+                8 => {
+                    out.extend_from_slice(&<[f32; 8]>::try_from(&self.data[at..at + 8]).expect("8"))
+                }
+                stride => append_row(out, &self.data[at..at + stride]),
+            }
+        }
+    }
+
     /// The features (row-major) and the targets, apart again.
     pub fn split(&self) -> (Vec<f32>, Vec<f32>) {
         let mut x = Vec::with_capacity(self.rows * self.d);
@@ -205,6 +247,15 @@ mod tests {
             let want_y: Vec<f32> = picked.iter().map(|&r| y[r as usize]).collect();
             assert_eq!(bx, want_x, "d = {d}");
             assert_eq!(by, want_y, "d = {d}");
+            let mut whole = vec![7.0];
+            table.gather_whole_rows(&picked, &mut whole);
+            let stride = table.stride();
+            assert_eq!(whole.len(), picked.len() * stride, "d = {d}");
+            for (row, &r) in whole.chunks_exact(stride).zip(&picked) {
+                assert_eq!(&row[..d], &x[r as usize * d..][..d], "d = {d}");
+                assert_eq!(row[d], y[r as usize], "d = {d}");
+                assert!(row[d + 1..].iter().all(|v| *v == 0.0), "d = {d}: padding");
+            }
             assert_eq!(table.split(), (x, y), "d = {d}");
         }
     }

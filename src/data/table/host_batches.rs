@@ -24,8 +24,12 @@ pub const AHEAD_MIN_BATCH: usize = 256;
 /// Batches gathered ahead at most.
 const AHEAD_DEPTH: usize = 4;
 
-/// One batch: features (row-major) and targets.
-type Batch = (Vec<f32>, Vec<f32>);
+/// One batch: features (row-major) and targets, or whole rows and no targets.
+#[derive(Default)]
+struct Batch {
+    x: Vec<f32>,
+    y: Vec<f32>,
+}
 
 /// The gathering thread's side of the hand-over: batches in step order, buffers back.
 struct Ahead {
@@ -45,6 +49,8 @@ pub struct HostBatches {
     orders: EpochOrders,
     /// Whether batches are gathered ahead.
     gather_ahead: bool,
+    /// Whether a batch is handed out as whole rows (see [`Self::whole_rows`]).
+    whole_rows: bool,
     ahead: Option<AheadHandle>,
 }
 
@@ -75,8 +81,17 @@ impl HostBatches {
             seed,
             batch,
             gather_ahead,
+            whole_rows: false,
             ahead: None,
         }
+    }
+
+    /// Batches handed out as whole rows: [`Self::fill`]'s `x` then holds the rows as
+    /// [`GatherRows::gather_whole_rows`] lays them out (features, target, zeros) and `y` is
+    /// empty.
+    pub fn whole_rows(mut self) -> Self {
+        self.whole_rows = true;
+        self
     }
 
     /// The rows.
@@ -89,34 +104,56 @@ impl HostBatches {
         self.seed
     }
 
+    /// Floats per row of a batch handed out as whole rows; `None` for features and targets apart.
+    pub fn whole_row_stride(&self) -> Option<usize> {
+        self.whole_rows.then(|| self.rows.stride())
+    }
+
     /// Rows per step (the last of an epoch may have fewer).
     pub fn batch(&self) -> usize {
         self.batch
     }
 
-    /// The batch of step `step` (from 1) into `x` and `y` (replacing what they held).
+    /// The batch of step `step` (from 1) into `x` and `y` (replacing what they held); as whole
+    /// rows in `x` when so made ([`Self::whole_rows`]).
     pub fn fill(&mut self, step: u64, x: &mut Vec<f32>, y: &mut Vec<f32>) {
         // Not the step the thread gathers next (the first step, or after a jump): a new thread
         // from this step on.
         if self.gather_ahead && self.ahead.as_ref().is_none_or(|a| a.0.next != step) {
+            let shape = Shape {
+                batch: self.batch,
+                whole_rows: self.whole_rows,
+            };
             self.ahead =
-                start_ahead(Arc::clone(&self.rows), self.seed, self.batch, step).map(AheadHandle);
+                start_ahead(Arc::clone(&self.rows), self.seed, shape, step).map(AheadHandle);
             // No thread to be had: gather here from now on.
             self.gather_ahead = self.ahead.is_some();
         }
         if let Some(AheadHandle(ahead)) = &mut self.ahead
-            && let Ok((bx, by)) = receive(&ahead.filled)
+            && let Ok(mut batch) = receive(&ahead.filled)
         {
             ahead.next += 1;
-            let used = (std::mem::replace(x, bx), std::mem::replace(y, by));
+            std::mem::swap(x, &mut batch.x);
+            std::mem::swap(y, &mut batch.y);
             // The thread may have stopped (it never does but when this side goes).
-            let _ = ahead.empty.send(used);
+            let _ = ahead.empty.send(batch);
             return;
         }
         // No thread (gathering here, or none could be started, or it died): this one.
         self.ahead = None;
-        fill_step(&self.rows, &mut self.orders, self.batch, step, x, y);
+        let shape = Shape {
+            batch: self.batch,
+            whole_rows: self.whole_rows,
+        };
+        fill_step(&self.rows, &mut self.orders, shape, step, x, y);
     }
+}
+
+/// What a batch is: its rows, and whether they are handed out whole.
+#[derive(Clone, Copy, Debug)]
+struct Shape {
+    batch: usize,
+    whole_rows: bool,
 }
 
 /// The next batch: waited for by polling for up to [`SPIN`] first (the gathering thread is
@@ -141,31 +178,38 @@ fn receive(filled: &Receiver<Batch>) -> Result<Batch, std::sync::mpsc::RecvError
 /// How long [`receive`] polls before it blocks.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 
-/// Step `step`'s batch of `rows` into `x`, `y`.
+/// Step `step`'s batch of `rows` into `x`, `y` (or whole rows into `x`).
 fn fill_step(
     rows: &GatherRows,
     orders: &mut EpochOrders,
-    batch: usize,
+    shape: Shape,
     step: u64,
     x: &mut Vec<f32>,
     y: &mut Vec<f32>,
 ) {
+    let Shape { batch, whole_rows } = shape;
     let n = rows.rows();
     let per_epoch = n.div_ceil(batch) as u64;
     let order = orders.get((step - 1) / per_epoch);
     let start = ((step - 1) % per_epoch) as usize * batch;
-    rows.gather(&order[start..(start + batch).min(n)], x, y);
+    let picked = &order[start..(start + batch).min(n)];
+    if whole_rows {
+        rows.gather_whole_rows(picked, x);
+        y.clear();
+    } else {
+        rows.gather(picked, x, y);
+    }
 }
 
 /// A thread gathering the batches of steps `first`, `first + 1`, … ahead; it ends when the
 /// returned side is dropped. `None` when no thread can be started (then batches are gathered
 /// in the caller's thread).
-fn start_ahead(rows: Arc<GatherRows>, seed: u64, batch: usize, first: u64) -> Option<Ahead> {
+fn start_ahead(rows: Arc<GatherRows>, seed: u64, shape: Shape, first: u64) -> Option<Ahead> {
     let (filled_tx, filled) = std::sync::mpsc::sync_channel::<Batch>(AHEAD_DEPTH);
     let (empty, empty_rx) = std::sync::mpsc::channel::<Batch>();
     std::thread::Builder::new()
         .name("burnfit-gather".into())
-        .spawn(move || gather_ahead(&rows, seed, batch, first, &filled_tx, &empty_rx))
+        .spawn(move || gather_ahead(&rows, seed, shape, first, &filled_tx, &empty_rx))
         .ok()?;
     Some(Ahead {
         next: first,
@@ -179,20 +223,20 @@ fn start_ahead(rows: Arc<GatherRows>, seed: u64, batch: usize, first: u64) -> Op
 fn gather_ahead(
     rows: &GatherRows,
     seed: u64,
-    batch: usize,
+    shape: Shape,
     first: u64,
     filled: &SyncSender<Batch>,
     empty: &Receiver<Batch>,
 ) {
     let mut orders = EpochOrders::new(rows.rows(), seed);
     for step in first.. {
-        let (mut x, mut y) = match empty.try_recv() {
+        let mut batch = match empty.try_recv() {
             Ok(buffers) => buffers,
-            Err(TryRecvError::Empty) => (Vec::new(), Vec::new()),
+            Err(TryRecvError::Empty) => Batch::default(),
             Err(TryRecvError::Disconnected) => return,
         };
-        fill_step(rows, &mut orders, batch, step, &mut x, &mut y);
-        if filled.send((x, y)).is_err() {
+        fill_step(rows, &mut orders, shape, step, &mut batch.x, &mut batch.y);
+        if filled.send(batch).is_err() {
             return;
         }
     }
@@ -231,6 +275,22 @@ mod tests {
         }
         seen.sort_unstable();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());
+
+        // Whole rows: the same rows, each its 3 features and its target (4 floats).
+        let mut whole = HostBatches::with_gathering(table(1000, 3), 9, 300, true).whole_rows();
+        assert_eq!(whole.whole_row_stride(), Some(4));
+        let (mut wx, mut wy) = (Vec::new(), vec![1.0]);
+        for step in steps {
+            here.fill(step, &mut hx, &mut hy);
+            whole.fill(step, &mut wx, &mut wy);
+            assert!(wy.is_empty(), "step {step}");
+            let want: Vec<f32> = hx
+                .chunks_exact(3)
+                .zip(&hy)
+                .flat_map(|(x, y)| [x[0], x[1], x[2], *y])
+                .collect();
+            assert_eq!(wx, want, "step {step}");
+        }
     }
 
     #[test]

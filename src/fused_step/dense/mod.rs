@@ -13,6 +13,7 @@
 //! is 0, its gradients are exactly 0, and Adam leaves a zero parameter with zero gradient at 0,
 //! so the padding never changes a real value.
 
+mod linear_rows;
 pub mod math;
 mod team;
 
@@ -473,52 +474,90 @@ impl DenseStep {
     ) -> f32 {
         let loss = self.loss_and_gradients(x, y, threads);
         if loss.is_finite() {
-            if self.loss.l2 != 0.0 {
-                // The penalty's gradient 2λw, on the weights only (padding stays 0).
-                let two_l2 = 2.0 * self.loss.l2;
-                for layer in &self.layout.layers {
-                    let w = layer.w..layer.w + layer.fan_in * layer.fan_out;
-                    for (g, p) in self.grads[0][w.clone()].iter_mut().zip(&self.params[w]) {
-                        *g += two_l2 * p;
-                    }
-                }
-            }
-            let grads = &self.grads[0];
-            let weights = &self.is_weight;
-            if optimizer.kind == crate::optim::OptimizerKind::Adam {
-                // Adam (any schedule) in the vectorised loop.
-                let adam = Adam {
-                    lr: optimizer.lr_at(t),
-                    ..optimizer.adam
-                };
-                adam_update(
-                    self.isa,
-                    &adam,
-                    t,
-                    &mut self.params,
-                    grads,
-                    &mut self.m,
-                    &mut self.v,
-                );
-            } else {
-                let lr = optimizer.lr_at(t);
-                let (pow1, pow2) = optimizer.powers(t);
-                for i in 0..self.params.len() {
-                    let (p, s1, s2) = optimizer.update_scalar(
-                        self.params[i],
-                        grads[i],
-                        self.m[i],
-                        self.v[i],
-                        lr,
-                        pow1,
-                        pow2,
-                        weights[i],
-                    );
-                    (self.params[i], self.m[i], self.v[i]) = (p, s1, s2);
+            self.update(optimizer, t);
+        }
+        loss
+    }
+
+    /// Whether [`Self::step_rows`] can take this model's batches with rows of `stride` floats:
+    /// a linear model whose rows fit 16 lanes.
+    pub fn takes_whole_rows(&self, stride: usize) -> bool {
+        self.layout.hidden().is_empty()
+            && stride.is_power_of_two()
+            && stride <= 16
+            && self.layout.d_in() < stride
+    }
+
+    /// [`Self::step`] for a linear model ([`Self::takes_whole_rows`]) on a batch of whole rows:
+    /// `stride` floats a row, its features, its target, zeros (see [`linear_rows`]).
+    pub fn step_rows(&mut self, rows: &[f32], stride: usize, optimizer: &Optimizer, t: u64) -> f32 {
+        debug_assert!(self.takes_whole_rows(stride));
+        let out = self.layout.output();
+        let d = out.fan_in;
+        let mut w = [0.0f32; 16];
+        w[..d].copy_from_slice(&self.params[out.w..][..d]);
+        let b = self.params[out.b];
+        let sums = linear_rows::row_sums(self.isa, rows, stride, d, &w, b, self.loss);
+        if self.grads.is_empty() {
+            self.grads.push(vec![0.0; self.layout.len()]);
+        }
+        let grads = &mut self.grads[0];
+        grads.fill(0.0);
+        grads[out.w..][..d].copy_from_slice(&sums.lanes[..d]);
+        grads[out.b] = sums.bias;
+        let loss = (sums.loss / (rows.len() / stride) as f64) as f32;
+        if loss.is_finite() {
+            self.update(optimizer, t);
+        }
+        loss
+    }
+
+    /// The penalty's gradient added to `self.grads[0]`, then the optimizer's update number `t`.
+    fn update(&mut self, optimizer: &Optimizer, t: u64) {
+        if self.loss.l2 != 0.0 {
+            // The penalty's gradient 2λw, on the weights only (padding stays 0).
+            let two_l2 = 2.0 * self.loss.l2;
+            for layer in &self.layout.layers {
+                let w = layer.w..layer.w + layer.fan_in * layer.fan_out;
+                for (g, p) in self.grads[0][w.clone()].iter_mut().zip(&self.params[w]) {
+                    *g += two_l2 * p;
                 }
             }
         }
-        loss
+        let grads = &self.grads[0];
+        let weights = &self.is_weight;
+        if optimizer.kind == crate::optim::OptimizerKind::Adam {
+            // Adam (any schedule) in the vectorised loop.
+            let adam = Adam {
+                lr: optimizer.lr_at(t),
+                ..optimizer.adam
+            };
+            adam_update(
+                self.isa,
+                &adam,
+                t,
+                &mut self.params,
+                grads,
+                &mut self.m,
+                &mut self.v,
+            );
+        } else {
+            let lr = optimizer.lr_at(t);
+            let (pow1, pow2) = optimizer.powers(t);
+            for i in 0..self.params.len() {
+                let (p, s1, s2) = optimizer.update_scalar(
+                    self.params[i],
+                    grads[i],
+                    self.m[i],
+                    self.v[i],
+                    lr,
+                    pow1,
+                    pow2,
+                    weights[i],
+                );
+                (self.params[i], self.m[i], self.v[i]) = (p, s1, s2);
+            }
+        }
     }
 
     /// The batch's mean loss, and its gradient (padded) in `self.grads[0]`.

@@ -467,6 +467,8 @@ pub(crate) fn read_table(path: &Path, options: &TableOptions) -> Result<Table> {
         }
     })
     .map_err(fail)?;
+    // A stop signal during the decode ends the read here (the decoder has no way out sooner).
+    crate::signals::stop_reading(path)?;
     if y.is_empty() {
         return Err(fail(no_rows(dropped_rows, first_invalid)));
     }
@@ -545,11 +547,6 @@ pub(crate) fn stream<T: Send>(
         drop(result_tx);
         let mut pending = BTreeMap::new();
         for (index, rows, value) in result_rx {
-            // A stop signal: nothing more is consumed (the decoder runs to the file's end, and
-            // the error comes after it).
-            if crate::signals::received().is_some() {
-                continue;
-            }
             pending.insert(index, (rows, value));
             while let Some((rows, value)) = pending.remove(&chunk_rows.len()) {
                 consume(chunk_rows.len(), value);
@@ -561,7 +558,6 @@ pub(crate) fn stream<T: Send>(
             hasher.join().expect("the hashing thread does not panic"),
         )
     });
-    crate::signals::stop_reading(path)?;
     let (dropped_rows, first_invalid) = decoded.map_err(fail)?;
     let (content_hash, bytes) = hashed.map_err(fail)?;
     if chunk_rows.iter().sum::<u64>() == 0 {

@@ -186,8 +186,8 @@ mod tests {
             want_bias += g;
         }
         let close = |a: f32, b: f64| (f64::from(a) - b).abs() <= 1e-5 * (1.0 + b.abs());
-        for k in 0..d {
-            assert!(close(got.lanes[k], want_lanes[k]), "lane {k}");
+        for (k, (got, want)) in got.lanes.iter().zip(&want_lanes).take(d).enumerate() {
+            assert!(close(*got, *want), "lane {k}");
         }
         assert!(close(got.bias, want_bias));
         assert!((got.loss - want_loss).abs() <= 1e-5 * want_loss);

@@ -295,6 +295,26 @@ impl TrainingConfig {
                 .map_err(|e| parse_error(format!("not a JSON object of settings ({e})")))?
         };
         let overrides: Vec<(String, serde_json::Value)> = overrides.0;
+        // TOML has no null: one here is a float JSON cannot hold (`inf`, `nan`), which serde
+        // would report as "invalid type: null".
+        if is_toml(path) {
+            let non_finite = |v: &serde_json::Value| v.is_null();
+            let in_data = overrides
+                .iter()
+                .filter(|(k, _)| k == "data")
+                .filter_map(|(_, v)| v.as_object())
+                .flat_map(|block| block.iter().map(|(k, v)| (format!("data.{k}"), v)));
+            if let Some((key, _)) = overrides
+                .iter()
+                .map(|(k, v)| (k.clone(), v))
+                .chain(in_data)
+                .find(|(_, v)| non_finite(v))
+            {
+                return Err(parse_error(format!(
+                    "key `{key}`: inf and nan are not settings; give a finite number"
+                )));
+            }
+        }
         let base = match serde_json::to_value(self).expect("config serialises") {
             serde_json::Value::Object(map) => map,
             _ => unreachable!("a struct serialises to an object"),
@@ -319,6 +339,31 @@ impl TrainingConfig {
         // A value out of range is reported under the file's key, as the file wrote it (not
         // under the flag's name, nor after rounding to f32: `1e-50` is not `0`).
         // Keys of the `data` block are looked for inside it, and named `data.KEY`.
+        // The line's settings beside a table would be ignored: refused, as the flags are (only
+        // where they differ from the default: a config saved from a run lists every key).
+        let defaults = Self::default();
+        let ignored = |key: &str, differs: bool, why: String| {
+            (differs && pairs().any(|(k, _)| k == key))
+                .then(|| parse_error(format!("key `{key}`: {why}")))
+        };
+        let line_keys = [
+            ("true_w", config.true_w != defaults.true_w),
+            ("true_b", config.true_b != defaults.true_b),
+            ("noise", config.noise != defaults.noise),
+            ("x_low", config.x_low != defaults.x_low),
+            ("x_high", config.x_high != defaults.x_high),
+        ];
+        if let Some(data) = &config.data {
+            for (key, differs) in line_keys {
+                let why = format!(
+                    "describes the synthetic line; this config trains on {}",
+                    data.path
+                );
+                if let Some(error) = ignored(key, differs, why) {
+                    return Err(error);
+                }
+            }
+        }
         let data_pairs: Vec<(String, &serde_json::Value)> = pairs()
             .filter(|(k, _)| k.as_str() == "data")
             .filter_map(|(_, v)| v.as_object())
@@ -326,7 +371,10 @@ impl TrainingConfig {
             .collect();
         match config.validate() {
             Err(Error::InvalidSetting { name, expected, .. }) => {
-                let keys: Vec<&str> = name.trim_start_matches("--").split('/').collect();
+                let keys: Vec<&str> = name
+                    .split('/')
+                    .map(|k| k.trim_start_matches("--"))
+                    .collect();
                 let matches = |k: &str| {
                     let k = k.strip_prefix("data.").unwrap_or(k);
                     keys.contains(&k.replace('_', "-").as_str()) || keys.contains(&k)

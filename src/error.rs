@@ -103,6 +103,15 @@ pub enum Error {
         to: String,
     },
 
+    /// `convert` onto its own input would drop variables that are not the model's.
+    #[error("{}: converting it onto itself would drop {others} (not the model's nor its Adam's); write to another file", path.display())]
+    ConvertInPlaceDrops {
+        /// The checkpoint.
+        path: PathBuf,
+        /// The variables that would be left out.
+        others: String,
+    },
+
     /// A checkpoint resumed or used with another model than it holds.
     #[error(
         "the checkpoint holds a {checkpoint} model, but this run asks for {requested}; match --model/--hidden/--activation/--data to the checkpoint"
@@ -305,6 +314,7 @@ impl Error {
             | Error::Data { .. }
             | Error::Cache { .. }
             | Error::CheckpointFormat { .. }
+            | Error::ConvertInPlaceDrops { .. }
             | Error::LossyConversion { .. }
             | Error::ModelMismatch { .. }
             | Error::EngineUnsupported { .. }

@@ -142,3 +142,27 @@ fn split_quality_of(
         },
     })
 }
+
+/// A coefficient for a table column: `decimals` places, or in scientific notation with as many
+/// significant digits when fixed places would show it as 0 or run long (|v| < 1e-4, ≥ 1e9).
+pub fn coefficient_text(v: f64, decimals: usize) -> String {
+    if v == 0.0 || !v.is_finite() || (1e-4..1e9).contains(&v.abs()) {
+        format!("{v:.decimals$}")
+    } else {
+        format!("{v:.decimals$e}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::coefficient_text;
+
+    #[test]
+    fn small_and_large_coefficients_keep_their_digits() {
+        assert_eq!(coefficient_text(2.5, 6), "2.500000");
+        assert_eq!(coefficient_text(-0.0123, 6), "-0.012300");
+        assert_eq!(coefficient_text(2.993751058e-9, 8), "2.99375106e-9");
+        assert_eq!(coefficient_text(-3.5e12, 6), "-3.500000e12");
+        assert_eq!(coefficient_text(0.0, 8), "0.00000000");
+    }
+}

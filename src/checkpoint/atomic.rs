@@ -267,9 +267,17 @@ fn resolve(path: &Path, force: bool) -> Result<Destination> {
         }
         if kind.is_file() {
             let mode = meta.permissions().mode();
+            let access = access_for_us(&current);
+            if access == Access::ReadOnlyFileSystem {
+                // --force cannot help there: no file in it can be replaced.
+                return Err(fail(format!(
+                    "{} is on a read-only file system",
+                    current.display()
+                )));
+            }
             let why = if mode & 0o222 == 0 {
                 Some("is write-protected")
-            } else if !writable_by_us(&current) {
+            } else if access == Access::Denied {
                 Some("is not writable by this user")
             } else {
                 None
@@ -312,20 +320,37 @@ fn own_descriptor(path: &Path) -> Option<i32> {
 
 /// Whether this process may write to the file (its effective ids; root may write anything,
 /// which the mode check above catches for `chmod a-w` files).
-fn writable_by_us(path: &Path) -> bool {
+fn access_for_us(path: &Path) -> Access {
     use std::os::unix::ffi::OsStrExt;
     let Ok(c_path) = std::ffi::CString::new(path.as_os_str().as_bytes()) else {
-        return false;
+        return Access::Denied;
     };
     // SAFETY: a valid C string; faccessat only reads it.
-    unsafe {
+    let writable = unsafe {
         libc::faccessat(
             libc::AT_FDCWD,
             c_path.as_ptr(),
             libc::W_OK,
             libc::AT_EACCESS,
         ) == 0
+    };
+    match writable {
+        true => Access::Writable,
+        false if std::io::Error::last_os_error().raw_os_error() == Some(libc::EROFS) => {
+            Access::ReadOnlyFileSystem
+        }
+        false => Access::Denied,
     }
+}
+
+/// Whether this process may write a file.
+#[derive(Clone, Copy, Debug, PartialEq)]
+enum Access {
+    Writable,
+    /// Its permissions say no (to this user).
+    Denied,
+    /// It is on a file system mounted read-only.
+    ReadOnlyFileSystem,
 }
 
 /// Writes `bytes` to a new file with a random name `PREFIX*SUFFIX` in the system's temporary

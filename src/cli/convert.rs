@@ -44,8 +44,14 @@ pub(super) fn run(args: &ConvertArgs) -> Result<()> {
         checkpoint = checkpoint.without_optimizer();
     }
     // Variables of other namespaces or models are not carried over: say which (read before
-    // the save, which may replace the input).
+    // the save, which may replace the input). In place, that would lose them: refused.
     let others = checkpoint::inspect(&args.input)?.others;
+    if !others.is_empty() && crate::file_roles::same_file(&args.input, &args.output) {
+        return Err(Error::ConvertInPlaceDrops {
+            path: args.input.clone(),
+            others: others.join(", "),
+        });
+    }
     checkpoint.save_replacing(&args.output, format, args.force)?;
     let mut console = Console::default();
     // Nothing but the checkpoint when OUTPUT is stdout itself.

@@ -11,6 +11,7 @@ use crate::console::Console;
 use crate::data::table::TableOptions;
 use crate::error::{Error, Result, invalid};
 use crate::ols::{OlsSummary, ShardSummary, StreamOptions, fit_csv};
+use crate::report::coefficient_text;
 
 use super::{default_is, r2_text};
 
@@ -49,6 +50,9 @@ pub struct OlsArgs {
     /// every row (no validation split).
     #[arg(long, value_name = "FILE")]
     pub save_summary: Option<PathBuf>,
+    /// Replace --save-summary's file even when it is write-protected.
+    #[arg(long, requires = "save_summary")]
+    pub force: bool,
     /// Print the fit of the rows of all these summaries (`--save-summary` files of shards of
     /// one table), as one pass over the concatenated files would.
     #[arg(long, num_args = 1.., value_name = "SUMMARY", conflicts_with_all = ["data", "target", "features", "delimiter", "val_frac", "seed", "drop_invalid_rows", "no_intercept", "l2"])]
@@ -139,7 +143,7 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
     let streamed = fit_csv(Path::new(&data.path), &options)?;
     if let Some(out) = &args.save_summary {
         let shard = ShardSummary::of_file(&data.path, &streamed.info, &streamed.factor);
-        write_atomically(out, shard.to_json().as_bytes(), false)?;
+        write_atomically(out, shard.to_json().as_bytes(), args.force)?;
     }
     let (summary, info) = (&streamed.summary, &streamed.info);
     let fit = &summary.fit;
@@ -168,10 +172,15 @@ pub(super) fn run(args: &OlsArgs) -> Result<()> {
         streamed.val.map_or(0, |v| v.rows)
     );
     for (name, w) in info.feature_names.iter().zip(&fit.weights) {
-        say!(console, "  {name:<16} {w:>16.8}");
+        say!(console, "  {name:<16} {:>16}", coefficient_text(*w, 8));
     }
     if summary.intercept {
-        say!(console, "  {:<16} {:>16.8}", "(intercept)", fit.bias);
+        say!(
+            console,
+            "  {:<16} {:>16}",
+            "(intercept)",
+            coefficient_text(fit.bias, 8)
+        );
     }
     let show = |q: crate::fit_quality::FitQuality| {
         format!(
@@ -243,9 +252,14 @@ fn run_ridge(args: &OlsArgs, data: &TableConfig, config: &TrainingConfig, l2: f3
         table.val_rows()
     );
     for (name, w) in table.feature_names().iter().zip(&fit.weights) {
-        say!(console, "  {name:<16} {w:>16.8}");
+        say!(console, "  {name:<16} {:>16}", coefficient_text(*w, 8));
     }
-    say!(console, "  {:<16} {:>16.8}", "(intercept)", fit.bias);
+    say!(
+        console,
+        "  {:<16} {:>16}",
+        "(intercept)",
+        coefficient_text(fit.bias, 8)
+    );
     let show = |q: crate::fit_quality::FitQuality| {
         format!(
             "MSE {:.6}  RMSE {:.6}  MAE {:.6}  R² {}",
@@ -279,7 +293,7 @@ fn run_merge(args: &OlsArgs) -> Result<()> {
     };
     let summary = merged.summary().map_err(fail)?;
     if let Some(out) = &args.save_summary {
-        write_atomically(out, merged.to_json().as_bytes(), false)?;
+        write_atomically(out, merged.to_json().as_bytes(), args.force)?;
     }
     let mut console = Console::default();
     if args.json {
@@ -312,14 +326,14 @@ fn run_merge(args: &OlsArgs) -> Result<()> {
         );
     }
     for (name, w) in merged.features.iter().zip(&summary.fit.weights) {
-        say!(console, "  {name:<16} {w:>16.8}");
+        say!(console, "  {name:<16} {:>16}", coefficient_text(*w, 8));
     }
     if summary.intercept {
         say!(
             console,
-            "  {:<16} {:>16.8}",
+            "  {:<16} {:>16}",
             "(intercept)",
-            summary.fit.bias
+            coefficient_text(summary.fit.bias, 8)
         );
     }
     print_summary(&mut console, &summary);

@@ -62,6 +62,19 @@ pub(super) fn run(args: &PredictArgs) -> Result<()> {
     if let Some(data) = &args.data {
         return run_csv(args, data);
     }
+    // (clap's `requires = "data"` does not hold against the inputs group: checked here.)
+    for (flag, given) in [
+        ("--out", args.out.is_some()),
+        ("--delimiter", args.delimiter.is_some()),
+        ("--force", args.force),
+    ] {
+        if given {
+            return Err(Error::Misused {
+                flag,
+                message: "applies to --data FILE.csv; the predictions for --x go to stdout".into(),
+            });
+        }
+    }
     let Some(x) = args.x.as_deref() else {
         return Err(Error::InvalidInput {
             what: "to predict".into(),

@@ -17,7 +17,7 @@ use crate::metrics_log::MetricsLog;
 use crate::model::ModelSpec;
 use crate::plan::{Overrides, TrainPlan, TrainRequest};
 use crate::progress::{Progress, ProgressMode};
-use crate::report::FitComparison;
+use crate::report::{FitComparison, coefficient_text};
 use crate::signals;
 
 use super::observe::{Display, MetricsRecorder, PeriodicSave, TrainObserver, Validation};
@@ -588,6 +588,10 @@ fn announce_long_read(console: &mut Console, config: &crate::config::TrainingCon
         return;
     };
     let size = crate::data::table::bytes_text(meta.len());
+    if data.out_of_core && crate::data::table::parquet_file::is_parquet(Path::new(&data.path)) {
+        // Refused next (out of core is for CSV files): the refusal alone is the output.
+        return;
+    }
     if data.out_of_core {
         console.line(format!(
             "out of core: reading {} ({size}) to check its row cache, or to build it on a first run",
@@ -816,13 +820,19 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
                     closed_form
                 );
                 for ((name, model), ols) in table.feature_names().iter().zip(w).zip(&fit.weights) {
-                    say!(console, "  {name:<16} {model:>14.6} {ols:>14.6}");
+                    say!(
+                        console,
+                        "  {name:<16} {:>14} {:>14}",
+                        coefficient_text(*model, 6),
+                        coefficient_text(*ols, 6)
+                    );
                 }
                 say!(
                     console,
-                    "  {:<16} {b:>14.6} {:>14.6}",
+                    "  {:<16} {:>14} {:>14}",
                     "(intercept)",
-                    fit.bias
+                    coefficient_text(*b, 6),
+                    coefficient_text(fit.bias, 6)
                 );
             }
         }

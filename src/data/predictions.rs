@@ -57,9 +57,10 @@ pub fn feature_columns(
         .map(|f| {
             names.iter().position(|n| n == f).ok_or_else(|| {
                 format!(
-                    "no column `{f}` (the model's features: {}; the file has: {})",
+                    "no column `{f}` (the model's features: {}; the file has: {}){}",
                     features.join(", "),
-                    names.join(", ")
+                    names.join(", "),
+                    crate::data::table::one_column_hint(names)
                 )
             })
         })
@@ -115,6 +116,10 @@ pub fn checked_prediction(prediction: f64, where_: &str) -> std::result::Result<
     let written = prediction as f32;
     if written.is_finite() {
         Ok(written)
+    } else if prediction.is_finite() {
+        Err(format!(
+            "{where_}: the prediction ({prediction:e}) is out of f32 range (about ±3.4e38)"
+        ))
     } else {
         Err(format!(
             "{where_}: the prediction is not finite ({prediction})"

@@ -538,6 +538,31 @@ fn line_at<R: Read>(record: &csv::ByteRecord, rest: impl Fn(u64) -> R) -> u64 {
     position.line() + skipped
 }
 
+/// When a header reads as one column holding another delimiter (a `;` file read with `,`, or
+/// the reverse), a hint naming the flag that reads it: ` (the header reads as one column: is
+/// the file `;`-separated? pass --delimiter ';')`; else nothing.
+pub(crate) fn one_column_hint(columns: &[String]) -> String {
+    let [only] = columns else {
+        return String::new();
+    };
+    match [',', ';', '\t', '|']
+        .into_iter()
+        .find(|c| only.contains(*c))
+    {
+        Some(c) => {
+            let shown = if c == '\t' {
+                "\\t".to_string()
+            } else {
+                c.to_string()
+            };
+            format!(
+                " (the header reads as one column: is the file `{shown}`-separated? pass --delimiter '{shown}')"
+            )
+        }
+        None => String::new(),
+    }
+}
+
 /// Which file column goes where: checked against the header once, then used for every row.
 struct Layout {
     feature_names: Vec<String>,
@@ -551,8 +576,9 @@ impl Layout {
         let find = |name: &str, role: &str| {
             columns.iter().position(|c| c == name).ok_or_else(|| {
                 format!(
-                    "no column `{name}` for the {role}; the columns are {}",
-                    list(columns)
+                    "no column `{name}` for the {role}; the columns are {}{}",
+                    list(columns),
+                    one_column_hint(columns)
                 )
             })
         };
@@ -1034,6 +1060,24 @@ mod tests {
         assert!(
             err.contains(&format!("\"{}\"... is not a number", "z".repeat(40))),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_header_read_as_one_column_suggests_the_delimiter_it_holds() {
+        let one = |s: &str| vec![s.to_string()];
+        assert_eq!(
+            one_column_hint(&one("a;b;y")),
+            " (the header reads as one column: is the file `;`-separated? pass --delimiter ';')"
+        );
+        assert!(one_column_hint(&one("a,b")).contains("--delimiter ','"));
+        assert!(one_column_hint(&one("a\tb")).contains("--delimiter '\\t'"));
+        assert_eq!(one_column_hint(&one("y")), "");
+        assert_eq!(one_column_hint(&["a;b".into(), "y".into()]), "");
+        let predicted = crate::data::predictions::checked_prediction(5e39, "line 2").unwrap_err();
+        assert_eq!(
+            predicted,
+            "line 2: the prediction (5e39) is out of f32 range (about ±3.4e38)"
         );
     }
 

@@ -2,7 +2,8 @@
 //! configs, batches that cannot fit: a one-line error naming the file or flag and the problem,
 //! a non-zero exit code, and every existing file left exactly as it was.
 
-use std::path::Path;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use burnfit::Checkpoint;
@@ -623,4 +624,104 @@ fn a_sine_checkpoint_resumed_on_a_table_says_where_the_task_came_from() {
         )),
         "{stderr}"
     );
+}
+
+#[test]
+fn what_an_adversarial_pass_over_the_other_commands_found_stays_fixed() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = |name: &str| dir.path().join(name);
+    let s = |path: &std::path::Path| path.to_str().unwrap().to_owned();
+    let line = p("line.json");
+    burnfit()
+        .args(["train", "--backend", "ndarray", "--steps", "3", "--out"])
+        .arg(&line)
+        .assert()
+        .success();
+    // predict --x takes no --out (it used to be ignored: nothing written, exit 0).
+    let (code, stderr) = run_err(&[
+        "predict",
+        "--checkpoint",
+        &s(&line),
+        "--x",
+        "1",
+        "--out",
+        &s(&p("o.csv")),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert_eq!(
+        stderr.trim(),
+        "error: --out applies to --data FILE.csv; the predictions for --x go to stdout"
+    );
+    assert!(!p("o.csv").exists());
+    // convert onto itself would drop a variable that is not the model's: refused, file kept.
+    let mut json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&line).unwrap()).unwrap();
+    let extra = json["array_list"].as_array().unwrap().len();
+    json["array_list"]
+        .as_array_mut()
+        .unwrap()
+        .push(serde_json::json!({"v": 1, "dim": [1], "data": [7.0]}));
+    json["name_to_id"]["other\u{1}foo"] = serde_json::json!(extra);
+    let with_extra = p("extra.json");
+    std::fs::write(&with_extra, serde_json::to_vec(&json).unwrap()).unwrap();
+    let before = std::fs::read(&with_extra).unwrap();
+    let (code, stderr) = run_err(&["convert", &s(&with_extra), &s(&with_extra)]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("converting it onto itself would drop other/foo"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(&with_extra).unwrap(), before);
+    // A config file's line settings beside a table are refused, as the flags are.
+    let config = p("c.json");
+    let diabetes = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("docs/data/diabetes.csv");
+    std::fs::write(
+        &config,
+        format!(
+            r#"{{"steps": 5, "true_w": 3, "data": {{"path": {:?}, "target": "progression"}}}}"#,
+            diabetes.to_str().unwrap()
+        ),
+    )
+    .unwrap();
+    let (code, stderr) = run_err(&[
+        "train",
+        "--config",
+        &s(&config),
+        "--out",
+        &s(&p("c.out.json")),
+    ]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key `true_w`: describes the synthetic line; this config trains on"),
+        "{stderr}"
+    );
+    // TOML's inf is named as such (it was "invalid type: null").
+    let toml = p("c.toml");
+    std::fs::write(&toml, "lr = inf\n").unwrap();
+    let (code, stderr) = run_err(&["train", "--config", &s(&toml), "--out", &s(&p("t.json"))]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("key `lr`: inf and nan are not settings; give a finite number"),
+        "{stderr}"
+    );
+    // ols --save-summary offers --force for a write-protected file, and takes it.
+    let summary = p("s.json");
+    std::fs::write(&summary, "old").unwrap();
+    std::fs::set_permissions(&summary, std::fs::Permissions::from_mode(0o444)).unwrap();
+    let args = [
+        "ols",
+        "--data",
+        diabetes.to_str().unwrap(),
+        "--target",
+        "progression",
+    ];
+    let (code, stderr) = run_err(&[&args[..], &["--save-summary", &s(&summary)]].concat());
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("pass --force to replace it"), "{stderr}");
+    burnfit()
+        .args(args)
+        .args(["--save-summary", &s(&summary), "--force"])
+        .assert()
+        .success();
+    assert_ne!(std::fs::read(&summary).unwrap(), b"old");
 }

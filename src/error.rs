@@ -188,7 +188,7 @@ pub enum Error {
 
     /// A stop signal (Ctrl-C, SIGTERM, SIGHUP) came while the data file was read, before
     /// training: nothing was trained, nothing saved, and a half-built cache was removed.
-    #[error("interrupted by {} while reading {}; nothing was trained or saved", crate::signals::name(*signal), path.display())]
+    #[error("interrupted by {} while reading {}; nothing was trained or saved", signal_name(*signal), path.display())]
     ReadInterrupted {
         /// The file being read.
         path: PathBuf,
@@ -198,7 +198,7 @@ pub enum Error {
 
     /// A stop signal came after the data was read but before the first training step (while
     /// the backend or the engine was set up): nothing was trained or saved.
-    #[error("interrupted by {} before training; nothing was trained or saved", crate::signals::name(*signal))]
+    #[error("interrupted by {} before training; nothing was trained or saved", signal_name(*signal))]
     InterruptedBeforeTraining {
         /// The signal's number.
         signal: i32,
@@ -212,7 +212,7 @@ pub enum Error {
     },
 
     /// Training was stopped by a signal (Ctrl-C, SIGTERM, SIGHUP).
-    #[error("interrupted at step {step} by {}{}", crate::signals::name(*signal), saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
+    #[error("interrupted at step {step} by {}{}", signal_name(*signal), saved.as_ref().map_or(String::new(), |p| format!("; saved checkpoint {}", p.display())))]
     Interrupted {
         /// The last completed step.
         step: u64,
@@ -395,5 +395,15 @@ fn wgpu_advice() -> String {
             )
         }
         Err(_) => "install a Vulkan driver (e.g. Debian's mesa-vulkan-drivers) or pick `--backend ndarray`".into(),
+    }
+}
+
+/// A stop signal's name, for messages.
+fn signal_name(signal: i32) -> &'static str {
+    match signal {
+        signal_hook::consts::SIGINT => "SIGINT",
+        signal_hook::consts::SIGTERM => "SIGTERM",
+        signal_hook::consts::SIGHUP => "SIGHUP",
+        _ => "a signal",
     }
 }

@@ -127,13 +127,3 @@ pub fn stop_before_training() -> crate::error::Result<()> {
         Some(signal) => Err(crate::error::Error::InterruptedBeforeTraining { signal }),
     }
 }
-
-/// The signal's name, for messages.
-pub fn name(signal: i32) -> &'static str {
-    match signal {
-        signal_hook::consts::SIGINT => "SIGINT",
-        signal_hook::consts::SIGTERM => "SIGTERM",
-        signal_hook::consts::SIGHUP => "SIGHUP",
-        _ => "a signal",
-    }
-}

@@ -6,6 +6,7 @@
 //! every backend trains on the same data.
 
 pub mod cache;
+pub mod delimiter_hint;
 pub mod out_of_core;
 pub mod predict_csv;
 pub mod predictions;

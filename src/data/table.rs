@@ -538,31 +538,6 @@ fn line_at<R: Read>(record: &csv::ByteRecord, rest: impl Fn(u64) -> R) -> u64 {
     position.line() + skipped
 }
 
-/// When a header reads as one column holding another delimiter (a `;` file read with `,`, or
-/// the reverse), a hint naming the flag that reads it: ` (the header reads as one column: is
-/// the file `;`-separated? pass --delimiter ';')`; else nothing.
-pub(crate) fn one_column_hint(columns: &[String]) -> String {
-    let [only] = columns else {
-        return String::new();
-    };
-    match [',', ';', '\t', '|']
-        .into_iter()
-        .find(|c| only.contains(*c))
-    {
-        Some(c) => {
-            let shown = if c == '\t' {
-                "\\t".to_string()
-            } else {
-                c.to_string()
-            };
-            format!(
-                " (the header reads as one column: is the file `{shown}`-separated? pass --delimiter '{shown}')"
-            )
-        }
-        None => String::new(),
-    }
-}
-
 /// Which file column goes where: checked against the header once, then used for every row.
 struct Layout {
     feature_names: Vec<String>,
@@ -578,7 +553,7 @@ impl Layout {
                 format!(
                     "no column `{name}` for the {role}; the columns are {}{}",
                     list(columns),
-                    one_column_hint(columns)
+                    crate::data::delimiter_hint::one_column_hint(columns)
                 )
             })
         };
@@ -1065,6 +1040,7 @@ mod tests {
 
     #[test]
     fn a_header_read_as_one_column_suggests_the_delimiter_it_holds() {
+        use crate::data::delimiter_hint::one_column_hint;
         let one = |s: &str| vec![s.to_string()];
         assert_eq!(
             one_column_hint(&one("a;b;y")),

@@ -298,7 +298,13 @@ impl TrainingConfig {
         // TOML has no null: one here is a float JSON cannot hold (`inf`, `nan`), which serde
         // would report as "invalid type: null".
         if is_toml(path) {
-            let non_finite = |v: &serde_json::Value| v.is_null();
+            fn non_finite(v: &serde_json::Value) -> bool {
+                match v {
+                    serde_json::Value::Null => true,
+                    serde_json::Value::Array(items) => items.iter().any(non_finite),
+                    _ => false,
+                }
+            }
             let in_data = overrides
                 .iter()
                 .filter(|(k, _)| k == "data")
@@ -339,31 +345,6 @@ impl TrainingConfig {
         // A value out of range is reported under the file's key, as the file wrote it (not
         // under the flag's name, nor after rounding to f32: `1e-50` is not `0`).
         // Keys of the `data` block are looked for inside it, and named `data.KEY`.
-        // The line's settings beside a table would be ignored: refused, as the flags are (only
-        // where they differ from the default: a config saved from a run lists every key).
-        let defaults = Self::default();
-        let ignored = |key: &str, differs: bool, why: String| {
-            (differs && pairs().any(|(k, _)| k == key))
-                .then(|| parse_error(format!("key `{key}`: {why}")))
-        };
-        let line_keys = [
-            ("true_w", config.true_w != defaults.true_w),
-            ("true_b", config.true_b != defaults.true_b),
-            ("noise", config.noise != defaults.noise),
-            ("x_low", config.x_low != defaults.x_low),
-            ("x_high", config.x_high != defaults.x_high),
-        ];
-        if let Some(data) = &config.data {
-            for (key, differs) in line_keys {
-                let why = format!(
-                    "describes the synthetic line; this config trains on {}",
-                    data.path
-                );
-                if let Some(error) = ignored(key, differs, why) {
-                    return Err(error);
-                }
-            }
-        }
         let data_pairs: Vec<(String, &serde_json::Value)> = pairs()
             .filter(|(k, _)| k.as_str() == "data")
             .filter_map(|(_, v)| v.as_object())

@@ -99,11 +99,6 @@ impl FileRoles {
     }
 }
 
-/// Whether `a` and `b` name the same existing file, by any spelling (links included).
-pub fn same_file(a: &Path, b: &Path) -> bool {
-    matches!(identity(a), Identity::Inode(..)) && identity(a) == identity(b)
-}
-
 /// The file `path` names, symlinks followed (up to 40, as the kernel does).
 fn identity(path: &Path) -> Identity {
     let mut current = path.to_path_buf();

@@ -145,7 +145,7 @@ pub struct Overrides {
     )]
     pub features: Option<Vec<String>>,
     /// The CSV's delimiter.
-    #[arg(long, value_name = "CHAR", help_heading = "Data",
+    #[arg(value_parser = delimiter_value, long, value_name = "CHAR", help_heading = "Data",
           help = with_default("The CSV field delimiter, one ASCII character", TableConfig::new("", "").delimiter))]
     pub delimiter: Option<char>,
     /// Scale each CSV feature to mean 0, std 1 over the training rows while training (the
@@ -644,6 +644,21 @@ fn find_recorded_cache_dir(data: &mut TableConfig, resume: &std::path::Path) -> 
                 resume.display()
             ),
         }),
+    }
+}
+
+/// A `--delimiter` value: one character, or `\t` (or `tab`) for a tab, which a shell does not
+/// pass as one character without quoting tricks.
+pub fn delimiter_value(text: &str) -> std::result::Result<char, String> {
+    match text {
+        "\\t" | "tab" => Ok('\t'),
+        _ => {
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) => Ok(c),
+                _ => Err(format!("`{text}` is not one character (a tab is `\\t`)")),
+            }
+        }
     }
 }
 

@@ -91,7 +91,7 @@ pub struct WorkloadArgs {
     #[arg(long, value_enum)]
     pub activation: Option<Activation>,
     /// The CSV field delimiter, one ASCII character [default: ,]
-    #[arg(long, value_name = "CHAR")]
+    #[arg(value_parser = crate::plan::delimiter_value, long, value_name = "CHAR")]
     pub delimiter: Option<char>,
     /// Scale each feature to mean 0, std 1 over the training rows (the default)
     #[arg(long, overrides_with = "no_standardize")]

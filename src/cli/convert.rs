@@ -46,7 +46,13 @@ pub(super) fn run(args: &ConvertArgs) -> Result<()> {
     // Variables of other namespaces or models are not carried over: say which (read before
     // the save, which may replace the input). In place, that would lose them: refused.
     let others = checkpoint::inspect(&args.input)?.others;
-    if !others.is_empty() && crate::file_roles::same_file(&args.input, &args.output) {
+    // The output resolves to the input (the same path, or a symlink to it; a hard link is
+    // replaced by the save's rename, which leaves the input as it was).
+    let resolves_to_input = matches!(
+        (std::fs::canonicalize(&args.input), std::fs::canonicalize(&args.output)),
+        (Ok(a), Ok(b)) if a == b
+    );
+    if !others.is_empty() && resolves_to_input {
         return Err(Error::ConvertInPlaceDrops {
             path: args.input.clone(),
             others: others.join(", "),

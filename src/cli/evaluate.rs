@@ -26,7 +26,7 @@ pub struct EvaluateArgs {
     #[arg(long, value_name = "COLUMN")]
     pub target: Option<String>,
     /// The file's delimiter [default: the one the model was trained with, else ,]
-    #[arg(long, value_name = "CHAR")]
+    #[arg(value_parser = crate::plan::delimiter_value, long, value_name = "CHAR")]
     pub delimiter: Option<char>,
     /// Skip rows with an empty or non-numeric cell in a column in use (they are counted).
     #[arg(long)]

@@ -29,7 +29,7 @@ pub struct OlsArgs {
     #[arg(long, value_delimiter = ',', value_name = "A,B,..")]
     pub features: Option<Vec<String>>,
     /// The field delimiter.
-    #[arg(long, value_name = "CHAR", help = default_is("The field delimiter", TableConfig::new("", "").delimiter))]
+    #[arg(value_parser = crate::plan::delimiter_value, long, value_name = "CHAR", help = default_is("The field delimiter", TableConfig::new("", "").delimiter))]
     pub delimiter: Option<char>,
     /// Fraction of rows held out for validation (the same split `train` makes with this seed).
     #[arg(long, value_name = "F", allow_negative_numbers = true, help = default_is("Fraction of rows held out for validation (the same split `train` makes with this seed)", TableConfig::new("", "").val_frac))]

@@ -41,7 +41,7 @@ pub struct PredictArgs {
     #[arg(long, value_name = "FILE.csv", requires = "data")]
     pub out: Option<PathBuf>,
     /// The --data file's delimiter [default: the one the model was trained with, else ,]
-    #[arg(long, value_name = "CHAR", requires = "data")]
+    #[arg(value_parser = crate::plan::delimiter_value, long, value_name = "CHAR", requires = "data")]
     pub delimiter: Option<char>,
     /// The activation of an autograd-written MLP file (which does not record it) [default: tanh]
     #[arg(long, value_enum)]

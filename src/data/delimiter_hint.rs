@@ -4,15 +4,18 @@
 /// When a header reads as one column holding another delimiter (a `;` file read with `,`, or
 /// the reverse), a hint naming the flag that reads it: ` (the header reads as one column: is
 /// the file `;`-separated? pass --delimiter ';')`; else nothing.
-pub fn one_column_hint(columns: &[String]) -> String {
+/// `in_use`: the delimiter the file was read with, never suggested (a quoted name may hold it).
+pub fn one_column_hint(columns: &[String], in_use: Option<char>) -> String {
     let [only] = columns else {
         return String::new();
     };
     match [',', ';', '\t', '|']
         .into_iter()
+        .filter(|c| Some(*c) != in_use)
         .find(|c| only.contains(*c))
     {
         Some(c) => {
+            // `\t` is what --delimiter takes for a tab.
             let shown = if c == '\t' {
                 "\\t".to_string()
             } else {

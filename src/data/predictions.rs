@@ -60,7 +60,7 @@ pub fn feature_columns(
                     "no column `{f}` (the model's features: {}; the file has: {}){}",
                     features.join(", "),
                     names.join(", "),
-                    crate::data::delimiter_hint::one_column_hint(names)
+                    crate::data::delimiter_hint::one_column_hint(names, None)
                 )
             })
         })

@@ -553,7 +553,10 @@ impl Layout {
                 format!(
                     "no column `{name}` for the {role}; the columns are {}{}",
                     list(columns),
-                    crate::data::delimiter_hint::one_column_hint(columns)
+                    crate::data::delimiter_hint::one_column_hint(
+                        columns,
+                        Some(char::from(options.delimiter))
+                    )
                 )
             })
         };
@@ -1042,14 +1045,17 @@ mod tests {
     fn a_header_read_as_one_column_suggests_the_delimiter_it_holds() {
         use crate::data::delimiter_hint::one_column_hint;
         let one = |s: &str| vec![s.to_string()];
+        let one_column_hint_for = |columns: &[String]| one_column_hint(columns, None);
         assert_eq!(
-            one_column_hint(&one("a;b;y")),
+            one_column_hint_for(&one("a;b;y")),
             " (the header reads as one column: is the file `;`-separated? pass --delimiter ';')"
         );
-        assert!(one_column_hint(&one("a,b")).contains("--delimiter ','"));
-        assert!(one_column_hint(&one("a\tb")).contains("--delimiter '\\t'"));
-        assert_eq!(one_column_hint(&one("y")), "");
-        assert_eq!(one_column_hint(&["a;b".into(), "y".into()]), "");
+        assert!(one_column_hint_for(&one("a,b")).contains("--delimiter ','"));
+        assert!(one_column_hint_for(&one("a\tb")).contains("--delimiter '\\t'"));
+        assert_eq!(one_column_hint_for(&one("y")), "");
+        assert_eq!(one_column_hint_for(&["a;b".into(), "y".into()]), "");
+        // Not the delimiter the file was read with (a quoted name holding it).
+        assert_eq!(one_column_hint(&one("a,b"), Some(',')), "");
         let predicted = crate::data::predictions::checked_prediction(5e39, "line 2").unwrap_err();
         assert_eq!(
             predicted,

@@ -112,12 +112,7 @@ impl GatherRows {
             // The rows are random: ask for the one PREFETCH rows ahead now, so that its cache
             // miss overlaps this row's copy.
             if let Some(&ahead) = picked.get(i + PREFETCH) {
-                let ahead = self.row(ahead as usize);
-                prefetch(ahead);
-                if self.stride > LINE_FLOATS {
-                    // A row of more than a line: its end as well.
-                    prefetch(&ahead[self.d..]);
-                }
+                self.prefetch_row(ahead);
             }
             let row = self.row(r as usize);
             append_row(x, &row[..self.d]);
@@ -125,14 +120,20 @@ impl GatherRows {
         }
     }
 
+    /// Asks for row `r` to be brought into the cache (both its ends for a row of more than a
+    /// line).
+    #[inline(always)]
+    fn prefetch_row(&self, r: u32) {
+        let row = self.row(r as usize);
+        prefetch(row);
+        if self.stride > LINE_FLOATS {
+            prefetch(&row[self.d..]);
+        }
+    }
+
     /// Floats from one row to the next: the rows [`Self::gather_whole_rows`] hands out.
     pub fn stride(&self) -> usize {
         self.stride
-    }
-
-    /// Features per row.
-    pub fn features(&self) -> usize {
-        self.d
     }
 
     /// The rows `picked`, in order, into `out` (cleared first) as they are laid out here: each
@@ -144,15 +145,11 @@ impl GatherRows {
         out.reserve(picked.len() * self.stride);
         // The first rows' misses all at once, rather than one by one as the copy reaches them.
         for &r in picked.iter().take(PREFETCH) {
-            prefetch(self.row(r as usize));
+            self.prefetch_row(r);
         }
         for (i, &r) in picked.iter().enumerate() {
             if let Some(&ahead) = picked.get(i + PREFETCH) {
-                let ahead = self.row(ahead as usize);
-                prefetch(ahead);
-                if self.stride > LINE_FLOATS {
-                    prefetch(&ahead[self.d..]);
-                }
+                self.prefetch_row(ahead);
             }
             let at = self.start + r as usize * self.stride;
             match self.stride {

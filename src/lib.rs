@@ -47,6 +47,7 @@ pub mod ols;
 pub mod optim;
 pub mod plan;
 pub mod plot;
+pub mod prefetch;
 #[doc(hidden)]
 pub mod progress;
 pub mod report;

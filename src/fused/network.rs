@@ -26,7 +26,7 @@ use crate::data::streamed_batches::StreamedBatches;
 use crate::data::table::HostBatches;
 use crate::engine::{Chunk, Engine, EngineKind};
 use crate::error::{Error, Result};
-use crate::fused_step::dense::{DenseStep, Loss, threads_for};
+use crate::fused_step::dense::{BatchRows, DenseStep, Loss, threads_for};
 use crate::model::ModelSpec;
 use crate::optim::Optimizer;
 use crate::rng::philox::LineStream;
@@ -37,6 +37,9 @@ enum Batches {
     Sine(SineData),
     /// A table's training rows, scaled, with their targets, gathered on the host.
     Table(HostBatches),
+    /// The same for a linear model on a narrow table, its rows read where they lie
+    /// (`DenseStep::step_rows`).
+    TableInPlace(HostBatches),
     /// A table's training rows (row-major) and targets, scaled, for the GPU kernel to upload
     /// (it gathers its batches on the device, in the order `epoch_permutation` gives).
     #[cfg_attr(not(feature = "wgpu-backend"), allow(dead_code))]
@@ -50,21 +53,13 @@ enum Batches {
 }
 
 impl Batches {
-    /// Floats per row when the batches come as whole rows (a table's, for a linear model).
-    fn whole_row_stride(&self) -> Option<usize> {
-        match self {
-            Batches::Table(host) => host.whole_row_stride(),
-            _ => None,
-        }
-    }
-
     /// The batch of step `step` (1-based) into `x`, `y`.
     fn fill(&mut self, step: u64, batch: usize, x: &mut Vec<f32>, y: &mut Vec<f32>) -> Result<()> {
         match self {
             Batches::Line(stream) => (*x, *y) = stream.batch(step, batch),
             Batches::Sine(sine) => (*x, *y) = sine.host_batch(step),
             Batches::Streamed(streamed) => streamed.fill(step, x, y)?,
-            Batches::Table(host) => host.fill(step, x, y),
+            Batches::Table(host) | Batches::TableInPlace(host) => host.fill(step, x, y),
             Batches::DeviceTable { .. } => {
                 unreachable!("a table's rows for the device are uploaded, not gathered here")
             }
@@ -190,10 +185,10 @@ impl FusedNetworkTrainer {
                 moments.as_ref().map(|(m, v)| (&m[..], &v[..])),
                 loss,
             );
-            // A linear model on a narrow table takes its batches as whole rows.
+            // A linear model on a narrow table reads its rows where they lie.
             let batches = match batches {
                 Batches::Table(host) if state.takes_whole_rows(host.rows().stride()) => {
-                    Batches::Table(host.whole_rows())
+                    Batches::TableInPlace(host)
                 }
                 other => other,
             };
@@ -263,7 +258,9 @@ impl FusedNetworkTrainer {
             Batches::Streamed(_) => unreachable!("taken above"),
             Batches::Line(stream) => (GpuBatches::Line(*stream), None),
             Batches::Sine(sine) => (GpuBatches::Sine(sine.stream()), None),
-            Batches::Table(_) => unreachable!("the CPU stepper's batches"),
+            Batches::Table(_) | Batches::TableInPlace(_) => {
+                unreachable!("the CPU stepper's batches")
+            }
             Batches::DeviceTable { x, y, seed } => {
                 let (n, seed) = (y.len(), *seed);
                 let order =
@@ -362,11 +359,21 @@ impl FusedNetworkTrainer {
                 let mut loss = f32::NAN;
                 for done in 0..steps {
                     let step = self.step + done + 1;
-                    batches.fill(step, self.batch, x, y)?;
                     let t = self.updates + 1;
-                    loss = match batches.whole_row_stride() {
-                        Some(stride) => state.step_rows(x, stride, &self.optimizer, t),
-                        None => state.step(x, y, &self.optimizer, t, *threads),
+                    loss = match batches {
+                        Batches::TableInPlace(host) => {
+                            let picked = host.picked(step);
+                            let rows = BatchRows::Picked {
+                                table: picked.table,
+                                order: picked.order,
+                                batch: picked.batch,
+                            };
+                            state.step_rows(rows, picked.stride, &self.optimizer, t)
+                        }
+                        _ => {
+                            batches.fill(step, self.batch, x, y)?;
+                            state.step(x, y, &self.optimizer, t, *threads)
+                        }
                     };
                     if !loss.is_finite() {
                         return Ok((done, loss));

@@ -2,10 +2,12 @@
 //! CPU engine's, and an out-of-core window's): each row's features and its target side by side,
 //! a row of up to 16 values padded to a power of two and the rows aligned to 64-byte cache
 //! lines, so that no such row straddles two lines, and the rows of a batch prefetched ahead of
-//! their copy. A random row is then one cache miss, where separate feature and target
+//! their copy (or read in place by a step that can: [`GatherRows::as_rows`]). A random row is then one cache miss, where separate feature and target
 //! arrays cost two or three (a 10-feature row straddles two lines half the time, and its target
 //! sits in a third): on a 1,000,000-row, 10-feature table the fused epoch's gather is the
 //! step's largest part (see docs/benchmarks.md).
+
+use crate::prefetch::prefetch;
 
 /// Bytes in a cache line (x86-64 and most ARM cores).
 const LINE_BYTES: usize = 64;
@@ -131,37 +133,15 @@ impl GatherRows {
         }
     }
 
-    /// Floats from one row to the next: the rows [`Self::gather_whole_rows`] hands out.
+    /// Floats from one row to the next (see [`Self::as_rows`]).
     pub fn stride(&self) -> usize {
         self.stride
     }
 
-    /// The rows `picked`, in order, into `out` (cleared first) as they are laid out here: each
-    /// [`Self::stride`] floats, its features, its target, then zeros. One aligned copy a row,
-    /// and no second pass to split features from targets: the fused linear step of a narrow
-    /// table reads them so (see `DenseStep::step_rows`).
-    pub fn gather_whole_rows(&self, picked: &[u32], out: &mut Vec<f32>) {
-        out.clear();
-        out.reserve(picked.len() * self.stride);
-        // The first rows' misses all at once, rather than one by one as the copy reaches them.
-        for &r in picked.iter().take(PREFETCH) {
-            self.prefetch_row(r);
-        }
-        for (i, &r) in picked.iter().enumerate() {
-            if let Some(&ahead) = picked.get(i + PREFETCH) {
-                self.prefetch_row(ahead);
-            }
-            let at = self.start + r as usize * self.stride;
-            match self.stride {
-                16 => out.extend_from_slice(
-                    &<[f32; 16]>::try_from(&self.data[at..at + 16]).expect("16"),
-                ),
-                8 => {
-                    out.extend_from_slice(&<[f32; 8]>::try_from(&self.data[at..at + 8]).expect("8"))
-                }
-                stride => append_row(out, &self.data[at..at + stride]),
-            }
-        }
+    /// The rows as they lie: row `r` at `r × stride`, its features, its target, then zeros
+    /// (a step reads them in place so: see `HostBatches::picked`).
+    pub fn as_rows(&self) -> &[f32] {
+        &self.data[self.start..][..self.rows * self.stride]
     }
 
     /// The features (row-major) and the targets, apart again.
@@ -191,20 +171,6 @@ fn advise_huge_pages(data: &[f32]) {
             // SAFETY: madvise only advises about [begin, end), which lies within `data`.
             unsafe { libc::madvise(begin as *mut libc::c_void, end - begin, libc::MADV_HUGEPAGE) };
         }
-    }
-}
-
-/// A hint that `data[0]` will be read soon (no effect off x86-64).
-#[inline(always)]
-fn prefetch<T>(data: &[T]) {
-    #[cfg(target_arch = "x86_64")]
-    if let Some(first) = data.first() {
-        // SAFETY: a prefetch is only a hint; the pointer is valid.
-        unsafe {
-            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
-                (first as *const T).cast(),
-            )
-        };
     }
 }
 
@@ -244,13 +210,12 @@ mod tests {
             let want_y: Vec<f32> = picked.iter().map(|&r| y[r as usize]).collect();
             assert_eq!(bx, want_x, "d = {d}");
             assert_eq!(by, want_y, "d = {d}");
-            let mut whole = vec![7.0];
-            table.gather_whole_rows(&picked, &mut whole);
             let stride = table.stride();
-            assert_eq!(whole.len(), picked.len() * stride, "d = {d}");
-            for (row, &r) in whole.chunks_exact(stride).zip(&picked) {
-                assert_eq!(&row[..d], &x[r as usize * d..][..d], "d = {d}");
-                assert_eq!(row[d], y[r as usize], "d = {d}");
+            let laid_out = table.as_rows();
+            assert_eq!(laid_out.len(), rows * stride, "d = {d}");
+            for (r, row) in laid_out.chunks_exact(stride).enumerate() {
+                assert_eq!(&row[..d], &x[r * d..][..d], "d = {d}");
+                assert_eq!(row[d], y[r], "d = {d}");
                 assert!(row[d + 1..].iter().all(|v| *v == 0.0), "d = {d}: padding");
             }
             assert_eq!(table.split(), (x, y), "d = {d}");

@@ -8,7 +8,11 @@
 //! rows of step `s + 1` do not depend on step `s`, so while the step trains on one core the
 //! next batches are gathered on another. The batches are the same either way (one thread
 //! gathers them, in step order); only when they are gathered changes.
+//!
+//! A step that reads its rows where they lie (the fused linear step of a narrow table) asks
+//! for them with [`HostBatches::picked`] instead: no copy, no thread.
 
+use std::ops::Range;
 use std::sync::Arc;
 use std::sync::mpsc::{Receiver, Sender, SyncSender, TryRecvError};
 
@@ -24,7 +28,7 @@ pub const AHEAD_MIN_BATCH: usize = 256;
 /// Batches gathered ahead at most.
 const AHEAD_DEPTH: usize = 4;
 
-/// One batch: features (row-major) and targets, or whole rows and no targets.
+/// One batch: features (row-major) and targets.
 #[derive(Default)]
 struct Batch {
     x: Vec<f32>,
@@ -49,8 +53,6 @@ pub struct HostBatches {
     orders: EpochOrders,
     /// Whether batches are gathered ahead.
     gather_ahead: bool,
-    /// Whether a batch is handed out as whole rows (see [`Self::whole_rows`]).
-    whole_rows: bool,
     ahead: Option<AheadHandle>,
 }
 
@@ -81,17 +83,8 @@ impl HostBatches {
             seed,
             batch,
             gather_ahead,
-            whole_rows: false,
             ahead: None,
         }
-    }
-
-    /// Batches handed out as whole rows: [`Self::fill`]'s `x` then holds the rows as
-    /// [`GatherRows::gather_whole_rows`] lays them out (features, target, zeros) and `y` is
-    /// empty.
-    pub fn whole_rows(mut self) -> Self {
-        self.whole_rows = true;
-        self
     }
 
     /// The rows.
@@ -104,28 +97,18 @@ impl HostBatches {
         self.seed
     }
 
-    /// Floats per row of a batch handed out as whole rows; `None` for features and targets apart.
-    pub fn whole_row_stride(&self) -> Option<usize> {
-        self.whole_rows.then(|| self.rows.stride())
-    }
-
     /// Rows per step (the last of an epoch may have fewer).
     pub fn batch(&self) -> usize {
         self.batch
     }
 
-    /// The batch of step `step` (from 1) into `x` and `y` (replacing what they held); as whole
-    /// rows in `x` when so made ([`Self::whole_rows`]).
+    /// The batch of step `step` (from 1) into `x` and `y` (replacing what they held).
     pub fn fill(&mut self, step: u64, x: &mut Vec<f32>, y: &mut Vec<f32>) {
         // Not the step the thread gathers next (the first step, or after a jump): a new thread
         // from this step on.
         if self.gather_ahead && self.ahead.as_ref().is_none_or(|a| a.0.next != step) {
-            let shape = Shape {
-                batch: self.batch,
-                whole_rows: self.whole_rows,
-            };
             self.ahead =
-                start_ahead(Arc::clone(&self.rows), self.seed, shape, step).map(AheadHandle);
+                start_ahead(Arc::clone(&self.rows), self.seed, self.batch, step).map(AheadHandle);
             // No thread to be had: gather here from now on.
             self.gather_ahead = self.ahead.is_some();
         }
@@ -141,19 +124,51 @@ impl HostBatches {
         }
         // No thread (gathering here, or none could be started, or it died): this one.
         self.ahead = None;
-        let shape = Shape {
-            batch: self.batch,
-            whole_rows: self.whole_rows,
-        };
-        fill_step(&self.rows, &mut self.orders, shape, step, x, y);
+        let (order, batch) = step_rows(&mut self.orders, self.rows.rows(), self.batch, step);
+        self.rows.gather(&order[batch], x, y);
+    }
+
+    /// The rows of step `step` (from 1) where they lie in the table, for a step that reads them
+    /// there (any thread gathering ahead is stopped).
+    pub fn picked(&mut self, step: u64) -> PickedRows<'_> {
+        self.ahead = None;
+        self.gather_ahead = false;
+        let (order, batch) = step_rows(&mut self.orders, self.rows.rows(), self.batch, step);
+        PickedRows {
+            table: self.rows.as_rows(),
+            stride: self.rows.stride(),
+            order,
+            batch,
+        }
     }
 }
 
-/// What a batch is: its rows, and whether they are handed out whole.
-#[derive(Clone, Copy, Debug)]
-struct Shape {
+/// A step's rows where they lie: rows `order[batch]` of `table`, row `r` at `r × stride`
+/// (its features, its target, zeros). `order` is the epoch's, so the rows after the batch are
+/// the next steps' (to prefetch).
+#[derive(Debug)]
+pub struct PickedRows<'a> {
+    /// The table's rows, from row 0.
+    pub table: &'a [f32],
+    /// Floats from one row to the next.
+    pub stride: usize,
+    /// The epoch's order of the rows.
+    pub order: &'a [u32],
+    /// The step's part of `order`.
+    pub batch: Range<usize>,
+}
+
+/// Step `step`'s epoch order of a table of `n` rows, and the step's range of it.
+fn step_rows(
+    orders: &mut EpochOrders,
+    n: usize,
     batch: usize,
-    whole_rows: bool,
+    step: u64,
+) -> (&[u32], Range<usize>) {
+    let per_epoch = n.div_ceil(batch) as u64;
+    let order = orders.get((step - 1) / per_epoch);
+    let start = ((step - 1) % per_epoch) as usize * batch;
+    (order, start..(start + batch).min(n))
 }
 
 /// The next batch: waited for by polling for up to [`SPIN`] first (the gathering thread is
@@ -178,38 +193,15 @@ fn receive(filled: &Receiver<Batch>) -> Result<Batch, std::sync::mpsc::RecvError
 /// How long [`receive`] polls before it blocks.
 const SPIN: std::time::Duration = std::time::Duration::from_micros(200);
 
-/// Step `step`'s batch of `rows` into `x`, `y` (or whole rows into `x`).
-fn fill_step(
-    rows: &GatherRows,
-    orders: &mut EpochOrders,
-    shape: Shape,
-    step: u64,
-    x: &mut Vec<f32>,
-    y: &mut Vec<f32>,
-) {
-    let Shape { batch, whole_rows } = shape;
-    let n = rows.rows();
-    let per_epoch = n.div_ceil(batch) as u64;
-    let order = orders.get((step - 1) / per_epoch);
-    let start = ((step - 1) % per_epoch) as usize * batch;
-    let picked = &order[start..(start + batch).min(n)];
-    if whole_rows {
-        rows.gather_whole_rows(picked, x);
-        y.clear();
-    } else {
-        rows.gather(picked, x, y);
-    }
-}
-
 /// A thread gathering the batches of steps `first`, `first + 1`, … ahead; it ends when the
 /// returned side is dropped. `None` when no thread can be started (then batches are gathered
 /// in the caller's thread).
-fn start_ahead(rows: Arc<GatherRows>, seed: u64, shape: Shape, first: u64) -> Option<Ahead> {
+fn start_ahead(rows: Arc<GatherRows>, seed: u64, batch: usize, first: u64) -> Option<Ahead> {
     let (filled_tx, filled) = std::sync::mpsc::sync_channel::<Batch>(AHEAD_DEPTH);
     let (empty, empty_rx) = std::sync::mpsc::channel::<Batch>();
     std::thread::Builder::new()
         .name("burnfit-gather".into())
-        .spawn(move || gather_ahead(&rows, seed, shape, first, &filled_tx, &empty_rx))
+        .spawn(move || gather_ahead(&rows, seed, batch, first, &filled_tx, &empty_rx))
         .ok()?;
     Some(Ahead {
         next: first,
@@ -223,20 +215,21 @@ fn start_ahead(rows: Arc<GatherRows>, seed: u64, shape: Shape, first: u64) -> Op
 fn gather_ahead(
     rows: &GatherRows,
     seed: u64,
-    shape: Shape,
+    batch_rows: usize,
     first: u64,
     filled: &SyncSender<Batch>,
     empty: &Receiver<Batch>,
 ) {
     let mut orders = EpochOrders::new(rows.rows(), seed);
     for step in first.. {
-        let mut batch = match empty.try_recv() {
+        let mut buffers = match empty.try_recv() {
             Ok(buffers) => buffers,
             Err(TryRecvError::Empty) => Batch::default(),
             Err(TryRecvError::Disconnected) => return,
         };
-        fill_step(rows, &mut orders, shape, step, &mut batch.x, &mut batch.y);
-        if filled.send(batch).is_err() {
+        let (order, range) = step_rows(&mut orders, rows.rows(), batch_rows, step);
+        rows.gather(&order[range], &mut buffers.x, &mut buffers.y);
+        if filled.send(buffers).is_err() {
             return;
         }
     }
@@ -276,21 +269,31 @@ mod tests {
         seen.sort_unstable();
         assert_eq!(seen, (0..1000).collect::<Vec<_>>());
 
-        // Whole rows: the same rows, each its 3 features and its target (4 floats).
-        let mut whole = HostBatches::with_gathering(table(1000, 3), 9, 300, true).whole_rows();
-        assert_eq!(whole.whole_row_stride(), Some(4));
-        let (mut wx, mut wy) = (Vec::new(), vec![1.0]);
+        // In place: the same rows, each its 3 features and its target (4 floats); the order
+        // after the batch is the epoch's rest.
         for step in steps {
             here.fill(step, &mut hx, &mut hy);
-            whole.fill(step, &mut wx, &mut wy);
-            assert!(wy.is_empty(), "step {step}");
+            let picked = ahead.picked(step);
+            assert_eq!(
+                (picked.stride, picked.order.len()),
+                (4, 1000),
+                "step {step}"
+            );
             let want: Vec<f32> = hx
                 .chunks_exact(3)
                 .zip(&hy)
                 .flat_map(|(x, y)| [x[0], x[1], x[2], *y])
                 .collect();
-            assert_eq!(wx, want, "step {step}");
+            let got: Vec<f32> = picked.order[picked.batch.clone()]
+                .iter()
+                .flat_map(|&r| picked.table[r as usize * 4..][..4].iter().copied())
+                .collect();
+            assert_eq!(got, want, "step {step}");
         }
+        // Filling again after reading in place.
+        ahead.fill(7, &mut ax, &mut ay);
+        here.fill(7, &mut hx, &mut hy);
+        assert_eq!((&hx, &hy), (&ax, &ay));
     }
 
     #[test]

@@ -24,6 +24,7 @@ use crate::model::{Activation, ModelSpec};
 use crate::optim::{Adam, Optimizer, pow_by_squaring};
 use math::TILE;
 
+pub use linear_rows::BatchRows;
 pub use team::threads_for;
 
 /// The objective a step minimises: the mean loss, Huber's δ (in the training space), and the
@@ -490,13 +491,20 @@ impl DenseStep {
 
     /// [`Self::step`] for a linear model ([`Self::takes_whole_rows`]) on a batch of whole rows:
     /// `stride` floats a row, its features, its target, zeros (see [`linear_rows`]).
-    pub fn step_rows(&mut self, rows: &[f32], stride: usize, optimizer: &Optimizer, t: u64) -> f32 {
+    pub fn step_rows(
+        &mut self,
+        rows: BatchRows<'_>,
+        stride: usize,
+        optimizer: &Optimizer,
+        t: u64,
+    ) -> f32 {
         debug_assert!(self.takes_whole_rows(stride));
         let out = self.layout.output();
         let d = out.fan_in;
         let mut w = [0.0f32; 16];
         w[..d].copy_from_slice(&self.params[out.w..][..d]);
         let b = self.params[out.b];
+        let n = rows.len(stride);
         let sums = linear_rows::row_sums(self.isa, rows, stride, d, &w, b, self.loss);
         if self.grads.is_empty() {
             self.grads.push(vec![0.0; self.layout.len()]);
@@ -505,7 +513,7 @@ impl DenseStep {
         grads.fill(0.0);
         grads[out.w..][..d].copy_from_slice(&sums.lanes[..d]);
         grads[out.b] = sums.bias;
-        let loss = (sums.loss / (rows.len() / stride) as f64) as f32;
+        let loss = (sums.loss / n as f64) as f32;
         if loss.is_finite() {
             self.update(optimizer, t);
         }

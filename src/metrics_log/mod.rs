@@ -105,22 +105,22 @@ pub struct MetricsLog {
     last_step: Option<u64>,
 }
 
-/// Locks the metrics file at `path` for this run, or says who holds it.
+/// Locks the metrics file at `path` for this run, or says who holds it. A destination that
+/// cannot be written (a missing directory, a read-only one) is reported as for a checkpoint's
+/// (the same message and exit code as `--out`'s).
 fn lock(path: &Path) -> Result<FileLock> {
-    FileLock::acquire(path).map_err(|problem| {
-        metrics_error(
+    FileLock::acquire(path).map_err(|problem| match problem {
+        LockError::Busy(_) => metrics_error(
             path,
-            match problem {
-                LockError::Busy(_) => {
-                    format!("{problem}; wait for it to finish, or log to another file")
-                }
-                // A missing directory, a read-only one: the usual destination message.
-                LockError::Io(_) => match crate::checkpoint::check_destination(path, true) {
-                    Err(Error::CheckpointWrite { message, .. }) => message,
-                    _ => problem.to_string(),
-                },
+            format!("{problem}; wait for it to finish, or log to another file"),
+        ),
+        LockError::Io(_) => match crate::checkpoint::check_destination(path, true) {
+            Err(error @ Error::CheckpointWrite { .. }) => error,
+            _ => Error::CheckpointWrite {
+                path: path.to_owned(),
+                message: problem.to_string(),
             },
-        )
+        },
     })
 }
 

@@ -239,6 +239,42 @@ fn bad_destinations_are_named_before_any_work() {
 }
 
 #[test]
+fn every_output_in_a_missing_directory_is_the_same_error_and_exit_code() {
+    // --out, --metrics and --plot: "cannot write FILE: DIR does not exist", exit 1 (an
+    // unwritable destination), before any work and with the other outputs untouched.
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out.json");
+    let missing = dir.path().join("missing");
+    for (flag, name) in [
+        ("--out", "m.json"),
+        ("--metrics", "m.csv"),
+        ("--plot", "m.svg"),
+    ] {
+        let dest = missing.join(name);
+        let mut args: Vec<std::ffi::OsString> = ["train", "--backend", "ndarray", "--steps", "3"]
+            .map(Into::into)
+            .to_vec();
+        if flag != "--out" {
+            args.extend(["--out".into(), out.clone().into_os_string()]);
+        }
+        args.extend([flag.into(), dest.clone().into_os_string()]);
+        let output = burnfit().args(&args).output().unwrap();
+        assert_eq!(output.status.code(), Some(1), "{flag}");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            stderr.trim_end(),
+            format!(
+                "error: cannot write {}: {} does not exist",
+                dest.display(),
+                missing.display()
+            ),
+            "{flag}"
+        );
+        assert!(!out.exists(), "{flag}: nothing trained or saved");
+    }
+}
+
+#[test]
 fn predict_rejects_bad_numbers() {
     for (x, expected) in [
         ("1,abc", "\"abc\" is not a number"),

@@ -74,7 +74,7 @@ impl WindowReader {
         let total = cache.rows();
         let block_rows = self.rows.block_rows();
         let capacity = blocks.len() * block_rows;
-        let mut rows = GatherRows::with_capacity(capacity, d);
+        let mut rows = GatherRows::compact_with_capacity(capacity, d);
         let (mut bytes, mut values) = (Vec::new(), Vec::new());
         let s = &self.scaling;
         for &block in blocks {

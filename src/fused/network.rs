@@ -37,7 +37,7 @@ enum Batches {
     Sine(SineData),
     /// A table's training rows, scaled, with their targets, gathered on the host.
     Table(HostBatches),
-    /// The same for a linear model on a narrow table, its rows read where they lie
+    /// The same for a linear model (any number of features), its rows read where they lie
     /// (`DenseStep::step_rows`).
     TableInPlace(HostBatches),
     /// A table's training rows (row-major) and targets, scaled, for the GPU kernel to upload
@@ -185,7 +185,7 @@ impl FusedNetworkTrainer {
                 moments.as_ref().map(|(m, v)| (&m[..], &v[..])),
                 loss,
             );
-            // A linear model on a narrow table reads its rows where they lie.
+            // A linear model on a table reads its rows where they lie.
             let batches = match batches {
                 Batches::Table(host) if state.takes_whole_rows(host.rows().stride()) => {
                     Batches::TableInPlace(host)

@@ -10,18 +10,12 @@ use burnfit::report::FitComparison;
 use burnfit::{Checkpoint, Engine, EngineKind, Trainer};
 use predicates::str::contains;
 
-use crate::common::{backends, burnfit, serial};
+use crate::common::{backends, burnfit, serial, uniform_stream};
 
 /// y = 3·a − 2·b + 0.5·c + 4 + N(0, 0.1²), with features of different scales (so that
 /// standardization matters) and a deterministic pseudo-random generator.
 pub fn write_linear_csv(path: &Path, rows: usize) {
-    let mut state = 0x1234_5678_u64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut uniform = uniform_stream(0x1234_5678_u64);
     let mut text = String::from("a,b,c,y\n");
     for _ in 0..rows {
         let a = uniform() * 10.0 - 5.0;
@@ -33,6 +27,29 @@ pub fn write_linear_csv(path: &Path, rows: usize) {
             * 0.1;
         let y = 3.0 * a - 2.0 * b + 0.5 * c + 4.0 + noise;
         text.push_str(&format!("{a},{b},{c},{y}\n"));
+    }
+    std::fs::write(path, text).unwrap();
+}
+
+/// A table of `rows` rows of 20 features on different scales and `y`, a linear function of
+/// them plus noise: wider than a cache line's 16 floats with its target.
+fn write_wide_csv(path: &Path, rows: usize) {
+    let mut uniform = uniform_stream(0x9e37_79b9_u64);
+    let names: Vec<String> = (0..20).map(|k| format!("x{k}")).collect();
+    let mut text = format!("{},y\n", names.join(","));
+    for _ in 0..rows {
+        let x: Vec<f64> = (0..20)
+            .map(|k| (uniform() - 0.5) * (1 + k % 5) as f64 * 3.0 + k as f64)
+            .collect();
+        let y = x
+            .iter()
+            .enumerate()
+            .map(|(k, v)| v * (k as f64 * 0.3 - 2.5))
+            .sum::<f64>()
+            + 1.5
+            + (uniform() - 0.5) * 0.2;
+        let cells: Vec<String> = x.iter().map(f64::to_string).collect();
+        text.push_str(&format!("{},{y}\n", cells.join(",")));
     }
     std::fs::write(path, text).unwrap();
 }
@@ -523,10 +540,15 @@ fn state_values(c: &Checkpoint) -> Vec<f32> {
 fn the_fused_engine_fits_a_table_like_the_autodiff_engine_and_resumes_exactly() {
     let _guard = serial();
     let dir = tempfile::tempdir().unwrap();
-    let csv = linear_csv(dir.path(), 1000);
-    let config = csv_config(&csv, 1000, 64);
-    for backend in backends() {
-        let kind = backend.kind;
+    // 3 features (rows of 4 floats on the host) and 20 (rows of two cache lines).
+    let wide = dir.path().join("wide.csv");
+    write_wide_csv(&wide, 1000);
+    for (csv, backend) in [linear_csv(dir.path(), 1000), wide]
+        .into_iter()
+        .flat_map(|csv| backends().into_iter().map(move |b| (csv.clone(), b)))
+    {
+        let config = csv_config(&csv, 1000, 64);
+        let kind = format!("{} on {}", backend.kind, csv.display());
         let run = |engine, steps, start: Option<&Checkpoint>| {
             let mut trainer =
                 burnfit::open_engine(engine, config.clone(), backend.clone(), start).unwrap();

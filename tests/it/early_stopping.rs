@@ -8,19 +8,13 @@ use burnfit::Checkpoint;
 use burnfit::config::TableConfig;
 use burnfit::data::PreparedTable;
 
-use crate::common::{backends, burnfit, run_err};
+use crate::common::{backends, burnfit, run_err, uniform_stream};
 
 /// y = 2x + 1 + N(0, 1.5²) on 60 rows (48 training, 12 validation): noisy enough that, at a
 /// high learning rate, the validation loss reaches its floor within a few dozen steps and then
 /// only wanders.
 fn write_noisy_csv(path: &Path) {
-    let mut state = 0x9e37_79b9_u64;
-    let mut uniform = || {
-        state ^= state << 13;
-        state ^= state >> 7;
-        state ^= state << 17;
-        (state >> 11) as f64 / (1u64 << 53) as f64
-    };
+    let mut uniform = uniform_stream(0x9e37_79b9_u64);
     let mut text = String::from("x,y\n");
     for _ in 0..60 {
         let x = uniform() * 6.0 - 3.0;

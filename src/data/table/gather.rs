@@ -1,11 +1,12 @@
 //! A table's training rows laid out for gathering random minibatches on the host (the fused
 //! CPU engine's, and an out-of-core window's): each row's features and its target side by side,
-//! a row of up to 16 values padded to a power of two and the rows aligned to 64-byte cache
-//! lines, so that no such row straddles two lines, and the rows of a batch prefetched ahead of
-//! their copy (or read in place by a step that can: [`GatherRows::as_rows`]). A random row is then one cache miss, where separate feature and target
-//! arrays cost two or three (a 10-feature row straddles two lines half the time, and its target
-//! sits in a third): on a 1,000,000-row, 10-feature table the fused epoch's gather is the
-//! step's largest part (see docs/benchmarks.md).
+//! a row of up to 16 values padded to a power of two, a longer one to whole 64-byte cache
+//! lines, and the rows aligned to lines, so that a row touches as few lines as it can; the rows
+//! of a batch are prefetched ahead of their copy (or read in place by a step that can:
+//! [`GatherRows::as_rows`]). A random row of 10 features is then one cache miss, where separate
+//! feature and target arrays cost two or three (such a row straddles two lines half the time,
+//! and its target sits in a third): on a 1,000,000-row, 10-feature table the fused epoch's
+//! gather is the step's largest part (see docs/benchmarks.md).
 
 use crate::prefetch::prefetch;
 
@@ -22,10 +23,14 @@ const PREFETCH: usize = 32;
 
 /// Floats from one row to the next for `d` features and the target: up to a line, the next
 /// power of two (so no row straddles two lines, at most 1.8 times the memory: 9 values take
-/// 16), beyond it the row itself.
-fn stride_for(d: usize) -> usize {
+/// 16); beyond it whole lines when `whole_lines` (a row of 41 values takes three lines, where
+/// unaligned it would touch four half the time, and a step can read it as whole vectors; at
+/// most 1.9 times the memory: 17 values take 32), else the row itself.
+fn stride_for(d: usize, whole_lines: bool) -> usize {
     if d < LINE_FLOATS {
         (d + 1).next_power_of_two()
+    } else if whole_lines {
+        (d + 1).next_multiple_of(LINE_FLOATS)
     } else {
         d + 1
     }
@@ -57,7 +62,17 @@ impl GatherRows {
 
     /// Room for `capacity` rows of `d` features; no rows yet (see [`Self::push`]).
     pub fn with_capacity(capacity: usize, d: usize) -> Self {
-        let stride = stride_for(d);
+        Self::laid_out(capacity, d, true)
+    }
+
+    /// [`Self::with_capacity`], a row of more than 16 values taking only its own length rather
+    /// than whole lines: for memory bounded by the rows' bytes (an out-of-core window).
+    pub fn compact_with_capacity(capacity: usize, d: usize) -> Self {
+        Self::laid_out(capacity, d, false)
+    }
+
+    fn laid_out(capacity: usize, d: usize, whole_lines: bool) -> Self {
+        let stride = stride_for(d, whole_lines);
         let data = vec![0.0f32; capacity * stride + LINE_FLOATS];
         advise_huge_pages(&data);
         let misalign = (data.as_ptr() as usize % LINE_BYTES) / 4;
@@ -122,13 +137,18 @@ impl GatherRows {
         }
     }
 
-    /// Asks for row `r` to be brought into the cache (both its ends for a row of more than a
-    /// line).
+    /// Asks for row `r` to be brought into the cache (each line it touches).
     #[inline(always)]
     fn prefetch_row(&self, r: u32) {
         let row = self.row(r as usize);
         prefetch(row);
-        if self.stride > LINE_FLOATS {
+        let mut line = LINE_FLOATS;
+        while line <= self.d {
+            prefetch(&row[line..]);
+            line += LINE_FLOATS;
+        }
+        if self.stride % LINE_FLOATS != 0 && self.stride > LINE_FLOATS {
+            // Unaligned: its last value may sit on one more line.
             prefetch(&row[self.d..]);
         }
     }
@@ -219,6 +239,39 @@ mod tests {
                 assert!(row[d + 1..].iter().all(|v| *v == 0.0), "d = {d}: padding");
             }
             assert_eq!(table.split(), (x, y), "d = {d}");
+        }
+    }
+
+    #[test]
+    fn wide_rows_take_whole_lines_unless_compact() {
+        for (d, whole, compact) in [
+            (3, 4, 4),
+            (10, 16, 16),
+            (15, 16, 16),
+            (16, 32, 17),
+            (40, 48, 41),
+        ] {
+            for (layout, stride) in [(false, whole), (true, compact)] {
+                let mut table = if layout {
+                    GatherRows::compact_with_capacity(5, d)
+                } else {
+                    GatherRows::with_capacity(5, d)
+                };
+                for r in 0..5 {
+                    let row = table.push();
+                    for (k, v) in row.iter_mut().enumerate() {
+                        *v = (r * 100 + k) as f32;
+                    }
+                }
+                assert_eq!(table.stride(), stride, "d = {d}, compact: {layout}");
+                let (mut x, mut y) = (Vec::new(), Vec::new());
+                table.gather(&[4, 0, 2], &mut x, &mut y);
+                assert_eq!(y, [400.0 + d as f32, d as f32, 200.0 + d as f32]);
+                assert_eq!(
+                    x[d..2 * d],
+                    (0..d).map(|k| k as f32).collect::<Vec<_>>()[..]
+                );
+            }
         }
     }
 }

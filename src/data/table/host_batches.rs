@@ -9,7 +9,7 @@
 //! next batches are gathered on another. The batches are the same either way (one thread
 //! gathers them, in step order); only when they are gathered changes.
 //!
-//! A step that reads its rows where they lie (the fused linear step of a narrow table) asks
+//! A step that reads its rows where they lie (the fused linear step of a table) asks
 //! for them with [`HostBatches::picked`] instead: no copy, no thread.
 
 use std::ops::Range;

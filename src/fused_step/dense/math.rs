@@ -162,14 +162,20 @@ pub fn dot(a: &[f32], b: &[f32]) -> f32 {
     {
         *l += x * y;
     }
-    let mut width = TILE;
+    tree_sum(&mut lanes)
+}
+
+/// The sum of `values` as a fixed binary tree: halves added lane-wise until one is left.
+#[inline(always)]
+pub fn tree_sum<const S: usize>(values: &mut [f32; S]) -> f32 {
+    let mut width = S;
     while width > 1 {
         width /= 2;
         for l in 0..width {
-            lanes[l] += lanes[l + width];
+            values[l] += values[l + width];
         }
     }
-    lanes[0]
+    values[0]
 }
 
 /// `acc[:] += s · x[:]`.

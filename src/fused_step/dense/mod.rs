@@ -481,11 +481,10 @@ impl DenseStep {
     }
 
     /// Whether [`Self::step_rows`] can take this model's batches with rows of `stride` floats:
-    /// a linear model whose rows fit 16 lanes.
+    /// a linear model, rows as a table's lie in memory (see [`linear_rows`]).
     pub fn takes_whole_rows(&self, stride: usize) -> bool {
         self.layout.hidden().is_empty()
-            && stride.is_power_of_two()
-            && stride <= 16
+            && linear_rows::is_row_stride(stride)
             && self.layout.d_in() < stride
     }
 
@@ -501,17 +500,16 @@ impl DenseStep {
         debug_assert!(self.takes_whole_rows(stride));
         let out = self.layout.output();
         let d = out.fan_in;
-        let mut w = [0.0f32; 16];
-        w[..d].copy_from_slice(&self.params[out.w..][..d]);
-        let b = self.params[out.b];
         let n = rows.len(stride);
-        let sums = linear_rows::row_sums(self.isa, rows, stride, d, &w, b, self.loss);
         if self.grads.is_empty() {
             self.grads.push(vec![0.0; self.layout.len()]);
         }
         let grads = &mut self.grads[0];
         grads.fill(0.0);
-        grads[out.w..][..d].copy_from_slice(&sums.lanes[..d]);
+        let w = &self.params[out.w..][..d];
+        let b = self.params[out.b];
+        let grad = &mut grads[out.w..][..d];
+        let sums = linear_rows::row_sums(self.isa, rows, stride, w, b, self.loss, grad);
         grads[out.b] = sums.bias;
         let loss = (sums.loss / n as f64) as f32;
         if loss.is_finite() {

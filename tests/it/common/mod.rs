@@ -223,3 +223,15 @@ pub fn state_bits(c: &Checkpoint) -> Vec<u32> {
         .map(f32::to_bits)
         .collect()
 }
+
+/// A stream of uniform values in [0, 1) from `seed` (xorshift64): test data that is the same on
+/// every machine.
+pub fn uniform_stream(seed: u64) -> impl FnMut() -> f64 {
+    let mut state = seed;
+    move || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state >> 11) as f64 / (1u64 << 53) as f64
+    }
+}

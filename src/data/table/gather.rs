@@ -147,7 +147,7 @@ impl GatherRows {
             prefetch(&row[line..]);
             line += LINE_FLOATS;
         }
-        if self.stride % LINE_FLOATS != 0 && self.stride > LINE_FLOATS {
+        if !self.stride.is_multiple_of(LINE_FLOATS) && self.stride > LINE_FLOATS {
             // Unaligned: its last value may sit on one more line.
             prefetch(&row[self.d..]);
         }

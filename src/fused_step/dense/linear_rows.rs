@@ -63,7 +63,7 @@ impl BatchRows<'_> {
 /// Whether [`row_sums`] takes rows of `stride` floats: a power of two up to a line, or whole
 /// lines.
 pub fn is_row_stride(stride: usize) -> bool {
-    (stride.is_power_of_two() && stride <= LINE) || (stride > 0 && stride % LINE == 0)
+    (stride.is_power_of_two() && stride <= LINE) || (stride > 0 && stride.is_multiple_of(LINE))
 }
 
 /// What a batch adds up to besides the weights' gradient: the bias's, and the loss summed over
@@ -502,7 +502,10 @@ mod tests {
         let n = rows.len() / stride;
         let total = n + 50;
         // i ↦ (i·m + 3) mod total, a permutation for a prime m that does not divide total.
-        let m = [7, 11, 13].into_iter().find(|m| total % m != 0).unwrap() as u32;
+        let m = [7, 11, 13]
+            .into_iter()
+            .find(|m| !total.is_multiple_of(*m))
+            .unwrap() as u32;
         let order: Vec<u32> = (0..total as u32)
             .map(|i| (i * m + 3) % total as u32)
             .collect();

@@ -367,6 +367,7 @@ impl FusedNetworkTrainer {
                                 table: picked.table,
                                 order: picked.order,
                                 batch: picked.batch,
+                                warm: picked.warm,
                             };
                             state.step_rows(rows, picked.stride, &self.optimizer, t)
                         }

@@ -53,6 +53,8 @@ pub struct HostBatches {
     orders: EpochOrders,
     /// Whether batches are gathered ahead.
     gather_ahead: bool,
+    /// The step [`Self::picked`] last handed out.
+    last_picked: Option<u64>,
     ahead: Option<AheadHandle>,
 }
 
@@ -83,6 +85,7 @@ impl HostBatches {
             seed,
             batch,
             gather_ahead,
+            last_picked: None,
             ahead: None,
         }
     }
@@ -134,11 +137,14 @@ impl HostBatches {
         self.ahead = None;
         self.gather_ahead = false;
         let (order, batch) = step_rows(&mut self.orders, self.rows.rows(), self.batch, step);
+        let warm = batch.start > 0 && self.last_picked == Some(step - 1);
+        self.last_picked = Some(step);
         PickedRows {
             table: self.rows.as_rows(),
             stride: self.rows.stride(),
             order,
             batch,
+            warm,
         }
     }
 }
@@ -156,6 +162,9 @@ pub struct PickedRows<'a> {
     pub order: &'a [u32],
     /// The step's part of `order`.
     pub batch: Range<usize>,
+    /// Whether the step before was handed out just before, in the same epoch (a step reading
+    /// ahead in `order` then asked for this one's first rows already).
+    pub warm: bool,
 }
 
 /// Step `step`'s epoch order of a table of `n` rows, and the step's range of it.
@@ -271,9 +280,16 @@ mod tests {
 
         // In place: the same rows, each its 3 features and its target (4 floats); the order
         // after the batch is the epoch's rest.
-        for step in steps {
+        // Warm (the step before read just before this batch) only after the step before, within
+        // an epoch.
+        let warm = [
+            false, true, true, true, false, true, false, false, true, false, true, false, true,
+            true,
+        ];
+        for (step, warm) in steps.into_iter().zip(warm) {
             here.fill(step, &mut hx, &mut hy);
             let picked = ahead.picked(step);
+            assert_eq!(picked.warm, warm, "step {step}");
             assert_eq!(
                 (picked.stride, picked.order.len()),
                 (4, 1000),

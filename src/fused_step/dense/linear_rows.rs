@@ -47,6 +47,9 @@ pub enum BatchRows<'a> {
         order: &'a [u32],
         /// The batch's part of `order`.
         batch: Range<usize>,
+        /// Whether the step before read the rows just before the batch in `order` (its
+        /// prefetches then reached into this batch already).
+        warm: bool,
     },
 }
 
@@ -188,10 +191,11 @@ fn wide(
             table,
             order,
             batch,
+            warm,
         } => {
             let n = batch.len();
             let ahead_rows = (PREFETCH_LINES / lines).max(1);
-            let row = picking(table, order, batch, stride, ahead_rows);
+            let row = picking(table, order, batch, warm, stride, ahead_rows);
             line_sums(n, row, w_lines, group, totals, d, b, loss)
         }
     };
@@ -230,9 +234,10 @@ fn narrow<const S: usize>(
             table,
             order,
             batch,
+            warm,
         } => {
             let n = batch.len();
-            let row = picking(table, order, batch, S, PREFETCH_LINES);
+            let row = picking(table, order, batch, warm, S, PREFETCH_LINES);
             narrow_sums::<S>(n, row, d, &w, b, loss)
         }
     };
@@ -242,18 +247,22 @@ fn narrow<const S: usize>(
 
 /// Row `i` of a batch read in place: rows `order[batch]` of `table`, `stride` floats each. Each
 /// call first asks for the row `ahead` rows on in `order` (each of its lines), reaching past the
-/// batch into the next step's rows. The batch's first `ahead` rows are asked for at once here.
+/// batch into the next step's rows. The batch's first `ahead` rows are asked for at once here,
+/// unless `warm` (the step before asked for them).
 #[inline(always)]
 fn picking<'a>(
     table: &'a [f32],
     order: &'a [u32],
     batch: Range<usize>,
+    warm: bool,
     stride: usize,
     ahead: usize,
 ) -> impl Fn(usize) -> &'a [f32] {
     let next = &order[batch.start..];
-    for &r in next.iter().take(ahead) {
-        fetch_row(table, r, stride);
+    if !warm {
+        for &r in next.iter().take(ahead) {
+            fetch_row(table, r, stride);
+        }
     }
     let picked = &order[batch];
     #[inline(always)]
@@ -521,6 +530,7 @@ mod tests {
                 table: &table,
                 order: &order,
                 batch: 20..20 + n,
+                warm: isa == InstructionSet::Avx2,
             };
             assert_eq!(picked.len(stride), n);
             for (how, rows) in [("packed", BatchRows::Packed(rows)), ("in place", picked)] {

@@ -802,18 +802,20 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             "needs --data FILE.csv",
         ));
     }
+    let line_flag = [
+        ("--true-w", o.true_w.is_some()),
+        ("--true-b", o.true_b.is_some()),
+        ("--noise", o.noise.is_some()),
+        ("--x-low", o.x_low.is_some()),
+        ("--x-high", o.x_high.is_some()),
+    ]
+    .into_iter()
+    .find_map(|(name, given)| given.then_some(name));
     match &mut config.data {
         Some(data) => {
-            let line_only = [
-                ("--true-w", o.true_w.is_some()),
-                ("--true-b", o.true_b.is_some()),
-                ("--noise", o.noise.is_some()),
-                ("--x-low", o.x_low.is_some()),
-                ("--x-high", o.x_high.is_some()),
-            ];
-            if let Some((name, _)) = line_only.iter().find(|(_, given)| *given) {
+            if let Some(flag) = line_flag {
                 return Err(Error::Misused {
-                    flag: name,
+                    flag,
                     message: format!(
                         "describes the synthetic line, not a table: this run trains on {}",
                         data.path
@@ -846,6 +848,14 @@ fn apply_overrides(config: &mut TrainingConfig, o: &Overrides) -> Result<()> {
             }
         }
         None => {
+            if let (Some(flag), Task::Sine) = (line_flag, config.task) {
+                return Err(Error::Misused {
+                    flag,
+                    message:
+                        "describes the synthetic line, not --task sine (y = sin x, x in [0, 10))"
+                            .into(),
+                });
+            }
             let csv_only = [
                 ("--features", o.features.is_some()),
                 ("--delimiter", o.delimiter.is_some()),

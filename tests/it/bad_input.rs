@@ -609,6 +609,17 @@ fn flags_of_the_line_with_a_table_and_f32_overflows_are_refused_by_name() {
             )
         );
     }
+    // The sine task draws its own x and y: the line's settings do not apply there either.
+    for flag in ["--true-w", "--true-b", "--noise", "--x-low", "--x-high"] {
+        let (code, stderr) = run_err(&["train", "--task", "sine", flag, "2", "--steps", "1"]);
+        assert_eq!(code, Some(2), "{stderr}");
+        assert_eq!(
+            stderr.trim(),
+            format!(
+                "error: {flag} describes the synthetic line, not --task sine (y = sin x, x in [0, 10))"
+            )
+        );
+    }
     // A number that f32 would make 0 or infinite, as typed.
     let (code, stderr) = run_err(&["train", "--epsilon", "1e-46", "--steps", "1"]);
     assert_eq!(code, Some(2), "{stderr}");

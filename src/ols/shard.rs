@@ -187,6 +187,7 @@ pub fn merge(summaries: &[(String, ShardSummary)]) -> std::result::Result<ShardS
             ));
         }
     }
+    refuse_repeated_data(summaries)?;
     let mut tree = TreeMerge::default();
     for (_, s) in summaries {
         tree.push(s.factor());
@@ -210,6 +211,29 @@ impl ShardSummary {
     pub fn summary(&self) -> std::result::Result<OlsSummary, String> {
         summary_of_factor(&self.factor(), &self.features)
     }
+}
+
+/// The same data (content hash and size) in two places would count its rows twice: standard
+/// errors too small, as if the sample were larger. Sources without rows add nothing and pass.
+fn refuse_repeated_data(summaries: &[(String, ShardSummary)]) -> std::result::Result<(), String> {
+    let mut seen: std::collections::HashMap<(&str, u64), (&str, &str)> = Default::default();
+    for (name, summary) in summaries {
+        for source in summary.sources.iter().filter(|s| s.rows > 0) {
+            let key = (source.content_hash.as_str(), source.bytes);
+            if let Some((first_name, first_file)) = seen.insert(key, (name, &source.file)) {
+                let place = if first_name == name {
+                    format!("{name} covers it twice")
+                } else {
+                    format!("{first_name} ({first_file}) and {name} both cover it")
+                };
+                return Err(format!(
+                    "the data of {} (hash {}, {} rows) would count twice: {place}; merge each shard once",
+                    source.file, source.content_hash, source.rows
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn columns(names: &[String]) -> String {

@@ -184,6 +184,20 @@ fn sharded_ols_refuses_bad_summaries_in_one_line() {
         &[&ols, &merge, &os(&sa), &os(&sb)],
         "only summaries of the same target and features merge",
     );
+    // The same data twice (the same summary, a copy of it, or a merge holding it again) would
+    // count its rows twice.
+    let copy = dir.path().join("copy.json");
+    std::fs::copy(&sa, &copy).unwrap();
+    one_line(&[&ols, &merge, &os(&sa), &os(&sa)], "would count twice: ");
+    one_line(
+        &[&ols, &merge, &os(&sa), &os(&copy)],
+        &format!(
+            "{} ({}) and {} both cover it",
+            sa.display(),
+            a.display(),
+            copy.display()
+        ),
+    );
     let junk = dir.path().join("junk.json");
     std::fs::write(&junk, "{\"format\": 3}").unwrap();
     one_line(

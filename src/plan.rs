@@ -86,7 +86,7 @@ pub struct Overrides {
     pub weight_decay: Option<f32>,
     /// The learning-rate schedule.
     #[arg(long, value_enum, help_heading = "Optimizer",
-          help = with_default("The learning-rate schedule: `constant`, `linear` or `cosine` (to 0 at the last step), `step` (× --lr-gamma every --lr-step-every steps)", "constant"))]
+          help = with_default("The learning-rate schedule: `constant`, `linear` or `cosine` (falling towards 0: the last step at lr/N for linear), `step` (× --lr-gamma every --lr-step-every steps)", "constant"))]
     pub lr_schedule: Option<ScheduleKind>,
     /// Warm-up steps.
     #[arg(long, value_name = "N", allow_negative_numbers = true, help_heading = "Optimizer",

@@ -225,7 +225,8 @@ fn run_ridge(args: &OlsArgs, data: &TableConfig, config: &TrainingConfig, l2: f3
             "data": data.path,
             "target": table.target_name(),
             "features": table.feature_names(),
-            "l2": l2,
+            // As typed (0.1), not the f32's exact value widened to f64 (0.10000000149011612).
+            "l2": l2.to_string().parse::<f64>().expect("an f32's text parses"),
             "standardized": data.standardize,
             "train_rows": table.train_rows(),
             "val_rows": table.val_rows(),

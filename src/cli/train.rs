@@ -48,7 +48,12 @@ fn config_help() -> String {
         ..TrainingConfig::default()
     };
     let top: Vec<String> = keys(serde_json::to_value(&config).expect("config serialises"));
-    let data = keys(serde_json::to_value(TableConfig::new("", "")).expect("serialises"));
+    let table = TableConfig {
+        out_of_core: true,
+        cache_dir: Some(String::new()),
+        ..TableConfig::new("", "")
+    };
+    let data = keys(serde_json::to_value(table).expect("serialises"));
     format!(
         "JSON file (TOML if its name ends in .toml) with any of the settings (keys: {}, data: {{{}}}); flags given here override it",
         top.join(", "),

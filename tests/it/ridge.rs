@@ -125,6 +125,8 @@ fn ols_l2_prints_the_ridge_fit_train_is_checked_against() {
     assert_eq!(json["bias"].as_f64().unwrap(), ridge.bias);
     assert_eq!(json["standardized"], true);
     assert_eq!(json["train_rows"], 354);
+    // λ is reported as typed, not as the f32's value widened (0.10000000149011612).
+    assert_eq!(json["l2"].as_f64(), Some(0.1));
     // Raw units give another fit; a negative λ and --no-standardize alone are usage errors.
     let raw = burnfit()
         .args([

@@ -8,12 +8,19 @@
 //!
 //! A second signal kills the process at once — unless a checkpoint is being written, which takes
 //! milliseconds: then it is held until the write is complete, so no file is ever left half
-//! written and no temporary file is left behind.
+//! written and no temporary file is left behind. A repeat that comes within
+//! [`REPEAT_WINDOW_NS`] of the first signal is the same request delivered twice, not a second
+//! one: GNU `timeout` signals the process and then its process group, and a supervisor may
+//! signal every process of a job; such a pair must still save.
 
-use std::sync::atomic::{AtomicBool, AtomicI32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 /// The first stop signal received, 0 for none.
 static RECEIVED: AtomicI32 = AtomicI32::new(0);
+/// When the first stop signal came (`CLOCK_MONOTONIC`, ns, at least 1), 0 before.
+static FIRST_AT_NS: AtomicU64 = AtomicU64::new(0);
+/// Stop signals taken so far (a repeat within the window is not taken).
+static TAKEN: AtomicU32 = AtomicU32::new(0);
 /// Whether a checkpoint is being written right now.
 static SAVING: AtomicBool = AtomicBool::new(false);
 /// A second signal that arrived during a save: the process exits with it once the save is done.
@@ -39,20 +46,48 @@ pub fn install() -> std::io::Result<()> {
         }
         // SAFETY: the handler only touches atomics and calls `_exit`, both async-signal-safe.
         unsafe {
-            signal_hook::low_level::register(signal, move || {
-                let first =
-                    RECEIVED.compare_exchange(0, signal, Ordering::SeqCst, Ordering::SeqCst);
-                if first.is_err() {
-                    if SAVING.load(Ordering::SeqCst) {
-                        PENDING_EXIT.store(signal, Ordering::SeqCst);
-                    } else {
-                        signal_hook::low_level::exit(128 + signal);
-                    }
-                }
-            })?;
+            signal_hook::low_level::register(signal, move || on_stop_signal(signal))?;
         }
     }
     Ok(())
+}
+
+/// A repeat of a stop signal this soon after the first is the same request delivered twice.
+pub const REPEAT_WINDOW_NS: u64 = 500_000_000;
+
+/// The handler: async-signal-safe (atomics, `clock_gettime`, `_exit`).
+fn on_stop_signal(signal: i32) {
+    let now = monotonic_ns().max(1);
+    match FIRST_AT_NS.compare_exchange(0, now, Ordering::SeqCst, Ordering::SeqCst) {
+        Ok(_) => {
+            RECEIVED.store(signal, Ordering::SeqCst);
+            TAKEN.fetch_add(1, Ordering::SeqCst);
+        }
+        Err(first_at) if now.saturating_sub(first_at) < REPEAT_WINDOW_NS => {}
+        Err(_) => {
+            TAKEN.fetch_add(1, Ordering::SeqCst);
+            if SAVING.load(Ordering::SeqCst) {
+                PENDING_EXIT.store(signal, Ordering::SeqCst);
+            } else {
+                signal_hook::low_level::exit(128 + signal);
+            }
+        }
+    }
+}
+
+fn monotonic_ns() -> u64 {
+    // SAFETY: clock_gettime writes the timespec it is given; it is async-signal-safe.
+    unsafe {
+        let mut now: libc::timespec = std::mem::zeroed();
+        libc::clock_gettime(libc::CLOCK_MONOTONIC, &mut now);
+        (now.tv_sec as u64).saturating_mul(1_000_000_000) + now.tv_nsec as u64
+    }
+}
+
+/// Stop signals taken so far: a wait that must end on a signal compares it with its value at
+/// the start.
+pub fn taken() -> u32 {
+    TAKEN.load(Ordering::SeqCst)
 }
 
 /// Whether `signal` is ignored in this process (set so by whoever started it).
@@ -93,8 +128,9 @@ pub fn pretend_received_here(signal: i32) {
     TEST_RECEIVED.with(|s| s.set(signal));
 }
 
-/// Runs `save` (a file's final rename: milliseconds, never a blocking write) with second
-/// signals held until it returns; one that came meanwhile then ends the process.
+/// Runs `save` (a checkpoint's temporary file written, flushed and renamed: milliseconds, never
+/// a blocking write to a FIFO or device) with second signals held until it returns; one that
+/// came meanwhile then ends the process.
 pub fn while_saving<T>(save: impl FnOnce() -> T) -> T {
     SAVING.store(true, Ordering::SeqCst);
     let result = save();

@@ -52,10 +52,7 @@ pub fn write_atomically(path: &Path, bytes: &[u8], force: bool) -> Result<()> {
     let fail = |message: String| write_error(path, message);
     match resolve(path, force)? {
         Destination::Stream(target) => {
-            let mut file = OpenOptions::new()
-                .write(true)
-                .open(&target)
-                .map_err(|e| fail(e.to_string()))?;
+            let mut file = open_stream(&target).map_err(fail)?;
             file.write_all(bytes)
                 .and_then(|()| file.flush())
                 .map_err(|e| fail(e.to_string()))
@@ -106,10 +103,7 @@ pub fn write_atomically_with<T>(
     let fail = |message: String| write_error(path, message);
     match resolve(path, force)? {
         Destination::Stream(target) => {
-            let file = OpenOptions::new()
-                .write(true)
-                .open(&target)
-                .map_err(|e| fail(e.to_string()))?;
+            let file = open_stream(&target).map_err(fail)?;
             write_through(file, path, write)
         }
         Destination::OpenFile(fd) => {
@@ -131,8 +125,54 @@ pub fn write_atomically_with<T>(
                 out.flush().map_err(|e| fail(e.to_string()))?;
                 value
             };
-            persist(temp, &target, &dir, false).map_err(|e| fail(e.to_string()))?;
+            // A second stop signal during the rename waits for it.
+            crate::signals::while_saving(|| persist(temp, &target, &dir, false))
+                .map_err(|e| fail(e.to_string()))?;
             Ok(value)
+        }
+    }
+}
+
+/// A character device or FIFO opened for writing. Opening a FIFO waits for a reader; the wait
+/// here is in short naps, so that a stop signal ends it (a blocked `open` would restart after
+/// the handler and wait on): the error then says so, and a checkpoint goes to its fallback file.
+fn open_stream(target: &Path) -> std::result::Result<fs::File, String> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let is_fifo = fs::metadata(target).is_ok_and(|m| m.file_type().is_fifo());
+    if !is_fifo {
+        return OpenOptions::new()
+            .write(true)
+            .open(target)
+            .map_err(|e| e.to_string());
+    }
+    let signals_before = crate::signals::taken();
+    loop {
+        match OpenOptions::new()
+            .write(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(target)
+        {
+            Ok(file) => {
+                use std::os::fd::AsRawFd;
+                // Writes block again, as for any stream: a reader that is slow is waited for.
+                // SAFETY: fcntl on a descriptor `file` owns.
+                unsafe {
+                    let flags = libc::fcntl(file.as_raw_fd(), libc::F_GETFL);
+                    libc::fcntl(file.as_raw_fd(), libc::F_SETFL, flags & !libc::O_NONBLOCK);
+                }
+                return Ok(file);
+            }
+            // No reader yet.
+            Err(e) if e.raw_os_error() == Some(libc::ENXIO) => {
+                if crate::signals::taken() != signals_before {
+                    return Err(
+                        "interrupted while waiting for a reader of this FIFO; nothing was written to it"
+                            .into(),
+                    );
+                }
+                std::thread::sleep(Duration::from_millis(20));
+            }
+            Err(e) => return Err(e.to_string()),
         }
     }
 }
@@ -166,11 +206,15 @@ fn new_temp(target: &Path, dir: &Path) -> std::io::Result<tempfile::NamedTempFil
     Ok(temp)
 }
 
-/// A temporary file beside `target`, written and flushed to disk, (locked,) renamed over it.
+/// A temporary file beside `target`, written and flushed to disk, (locked,) renamed over it. A
+/// second stop signal meanwhile (milliseconds) waits for it to finish: a signal never leaves
+/// the temporary file behind.
 fn write_regular(target: &Path, dir: &Path, bytes: &[u8], lock: bool) -> std::io::Result<fs::File> {
-    let mut temp = new_temp(target, dir)?;
-    temp.write_all(bytes)?;
-    persist(temp, target, dir, lock)
+    crate::signals::while_saving(|| {
+        let mut temp = new_temp(target, dir)?;
+        temp.write_all(bytes)?;
+        persist(temp, target, dir, lock)
+    })
 }
 
 /// `temp`, written, flushed to disk, (locked,) renamed over `target`.
@@ -184,8 +228,7 @@ fn persist(
     if lock {
         crate::file_lock::lock(temp.as_file()).map_err(|e| std::io::Error::other(e.to_string()))?;
     }
-    // A second Ctrl-C during these few milliseconds waits for the rename.
-    let file = crate::signals::while_saving(|| temp.persist(target)).map_err(|e| e.error)?;
+    let file = temp.persist(target).map_err(|e| e.error)?;
     // The rename itself reaches the disk only with its directory (best effort: some file
     // systems cannot sync a directory).
     if let Ok(dir) = fs::File::open(dir) {

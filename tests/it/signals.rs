@@ -151,3 +151,96 @@ fn ctrl_c_while_the_data_is_read_stops_at_once_and_leaves_no_cache_behind() {
         );
     }
 }
+
+#[test]
+fn a_signal_delivered_twice_at_once_still_saves() {
+    // GNU `timeout` signals the process and then its process group: two SIGTERMs microseconds
+    // apart are one request, not "stop now without saving".
+    for attempt in 0..3 {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("x.json");
+        let child = crate::common::start_training(
+            &[
+                "train",
+                "--backend",
+                "ndarray",
+                "--steps",
+                "100000000",
+                "--log-every",
+                "500",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+            &[],
+        );
+        let pid = child.id() as libc::pid_t;
+        // SAFETY: kill() on our own child's pid.
+        unsafe {
+            assert_eq!(libc::kill(pid, libc::SIGTERM), 0);
+        }
+        // SAFETY: as above (the child may already be a zombie: kill still succeeds).
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        let output = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert_eq!(
+            output.status.code(),
+            Some(143),
+            "attempt {attempt}: {stderr}"
+        );
+        let saved = Checkpoint::load(&out).unwrap();
+        assert!(
+            stderr.contains(&format!("interrupted at step {} by SIGTERM", saved.step())),
+            "{stderr}"
+        );
+        // Only the checkpoint is left: no temporary file.
+        assert_eq!(std::fs::read_dir(dir.path()).unwrap().count(), 1);
+    }
+}
+
+#[test]
+fn a_signal_ends_the_wait_for_a_fifo_reader_and_the_checkpoint_is_rescued() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("f.json");
+    let made = Command::new("mkfifo").arg(&fifo).status();
+    if !made.is_ok_and(|s| s.success()) {
+        return skip("the FIFO test", "no mkfifo");
+    }
+    let mut command = Command::new(binary());
+    crate::common::with_default_signals(&mut command);
+    let mut child = command
+        .args([
+            "train",
+            "--backend",
+            "ndarray",
+            "--steps",
+            "3",
+            "-q",
+            "--out",
+        ])
+        .arg(&fifo)
+        .env("XDG_RUNTIME_DIR", std::env::temp_dir())
+        .env("TMPDIR", dir.path())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Training 3 steps takes milliseconds; the run then waits for a reader of the FIFO.
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    assert!(child.try_wait().unwrap().is_none(), "the run did not wait");
+    let (code, stderr) = crate::common::signal_and_wait(child, "TERM");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains("interrupted while waiting for a reader of this FIFO; nothing was written to it; saved the checkpoint to "),
+        "{stderr}"
+    );
+    let rescued: Vec<_> = std::fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("burnfit-rescued-"))
+        .collect();
+    assert_eq!(rescued.len(), 1, "{stderr}");
+    assert_eq!(Checkpoint::load(&rescued[0]).unwrap().step(), 3);
+}

@@ -186,6 +186,7 @@ impl Table {
         let mut first_invalid = None;
         let mut record = csv::ByteRecord::new();
         let mut row = vec![0.0; d + 1];
+        let mut last_record = None;
         for records in 0u64.. {
             // A stop signal ends the read (every 2^16 rows: a few ms).
             if records % (1 << 16) == 0 {
@@ -197,6 +198,7 @@ impl Table {
                 Err(e) => return Err(fail(e.to_string())),
             }
             let line = || line_at(&record, |byte| (source.open)(source.start + byte));
+            last_record = record.position().map(|p| (p.byte(), p.line()));
             if record.len() != columns.len() {
                 return Err(fail(ragged(line(), record.len(), columns.len())));
             }
@@ -216,6 +218,16 @@ impl Table {
                     dropped_rows += 1;
                     first_invalid.get_or_insert(message);
                 }
+            }
+        }
+        // The csv reader ends a quoted field left open at the end of the file, silently.
+        if let Some((byte, line)) = last_record {
+            let mut tail = Vec::new();
+            (source.open)(source.start + byte)
+                .read_to_end(&mut tail)
+                .map_err(|e| fail(e.to_string()))?;
+            if let Some(opened) = stream::open_quote_line(&tail, options.delimiter) {
+                return Err(fail(stream::never_closed(line + opened - 1)));
             }
         }
         if y.is_empty() {

@@ -764,3 +764,77 @@ fn what_an_adversarial_pass_over_the_other_commands_found_stays_fixed() {
         .success();
     assert_ne!(std::fs::read(&summary).unwrap(), b"old");
 }
+
+#[test]
+fn a_quote_left_open_is_an_error_in_every_reader_not_rows_swallowed() {
+    // The csv crate ends a quoted field left open at the end of the file, silently: rows 3-8
+    // would become one text field of row 2 and vanish (2 rows read of 8).
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("open.csv");
+    std::fs::write(
+        &bad,
+        "x,y,note\n1,2,ok\n2,4,\"oops\n3,6,ok\n4,8,ok\n5,10,ok\n6,12,ok\n7,14,ok\n8,16,ok\n",
+    )
+    .unwrap();
+    let bad = bad.to_str().unwrap();
+    let model = dir.path().join("m.json");
+    let model = model.to_str().unwrap();
+    burnfit()
+        .args(["train", "--steps", "2", "-q", "--out", model])
+        .assert()
+        .success();
+    let train = ["train", "--data", bad, "--target", "y", "--features", "x"];
+    let runs: Vec<Vec<&str>> = vec![
+        [&train[..], &["--steps", "2", "--out", model]].concat(),
+        [
+            &train[..],
+            &["--steps", "2", "--out-of-core", "--out", model],
+        ]
+        .concat(),
+        vec!["ols", "--data", bad, "--target", "y", "--features", "x"],
+        vec![
+            "evaluate",
+            "--checkpoint",
+            model,
+            "--data",
+            bad,
+            "--target",
+            "y",
+        ],
+        vec!["predict", "--checkpoint", model, "--data", bad],
+    ];
+    let expected = format!(
+        "error: data file {bad}: line 3: a quoted field opens here and is never closed (a missing \"?): the rest of the file would be one field"
+    );
+    for args in runs {
+        let (code, stderr) = run_err(&args);
+        assert_eq!(code, Some(2), "{args:?}: {stderr}");
+        assert_eq!(stderr.trim(), expected, "{args:?}");
+    }
+    // Quoted fields that span lines and close (the last one too) are read as before.
+    let good = dir.path().join("good.csv");
+    std::fs::write(
+        &good,
+        "x,y,note\n1,2,\"multi\nline \"\"quoted\"\" note\"\n2,4,ok\n3,6,\"last\nmulti\"\n",
+    )
+    .unwrap();
+    let output = burnfit()
+        .args([
+            "ols",
+            "--val-frac",
+            "0",
+            "--target",
+            "y",
+            "--features",
+            "x",
+            "--data",
+        ])
+        .arg(&good)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{output:?}");
+    assert!(
+        String::from_utf8_lossy(&output.stdout).contains("on 3 training rows"),
+        "{output:?}"
+    );
+}

@@ -307,6 +307,12 @@ fn read_chunks(
             break;
         }
         let cut = if eof {
+            // The last chunk: a quote left open would make the rest of the file one field.
+            if let Some(opened) = open_quote_line(&buffer, delimiter) {
+                let line = newlines + opened;
+                let _ = chunks.send((index, Err(never_closed(line))));
+                return Err("stopped".into());
+            }
             Some(buffer.len())
         } else {
             record_boundary(&buffer, delimiter)
@@ -391,6 +397,47 @@ fn record_boundary(text: &[u8], delimiter: u8) -> Option<usize> {
         last_start = record.position().map_or(0, |p| p.byte());
     }
     (last_start > 0).then_some(last_start as usize)
+}
+
+/// The line (1-based, in `text`) where a quoted field opens that `text` never closes, as the
+/// csv crate reads quotes: a `"` at a field's start opens it, `""` inside is a quote, and a
+/// quote elsewhere is a plain character. `text` starts at a record boundary. The csv crate
+/// itself ends such a field silently at the end of the file, so every row after the quote
+/// would vanish into it.
+pub(crate) fn open_quote_line(text: &[u8], delimiter: u8) -> Option<u64> {
+    #[derive(Clone, Copy, PartialEq)]
+    enum At {
+        FieldStart,
+        Unquoted,
+        Quoted,
+        QuoteInQuoted,
+    }
+    let (mut at, mut line, mut opened) = (At::FieldStart, 1u64, 0u64);
+    for &byte in text {
+        let ends_field = byte == delimiter || byte == b'\n' || byte == b'\r';
+        at = match (at, byte) {
+            (At::FieldStart, b'"') => {
+                opened = line;
+                At::Quoted
+            }
+            (At::Quoted, b'"') => At::QuoteInQuoted,
+            (At::Quoted, _) => At::Quoted,
+            (At::QuoteInQuoted, b'"') => At::Quoted,
+            (_, _) if ends_field => At::FieldStart,
+            _ => At::Unquoted,
+        };
+        if byte == b'\n' {
+            line += 1;
+        }
+    }
+    (at == At::Quoted).then_some(opened)
+}
+
+/// The message for a quote [`open_quote_line`] found open.
+pub(crate) fn never_closed(line: u64) -> String {
+    format!(
+        "line {line}: a quoted field opens here and is never closed (a missing \"?): the rest of the file would be one field"
+    )
 }
 
 /// A reader of one chunk's records (no header; ragged rows reach the caller's check).

@@ -335,8 +335,8 @@ impl TrainingConfig {
             // serde does not say which key a bad value belongs to: find it.
             let culprit = pairs().find(|pair| with(&mut std::iter::once(*pair)).is_err());
             match culprit {
-                // `data` is a known key even where the defaults have none.
-                Some((key, _)) if base.contains_key(key) || key == "data" => {
+                // An unknown key's error names it already.
+                Some((key, _)) if !error.to_string().starts_with("unknown field") => {
                     parse_error(format!("key `{key}`: {error}"))
                 }
                 _ => parse_error(error.to_string()),

@@ -56,6 +56,11 @@ fn a_bad_toml_config_is_one_line_naming_the_file_and_key() {
             "[data]\ntarget = \"y\"\n",
             "key `data`: missing field `path`",
         ),
+        // A key whose default is left out of saved configs is named too.
+        (
+            "lr_schedule = \"bogus\"\n",
+            "key `lr_schedule`: unknown variant `bogus`",
+        ),
         (
             "steps = 3\nsteps = 4\n",
             "not a TOML table of settings (line 2, column 1",

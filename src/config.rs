@@ -562,7 +562,11 @@ impl TrainingConfig {
         }
         if let Some(data) = &self.data {
             if self.task != Task::Line {
-                return bad("--task", "sine", "cannot be combined with --data");
+                return bad(
+                    "--task",
+                    "sine",
+                    "trains on its own x and y, not on a table (--data, or the one a resumed checkpoint was trained on)",
+                );
             }
             if !(0.0..1.0).contains(&data.val_frac) {
                 return bad(

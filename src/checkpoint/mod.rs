@@ -723,7 +723,14 @@ fn read_file(path: &Path) -> Result<(Format, Vec<u8>)> {
     }
     let format = match Format::detect(&bytes) {
         Some(format) => format,
-        None => Format::from_path(path)?,
+        // An extension names the format to report a damaged file's problem in; without one,
+        // the file is none of them (`--format` picks only what is written).
+        None => Format::from_path(path).map_err(|_| {
+            read_error(
+                path,
+                "not a checkpoint file: its content is none of JSON, SafeTensors, burnpack".into(),
+            )
+        })?,
     };
     Ok((format, bytes))
 }

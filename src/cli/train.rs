@@ -541,7 +541,7 @@ fn open_run(
         trainer.step() + 1,
         c.steps,
         c.batch,
-        c.lr,
+        crate::error::shown(c.lr),
         c.seed
     ));
     Ok((
@@ -636,8 +636,9 @@ fn report(
     let mut compared = None;
     if checkpoint.spec == ModelSpec::linear(1) {
         console.line(format_args!(
-            "final w = {:.6}  b = {:.6}",
-            checkpoint.params[0].data[0], checkpoint.params[1].data[0]
+            "final w = {}  b = {}",
+            six_places(checkpoint.params[0].data[0]),
+            six_places(checkpoint.params[1].data[0])
         ));
     }
     if let Some(table) = trainer.table() {
@@ -845,5 +846,28 @@ fn print_comparison(console: &mut Console, table: &crate::data::PreparedTable, c
             console,
             "{closed_form} (closed form): not available: {problem}"
         ),
+    }
+}
+
+/// `x` to six decimal places, without the sign of a value that rounds to zero (`0.000000`, not
+/// `-0.000000`).
+fn six_places(x: f32) -> String {
+    let text = format!("{x:.6}");
+    match text.strip_prefix('-') {
+        Some(magnitude) if magnitude.bytes().all(|b| b == b'0' || b == b'.') => {
+            magnitude.to_owned()
+        }
+        _ => text,
+    }
+}
+
+#[cfg(test)]
+mod six_places_tests {
+    #[test]
+    fn a_value_that_rounds_to_zero_has_no_sign() {
+        assert_eq!(super::six_places(-0.0000001), "0.000000");
+        assert_eq!(super::six_places(-0.0), "0.000000");
+        assert_eq!(super::six_places(-0.000001), "-0.000001");
+        assert_eq!(super::six_places(2.5), "2.500000");
     }
 }

@@ -102,7 +102,11 @@ fn bad_checkpoints() -> Vec<(&'static str, Option<Vec<u8>>, &'static str)> {
             "SafeTensors",
         ),
         // Content that names no format, under an extension that names none either.
-        ("model.txt", Some("hello".into()), "unknown format"),
+        (
+            "model.txt",
+            Some("hello".into()),
+            "not a checkpoint file: its content is none of JSON, SafeTensors, burnpack",
+        ),
     ];
     let mut cases: Vec<(&'static str, Option<Vec<u8>>, &'static str)> = text_cases
         .into_iter()

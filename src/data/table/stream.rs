@@ -307,10 +307,15 @@ fn read_chunks(
             break;
         }
         let cut = if eof {
-            // The last chunk: a quote left open would make the rest of the file one field.
+            // The last chunk: a quote left open makes the rest of the file one field. The chunk
+            // goes first (a row's own error comes first, as when the table is read in memory),
+            // then the open quote's.
             if let Some(opened) = open_quote_line(&buffer, delimiter) {
                 let line = newlines + opened;
-                let _ = chunks.send((index, Err(never_closed(line))));
+                let chunk = std::mem::take(&mut buffer);
+                if chunks.send((index, Ok((chunk, newlines)))).is_ok() {
+                    let _ = chunks.send((index + 1, Err(never_closed(line))));
+                }
                 return Err("stopped".into());
             }
             Some(buffer.len())
@@ -557,5 +562,13 @@ mod tests {
             },
         );
         same_as_table(b"a,y\n1,\"2\n3,4\n", &options);
+        // Left open in a column not read: the rest of the file would vanish into it.
+        let open_note = TableOptions {
+            features: Some(vec!["a".into()]),
+            ..options.clone()
+        };
+        same_as_table(b"a,y,n\n1,2,ok\n2,4,\"oops\n3,6,ok\n4,8,ok\n", &open_note);
+        let open_far = big.clone() + "1,2,\"oops\n3,6,ok\n";
+        same_as_table(open_far.as_bytes(), &options);
     }
 }

@@ -335,8 +335,12 @@ impl TrainingConfig {
             // serde does not say which key a bad value belongs to: find it.
             let culprit = pairs().find(|pair| with(&mut std::iter::once(*pair)).is_err());
             match culprit {
-                // An unknown key's error names it already.
-                Some((key, _)) if !error.to_string().starts_with("unknown field") => {
+                // An unknown key's error names it already (one inside `data` is `data`'s).
+                Some((key, _))
+                    if !error
+                        .to_string()
+                        .starts_with(&format!("unknown field `{key}`")) =>
+                {
                     parse_error(format!("key `{key}`: {error}"))
                 }
                 _ => parse_error(error.to_string()),
